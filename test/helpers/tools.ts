@@ -1,0 +1,15 @@
+import { execaSync } from 'execa'
+
+/**
+ * Whether an external tool (nginx, openssl, redis-server, promtool…) is installed. Tests that need one
+ * use `describe.skipIf(!hasTool(x))` locally; under CI=true a missing tool throws instead, so CI can
+ * never pass by skipping (.ci/run installs them all).
+ */
+export function hasTool(name: string): boolean {
+  const found = execaSync('sh', ['-c', `command -v ${name}`], { reject: false }).exitCode === 0
+  if (!found && process.env.CI) {
+    throw new Error(`${name} is required under CI=true but is not installed (see .ci/run)`)
+  }
+  if (!found) console.warn(`skipping tests that need ${name}: install it (apt-get install ${name}) to run them`)
+  return found
+}
