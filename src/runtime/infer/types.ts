@@ -1,0 +1,129 @@
+/**
+ * The contract between the HTTP layer (routes, protocol codecs) and the inference core (model
+ * repository, schedulers, backends). Routes never touch onnxruntime; the core never touches HTTP.
+ */
+
+/** KServe v2 datatypes (REFERENCE.md). BF16 is accepted only through the binary extension. */
+export const DATATYPES = [
+  'BOOL',
+  'UINT8',
+  'UINT16',
+  'UINT32',
+  'UINT64',
+  'INT8',
+  'INT16',
+  'INT32',
+  'INT64',
+  'FP16',
+  'BF16',
+  'FP32',
+  'FP64',
+  'BYTES',
+] as const
+export type Datatype = (typeof DATATYPES)[number]
+
+/**
+ * Tensor elements, row-major. Numeric types use the matching typed array so tensors travel without
+ * copies (binary extension → typed array view → onnxruntime Tensor). BOOL is a Uint8Array of 0/1,
+ * FP16 and BF16 are Uint16Array bit patterns, BYTES is one Uint8Array per element.
+ */
+export type TensorData =
+  | Uint8Array
+  | Int8Array
+  | Uint16Array
+  | Int16Array
+  | Uint32Array
+  | Int32Array
+  | BigUint64Array
+  | BigInt64Array
+  | Float32Array
+  | Float64Array
+  | Uint8Array[]
+
+export interface Tensor {
+  name: string
+  datatype: Datatype
+  shape: number[]
+  data: TensorData
+}
+
+/** A model input or output as metadata reports it; -1 marks a dynamic dimension. */
+export interface TensorSpec {
+  name: string
+  datatype: Datatype
+  shape: number[]
+}
+
+export type ModelState = 'READY' | 'LOADING' | 'UNLOADING' | 'UNAVAILABLE'
+
+export interface ModelMetadata {
+  name: string
+  versions: string[]
+  platform: string
+  inputs: TensorSpec[]
+  outputs: TensorSpec[]
+}
+
+/** One row of the repository index (POST /v2/repository/index). */
+export interface ModelIndexEntry {
+  name: string
+  version: string
+  state: ModelState
+  reason?: string
+  /** Execution provider actually in use ('cpu', 'cuda', 'webgpu'), when loaded. */
+  executionProvider?: string
+  device?: string
+  queueDepth?: number
+}
+
+export interface InferRequest {
+  model: string
+  /** A specific version; without it the model's traffic policy (latest, A/B split) decides. */
+  version?: string
+  id?: string
+  inputs: Tensor[]
+  /** Names of the outputs to return; all when absent. */
+  outputs?: string[]
+  /** Sticky A/B assignment key (API key id or a header value). */
+  routingKey?: string
+  /** Aborted when the client disconnects: queued work is dropped. */
+  signal?: AbortSignal
+  /** Per-request deadline in milliseconds. */
+  timeoutMs?: number
+}
+
+export interface InferTiming {
+  /** Time spent waiting in the scheduler queue. */
+  queueMs: number
+  /** Time spent in the backend for the batch this request ran in. */
+  computeMs: number
+  /** Size of the batch this request ran in. */
+  batchSize: number
+}
+
+export interface InferResult {
+  modelName: string
+  modelVersion: string
+  id?: string
+  outputs: Tensor[]
+  timing: InferTiming
+}
+
+/**
+ * What the daemon's routes call. Errors are HelixErrors with these codes (mapped to HTTP statuses in
+ * one table by the error plugin): MODEL_NOT_FOUND 404, VERSION_NOT_FOUND 404, INVALID_INPUT 400,
+ * QUEUE_FULL 429, MODEL_NOT_READY 503, INFER_TIMEOUT 504, CANCELLED 499, BACKEND_FAILED 500.
+ */
+export interface ModelService {
+  /** Server-level readiness: every model that should be loaded is READY (or UNAVAILABLE with a reason). */
+  isReady(): boolean
+  metadata(model: string, version?: string): ModelMetadata
+  /** Ready state of one model (any version when version is absent). */
+  modelReady(model: string, version?: string): boolean
+  index(options?: { readyOnly?: boolean }): ModelIndexEntry[]
+  infer(request: InferRequest): Promise<InferResult>
+  /** (Re)loads a model from the repository without dropping in-flight requests. */
+  load(model: string): Promise<void>
+  unload(model: string): Promise<void>
+  close(): Promise<void>
+}
