@@ -1,0 +1,54 @@
+import { describe, expect, it } from 'vitest'
+import { Failure, HelixError, isHelixError, toHelixError, UserError } from '../../src/shared/errors.js'
+
+describe('error hierarchy', () => {
+  it('gives user errors exit code 2 and failures exit code 1', () => {
+    const user = new UserError('BAD', 'bad input', { hint: 'fix it' })
+    const failure = new Failure('BROKE', 'it broke')
+    expect(user.exitCode).toBe(2)
+    expect(failure.exitCode).toBe(1)
+    expect(user).toBeInstanceOf(HelixError)
+    expect(isHelixError(failure)).toBe(true)
+    expect(isHelixError(new Error('x'))).toBe(false)
+  })
+
+  it('serialises code, message, hint and details for --json', () => {
+    const err = new UserError('BAD', 'bad input', { hint: 'fix it', details: { field: 'domain' } })
+    expect(JSON.parse(JSON.stringify(err))).toEqual({
+      code: 'BAD',
+      message: 'bad input',
+      hint: 'fix it',
+      details: { field: 'domain' },
+    })
+    expect(new Failure('X', 'y').toJSON()).toEqual({ code: 'X', message: 'y' })
+  })
+
+  it('keeps the cause for --verbose', () => {
+    const cause = new Error('root cause')
+    expect(new Failure('X', 'y', { cause }).cause).toBe(cause)
+  })
+
+  it('maps oclif usage errors to USAGE with exit 2', () => {
+    const parseError = Object.assign(new Error('Nonexistent flag: --bogus\nSee more help'), { oclif: { exit: 2 } })
+    const mapped = toHelixError(parseError)
+    expect(mapped.code).toBe('USAGE')
+    expect(mapped.exitCode).toBe(2)
+    expect(mapped.message).toBe('Nonexistent flag: --bogus')
+  })
+
+  it('maps permission and disk errors from node to clear codes', () => {
+    const eacces = Object.assign(new Error('EACCES'), { code: 'EACCES', path: '/root/x' })
+    expect(toHelixError(eacces)).toMatchObject({ code: 'NOT_WRITABLE', exitCode: 2 })
+    expect(toHelixError(eacces).message).toContain('/root/x')
+    const enospc = Object.assign(new Error('ENOSPC'), { code: 'ENOSPC', path: '/data' })
+    expect(toHelixError(enospc)).toMatchObject({ code: 'DISK_FULL', exitCode: 1 })
+    expect(toHelixError(Object.assign(new Error('x'), { code: 'ENOSPC' })).message).toBe('No space left on device')
+  })
+
+  it('wraps anything else as INTERNAL without losing the message', () => {
+    expect(toHelixError(new Error('boom\nstack'))).toMatchObject({ code: 'INTERNAL', message: 'boom', exitCode: 1 })
+    expect(toHelixError('a string')).toMatchObject({ code: 'INTERNAL', message: 'a string' })
+    const already = new UserError('A', 'b')
+    expect(toHelixError(already)).toBe(already)
+  })
+})
