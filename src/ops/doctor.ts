@@ -1,0 +1,194 @@
+import { X509Certificate } from 'node:crypto'
+import { readdir, readFile, stat, statfs } from 'node:fs/promises'
+import { createRequire } from 'node:module'
+import { createServer } from 'node:net'
+import { dirname, join } from 'node:path'
+import { execa } from 'execa'
+import type { HelixConfig } from '../shared/config.js'
+import { exists, type HelixHome } from '../shared/home.js'
+import { type CheckResult, fail, ok, warn } from './check.js'
+
+const DAY_MS = 86_400_000
+const GiB = 1024 ** 3
+
+/** Minimum Node.js version (package.json engines). */
+const MIN_NODE: [number, number] = [20, 19]
+
+export interface DoctorOptions {
+  home: HelixHome
+  config: HelixConfig
+  now?: Date
+  env?: NodeJS.ProcessEnv
+  /** Extra checks contributed by other subsystems (database, daemon). */
+  extraChecks?: (() => Promise<CheckResult>)[]
+}
+
+export interface DoctorReport {
+  ok: boolean
+  checks: CheckResult[]
+}
+
+export function checkNodeVersion(version = process.versions.node): CheckResult {
+  const [major, minor] = version.split('.').map(Number)
+  const good = major > MIN_NODE[0] || (major === MIN_NODE[0] && minor >= MIN_NODE[1])
+  return good
+    ? ok('node', `Node.js ${version}`)
+    : fail('node', `Node.js ${version} is too old`, `Install Node.js ${MIN_NODE.join('.')} or newer (e.g. with nvm) and run npm ci again.`)
+}
+
+/** Which onnxruntime execution providers this install can use (CUDA needs its libraries). */
+export async function checkExecutionProviders(): Promise<CheckResult> {
+  const require = createRequire(import.meta.url)
+  let ortDir: string
+  try {
+    ortDir = dirname(require.resolve('onnxruntime-node/package.json'))
+  } catch {
+    return fail('onnxruntime', 'onnxruntime-node is not installed', 'Run `npm ci` in the helix checkout.')
+  }
+  const binDir = join(ortDir, 'bin', 'napi-v6', process.platform, process.arch)
+  const files = await readdir(binDir).catch(() => [] as string[])
+  const cuda = files.some((f) => f.startsWith('libonnxruntime_providers_cuda'))
+  const providers = ['cpu', 'webgpu', ...(cuda ? ['cuda'] : [])]
+  return cuda
+    ? ok('onnxruntime', `execution providers: ${providers.join(', ')}`)
+    : warn(
+        'onnxruntime',
+        `execution providers: ${providers.join(', ')} (CUDA provider not installed)`,
+        'For NVIDIA GPUs reinstall with `ONNXRUNTIME_NODE_INSTALL=cuda12 npm ci` (needs network access to fetch CUDA libraries).',
+      )
+}
+
+export async function checkNvidia(env: NodeJS.ProcessEnv = process.env): Promise<CheckResult> {
+  const result = await execa('nvidia-smi', ['--query-gpu=name,driver_version', '--format=csv,noheader'], {
+    reject: false,
+    timeout: 10_000,
+    env,
+  })
+  if (result.exitCode === undefined) {
+    return warn('gpu', 'no NVIDIA driver found (nvidia-smi missing)', 'Models run on the CPU under `device: auto`; install the NVIDIA driver to use GPUs.')
+  }
+  if (result.exitCode !== 0) {
+    const reason = String(result.stdout || result.stderr).trim().split('\n')[0]
+    return fail('gpu', `nvidia-smi failed: ${reason}`, 'Check the NVIDIA driver (reboot after a driver upgrade, `dmesg | grep -i nvrm`).')
+  }
+  const gpus = String(result.stdout).trim().split('\n').filter(Boolean)
+  return ok('gpu', `${gpus.length} GPU(s): ${gpus.map((g) => g.split(',')[0].trim()).join(', ')}`)
+}
+
+export async function checkTool(name: string, purpose: string, env: NodeJS.ProcessEnv = process.env): Promise<CheckResult> {
+  const found = await execa('sh', ['-c', `command -v ${name}`], { reject: false, env })
+  return found.exitCode === 0
+    ? ok(name, `${name} found at ${String(found.stdout).trim()}`)
+    : warn(name, `${name} not found (${purpose})`, `Install it, e.g. \`apt-get install ${name}\`.`)
+}
+
+/** Whether the daemon's port is free, taken by a helix daemon, or taken by something else. */
+export async function checkPort(host: string, port: number): Promise<CheckResult> {
+  const free = await new Promise<boolean>((resolve) => {
+    const server = createServer()
+    server.once('error', () => resolve(false))
+    server.listen({ host, port, exclusive: true }, () => server.close(() => resolve(true)))
+  })
+  if (free) return ok('port', `${host}:${port} is free for the daemon`)
+  const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}/v2`
+  const body = await fetch(url, { signal: AbortSignal.timeout(2000) })
+    .then((r) => r.json() as Promise<{ name?: string }>)
+    .catch(() => undefined)
+  if (body?.name === 'helix') return ok('port', `${host}:${port} is served by a running helix daemon`)
+  return fail('port', `${host}:${port} is in use by another program`, `Stop it (\`ss -ltnp | grep :${port}\`) or choose another port with --port.`)
+}
+
+async function privateFiles(home: HelixHome): Promise<string[]> {
+  const out: string[] = []
+  for (const dir of [home.certsDir, home.keysDir, home.dataDir]) {
+    const entries = await readdir(dir, { recursive: true, withFileTypes: true }).catch(() => [])
+    for (const e of entries) {
+      if (!e.isFile()) continue
+      if (/\.(key|p12)$|private\.pem$|password$/.test(e.name)) out.push(join(e.parentPath, e.name))
+    }
+  }
+  return out
+}
+
+export async function checkKeyPermissions(home: HelixHome): Promise<CheckResult> {
+  const files = await privateFiles(home)
+  const loose: string[] = []
+  for (const file of files) {
+    if (((await stat(file)).mode & 0o077) !== 0) loose.push(file)
+  }
+  if (loose.length > 0) {
+    return fail('permissions', `${loose.length} private file(s) readable by others: ${loose.join(', ')}`, `Run \`chmod 600 ${loose.join(' ')}\`.`)
+  }
+  return ok('permissions', `${files.length} private key file(s) are 0600`)
+}
+
+export async function checkCertificates(home: HelixHome, config: HelixConfig, now: Date): Promise<CheckResult> {
+  const names = (await readdir(home.certsDir).catch(() => [] as string[])).filter((n) => n.endsWith('.crt') && n !== 'ca-bundle.crt')
+  if (names.length === 0) return warn('certificates', 'no certificates yet', 'Run `helix init` (or `helix certs ca` and `helix certs issue server`).')
+  let soonest = { name: '', days: Number.POSITIVE_INFINITY }
+  for (const name of names) {
+    try {
+      const cert = new X509Certificate(await readFile(join(home.certsDir, name)))
+      const days = Math.floor((Date.parse(cert.validTo) - now.getTime()) / DAY_MS)
+      if (days < soonest.days) soonest = { name, days }
+    } catch {
+      return fail('certificates', `certs/${name} cannot be parsed`, 'Re-issue it with `helix certs rotate` (or `helix init --force`).')
+    }
+  }
+  if (soonest.days < 0) return fail('certificates', `certs/${soonest.name} has expired`, 'Run `helix certs rotate` to re-issue the leaves.')
+  if (soonest.days < config.tls.warn_days) {
+    return warn('certificates', `certs/${soonest.name} expires in ${soonest.days} day(s)`, 'Run `helix certs rotate` soon.')
+  }
+  return ok('certificates', `${names.length} certificate(s); the first to expire (${soonest.name}) has ${soonest.days} days left`)
+}
+
+/** Age of the current JWT signing key, from keys/keys.json (written by `helix keys`). */
+export async function checkJwtKeyAge(home: HelixHome, config: HelixConfig, now: Date): Promise<CheckResult> {
+  const metaFile = join(home.keysDir, 'keys.json')
+  if (!(await exists(metaFile))) return warn('jwt-keys', 'no JWT signing keys yet', 'Run `helix init` or `helix keys generate`.')
+  try {
+    const meta = JSON.parse(await readFile(metaFile, 'utf8')) as unknown
+    const list = (Array.isArray(meta) ? meta : ((meta as { keys?: unknown[] }).keys ?? [])) as { status?: string; created_at?: string; createdAt?: string }[]
+    const current = list.find((k) => k.status === 'current')
+    const created = current?.created_at ?? current?.createdAt
+    if (!created) return fail('jwt-keys', 'keys/keys.json has no current key', 'Run `helix keys rotate` to make a new current key.')
+    const days = Math.floor((now.getTime() - Date.parse(created)) / DAY_MS)
+    return days > config.jwt.rotate_after_days
+      ? warn('jwt-keys', `current JWT key is ${days} days old (rotate after ${config.jwt.rotate_after_days})`, 'Run `helix keys rotate`.')
+      : ok('jwt-keys', `current JWT key is ${days} day(s) old`)
+  } catch {
+    return fail('jwt-keys', 'keys/keys.json cannot be read', 'Restore it with `helix keys restore <backup>` or regenerate with `helix keys generate --force`.')
+  }
+}
+
+export async function checkDiskSpace(home: HelixHome): Promise<CheckResult> {
+  let path = home.root
+  while (!(await exists(path))) path = dirname(path)
+  const fs = await statfs(path)
+  const free = fs.bavail * fs.bsize
+  const text = `${(free / GiB).toFixed(1)} GiB free at ${path}`
+  if (free < GiB) return fail('disk', text, 'Free disk space: models, the database and logs need room.')
+  if (free < 5 * GiB) return warn('disk', text, 'Less than 5 GiB free; large models and database growth may fail.')
+  return ok('disk', text)
+}
+
+/** Runs every check; `ok` is false when any check failed (warnings do not fail). */
+export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
+  const { home, config } = options
+  const now = options.now ?? new Date()
+  const env = options.env ?? process.env
+  const checks = await Promise.all([
+    Promise.resolve(checkNodeVersion()),
+    checkExecutionProviders(),
+    checkNvidia(env),
+    checkTool('nginx', 'needed to run the generated nginx.conf', env),
+    checkTool('openssl', 'useful to inspect certificates', env),
+    checkPort(config.server.host, config.server.port),
+    checkKeyPermissions(home),
+    checkCertificates(home, config, now),
+    checkJwtKeyAge(home, config, now),
+    checkDiskSpace(home),
+    ...(options.extraChecks ?? []).map((c) => c()),
+  ])
+  return { ok: checks.every((c) => c.status !== 'fail'), checks }
+}

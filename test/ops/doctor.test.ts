@@ -1,0 +1,146 @@
+import { chmod, mkdir, writeFile } from 'node:fs/promises'
+import { createServer, type Server } from 'node:net'
+import { join } from 'node:path'
+import { execa } from 'execa'
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import {
+  checkCertificates,
+  checkDiskSpace,
+  checkJwtKeyAge,
+  checkKeyPermissions,
+  checkNodeVersion,
+  checkPort,
+  checkTool,
+  runDoctor,
+} from '../../src/ops/doctor.js'
+import { renderChecks } from '../../src/ops/render-checks.js'
+import { loadConfig } from '../../src/shared/config.js'
+import { HelixHome } from '../../src/shared/home.js'
+import { runHelix, tempDir } from '../helpers/cli.js'
+
+const DAY = 86_400_000
+
+/** A self-signed certificate valid for `days` days from now, made by the real openssl. */
+async function writeCert(path: string, days: number): Promise<void> {
+  await execa('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', `${path}.tmpkey`, '-out', path, '-days', String(days), '-subj', '/CN=test'])
+}
+
+describe('helix doctor checks', () => {
+  let home: HelixHome
+  let cleanup: () => Promise<void>
+  const now = new Date()
+  beforeEach(async () => {
+    const t = await tempDir()
+    home = new HelixHome(t.dir)
+    cleanup = t.cleanup
+    for (const d of ['certs', 'keys', 'data']) await mkdir(home.path(d))
+  })
+  afterEach(() => cleanup())
+
+  it('checks the Node.js version against engines', () => {
+    expect(checkNodeVersion('20.19.0').status).toBe('ok')
+    expect(checkNodeVersion('22.1.0').status).toBe('ok')
+    const old = checkNodeVersion('18.20.1')
+    expect(old.status).toBe('fail')
+    expect(old.advice).toContain('20.19')
+  })
+
+  it('fails on private keys readable by others and names them', async () => {
+    await writeFile(home.path('certs', 'ca.key'), 'k', { mode: 0o600 })
+    expect((await checkKeyPermissions(home)).status).toBe('ok')
+    await chmod(home.path('certs', 'ca.key'), 0o644)
+    const result = await checkKeyPermissions(home)
+    expect(result.status).toBe('fail')
+    expect(result.message).toContain('ca.key')
+    expect(result.advice).toContain('chmod 600')
+  })
+
+  it('warns on certificates close to expiry and fails on expired ones', async () => {
+    const config = await loadConfig(home, {}, {})
+    expect((await checkCertificates(home, config, now)).status).toBe('warn')
+    await writeCert(home.path('certs', 'ca.crt'), 3650)
+    expect((await checkCertificates(home, config, now)).status).toBe('ok')
+    await writeCert(home.path('certs', 'server.crt'), 10)
+    const soon = await checkCertificates(home, config, new Date(now.getTime() + DAY / 2))
+    expect(soon).toMatchObject({ status: 'warn', message: 'certs/server.crt expires in 9 day(s)' })
+    const later = new Date(now.getTime() + 11 * DAY)
+    expect(await checkCertificates(home, config, later)).toMatchObject({ status: 'fail', message: 'certs/server.crt has expired' })
+    await writeFile(home.path('certs', 'server.crt'), 'garbage')
+    expect((await checkCertificates(home, config, now)).status).toBe('fail')
+  })
+
+  it('warns when the current JWT key is overdue for rotation', async () => {
+    const config = await loadConfig(home, {}, {})
+    expect((await checkJwtKeyAge(home, config, now)).status).toBe('warn')
+    const meta = (created: string) => JSON.stringify({ keys: [{ kid: 'a', status: 'current', created_at: created }] })
+    await writeFile(home.path('keys', 'keys.json'), meta(new Date(now.getTime() - 12.5 * DAY).toISOString()))
+    expect(await checkJwtKeyAge(home, config, now)).toMatchObject({ status: 'ok', message: 'current JWT key is 12 day(s) old' })
+    await writeFile(home.path('keys', 'keys.json'), meta(new Date(now.getTime() - 100 * DAY).toISOString()))
+    expect((await checkJwtKeyAge(home, config, now)).status).toBe('warn')
+    await writeFile(home.path('keys', 'keys.json'), JSON.stringify({ keys: [] }))
+    expect((await checkJwtKeyAge(home, config, now)).status).toBe('fail')
+    await writeFile(home.path('keys', 'keys.json'), '{')
+    expect((await checkJwtKeyAge(home, config, now)).status).toBe('fail')
+  })
+
+  it('tells a free port from one taken by another program', async () => {
+    const sockets = new Set<import('node:net').Socket>()
+    const server: Server = createServer((s) => {
+      sockets.add(s)
+      s.end('not http')
+    })
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+    const port = (server.address() as { port: number }).port
+    try {
+      const taken = await checkPort('127.0.0.1', port)
+      expect(taken.status).toBe('fail')
+      expect(taken.advice).toContain(`:${port}`)
+    } finally {
+      for (const s of sockets) s.destroy()
+      await new Promise((r) => server.close(r))
+    }
+    expect((await checkPort('127.0.0.1', port)).status).toBe('ok')
+  })
+
+  it('reports tools and disk space', async () => {
+    expect((await checkTool('sh', 'shell')).status).toBe('ok')
+    const missing = await checkTool('helix-no-such-tool', 'testing')
+    expect(missing.status).toBe('warn')
+    expect(missing.advice).toContain('apt-get install helix-no-such-tool')
+    const disk = await checkDiskSpace(new HelixHome(home.path('not', 'yet')))
+    expect(disk.message).toMatch(/GiB free at /)
+  })
+
+  it('sums up: any failure makes the report fail, warnings do not', async () => {
+    const config = await loadConfig(home, { server: { port: 0 } }, {})
+    const passing = await runDoctor({ home, config, now })
+    expect(passing.ok).toBe(true)
+    const failing = await runDoctor({ home, config, now, extraChecks: [async () => ({ name: 'db', status: 'fail', message: 'down', advice: 'start it' })] })
+    expect(failing.ok).toBe(false)
+    const text = renderChecks(failing.checks)
+    expect(text).toMatch(/FAIL {2}db +down/)
+    expect(text).toContain('→ start it')
+    expect(text).toMatch(/1 check\(s\) failed/)
+  })
+})
+
+describe('helix doctor (built binary)', () => {
+  it('prints one JSON document and exits 1 when a check fails', async () => {
+    const { dir, cleanup } = await tempDir()
+    try {
+      await mkdir(join(dir, 'certs'), { recursive: true })
+      await writeFile(join(dir, 'certs', 'server.key'), 'k', { mode: 0o644 })
+      const result = await runHelix(['doctor', '--dir', dir, '--json'])
+      expect(result.exitCode).toBe(1)
+      const report = JSON.parse(result.stdout)
+      expect(report.ok).toBe(false)
+      expect(report.checks.find((c: { name: string }) => c.name === 'permissions').status).toBe('fail')
+      await chmod(join(dir, 'certs', 'server.key'), 0o600)
+      const human = await runHelix(['doctor', '--dir', dir], { env: { HELIX_PORT: '0' } })
+      expect(human.stdout).toContain('permissions')
+      expect(human.exitCode).toBe(0)
+    } finally {
+      await cleanup()
+    }
+  })
+})
