@@ -1,0 +1,15 @@
+import type { JSONWebKeySet } from 'jose'
+import { loadJwks } from '../../provision/jwt/signing-key.js'
+import { HelixCommand } from '../../shared/base-command.js'
+
+export default class KeysJwks extends HelixCommand<JSONWebKeySet> {
+  static summary = 'Print the JSON Web Key Set (public keys only) that verifiers should trust now.'
+  static description = 'The same document the daemon serves at /.well-known/jwks.json.'
+  static examples = ['<%= config.bin %> keys jwks > jwks.json']
+
+  async run(): Promise<JSONWebKeySet> {
+    const jwks = await loadJwks(this.home)
+    this.log(JSON.stringify(jwks, null, 2))
+    return jwks
+  }
+}
