@@ -4,6 +4,7 @@ import { type InitOptions, type InitResult, initHelixDirectory } from '../provis
 import { ARTIFACTS, type Artifact } from '../provision/render/render.js'
 import { askInitOptions } from '../provision/init-prompts.js'
 import { renderFileReport } from '../shared/render-output.js'
+import { renderP12Password } from '../provision/certs/render-certs.js'
 
 export default class Init extends HelixCommand<InitResult> {
   static summary = 'Create the helix directory: CA and certificates, JWT keys, nginx/Docker/Helm/monitoring files.'
@@ -42,6 +43,7 @@ export default class Init extends HelixCommand<InitResult> {
     if (this.interactive(flags.yes)) options = await askInitOptions(options)
     const result = await initHelixDirectory(this.home, options)
     this.log(renderFileReport(`Helix directory ready at ${result.dir}`, result))
+    for (const line of renderP12Password(result.clientP12Password)) this.log(line)
     this.log('\nNext: `helix db start` to start PostgreSQL, then `helix serve` (or simply `helix up`).')
     return result
   }

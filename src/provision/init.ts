@@ -10,7 +10,7 @@ import { exists, type HelixHome } from '../shared/home.js'
 import { renderTemplate } from '../shared/templates.js'
 import { ensureCertificates } from './certs/certificates.js'
 import { ensureJwtKeys } from './jwt/jwt-keys.js'
-import { ARTIFACTS, type Artifact, renderArtifacts } from './render/render.js'
+import { ARTIFACTS, type Artifact, checkArtifacts, renderArtifacts } from './render/render.js'
 
 export interface InitOptions {
   domain?: string
@@ -27,6 +27,8 @@ export interface InitResult extends FileReport {
   dir: string
   domain: string
   artifacts: Artifact[]
+  /** Generated password of a newly created certs/client.p12: shown once, never stored. */
+  clientP12Password?: string
 }
 
 /** Directories every helix directory has, even before anything is put in them. */
@@ -98,6 +100,8 @@ export async function initHelixDirectory(home: HelixHome, options: InitOptions =
   config.tls.key_type ??= 'ecdsa'
   config.jwt.algorithm ??= 'EdDSA'
 
+  // Values that end up in generated files (upstreams, allowlists) are checked before anything is written.
+  await checkArtifacts(home, config, artifacts)
   for (const dir of LAYOUT_DIRS) await home.ensureDir(dir)
   const configReport: FileReport = { created: [], kept: [] }
   const configName = relative(home.root, home.configFile)
@@ -112,5 +116,6 @@ export async function initHelixDirectory(home: HelixHome, options: InitOptions =
   const certs = await ensureCertificates(home, config, { force })
   const keys = await ensureJwtKeys(home, config, { force })
   const rendered = await renderArtifacts(home, config, artifacts, { force })
-  return { dir: home.root, domain: config.domain, artifacts, ...mergeReports(configReport, certs, keys, rendered) }
+  const secret = certs.clientP12Password ? { clientP12Password: certs.clientP12Password } : {}
+  return { dir: home.root, domain: config.domain, artifacts, ...mergeReports(configReport, certs, keys, rendered), ...secret }
 }

@@ -26,8 +26,13 @@ async function writeTemp(file: PlannedFile): Promise<string> {
     await handle.writeFile(file.data)
     await handle.chmod(file.mode ?? PUBLIC_MODE)
     await handle.sync()
+  } catch (err) {
+    // This temp is not in commitFiles' cleanup list yet: remove the partial file here (disk full, quota).
+    await handle.close().catch(() => undefined)
+    await rm(temp, { force: true })
+    throw err
   } finally {
-    await handle.close()
+    await handle.close().catch(() => undefined)
   }
   return temp
 }

@@ -75,6 +75,8 @@ export const HelixConfigSchema = Type.Object(
         /** Ports nginx listens on for HTTP (redirect) and HTTPS. */
         http_port: Type.Integer({ minimum: 1, maximum: 65535, default: 80 }),
         https_port: Type.Integer({ minimum: 1, maximum: 65535, default: 443 }),
+        /** Also listen on IPv6 ([::]:port); off by default because hosts and containers without IPv6 then fail to start. */
+        ipv6: Type.Boolean({ default: false }),
         /** Require client certificates at nginx (mTLS). */
         mtls: Type.Boolean({ default: false }),
         /** Networks allowed to scrape /metrics through nginx. */
@@ -101,6 +103,8 @@ export const HelixConfigSchema = Type.Object(
         idle_timeout_ms: Type.Integer({ minimum: 0, default: 30000 }),
         /** application_name reported to PostgreSQL. */
         application_name: Type.String({ default: 'helix' }),
+        /** OS user the embedded server runs as when helix runs as root (default: helix-pg, created if missing). */
+        os_user: Type.Optional(Type.String()),
       },
       { default: {} },
     ),
@@ -108,6 +112,65 @@ export const HelixConfigSchema = Type.Object(
       {
         /** Redis URL for shared rate limits and revocations (REDIS_URL overrides); empty: in-memory. */
         url: Type.Optional(Type.String()),
+      },
+      { default: {} },
+    ),
+    auth: Type.Object(
+      {
+        /** Require a credential on /v2, /v1 and admin routes; turn off only for local benchmarks. */
+        enabled: Type.Boolean({ default: true }),
+        /** Routes reachable without a credential (a trailing * matches any suffix). */
+        public_routes: Type.Array(Type.String(), { default: ['/v2/health/*'] }),
+        /** Let anyone create an account with POST /auth/register (off: only `helix users create`). */
+        allow_registration: Type.Boolean({ default: true }),
+        /** Refuse login until the e-mail address is verified. */
+        require_email_verification: Type.Boolean({ default: false }),
+        /** Lifetime of refresh tokens (one login session) in seconds; 30 days by default. */
+        refresh_ttl_s: Type.Integer({ minimum: 300, default: 2_592_000 }),
+        /** Lifetime of e-mail verification links in seconds (ASVS: at most 24 h). */
+        verify_email_ttl_s: Type.Integer({ minimum: 600, maximum: 86_400, default: 86_400 }),
+        /** Lifetime of password-reset tokens in seconds (10 minutes to 24 h). */
+        reset_password_ttl_s: Type.Integer({ minimum: 600, maximum: 86_400, default: 1800 }),
+        /** Shortest password accepted (ASVS floor 8; 15+ is encouraged). */
+        password_min_length: Type.Integer({ minimum: 8, maximum: 128, default: 8 }),
+        /** argon2id cost; never below OWASP's m=19456 KiB, t=2, p=1. */
+        argon2: Type.Object(
+          {
+            memory_kib: Type.Integer({ minimum: 19456, default: 19456 }),
+            time_cost: Type.Integer({ minimum: 2, default: 2 }),
+            parallelism: Type.Integer({ minimum: 1, default: 1 }),
+          },
+          { default: {} },
+        ),
+        /** Seconds an API key's previous secret keeps working after a rotation (24 h by default). */
+        api_key_grace_s: Type.Integer({ minimum: 0, default: 86_400 }),
+        /** Origins allowed by CORS; empty means closed (no cross-origin browser calls). */
+        cors_origins: Type.Array(Type.String(), { default: [] }),
+        /** Days audit entries and request logs are kept before they are purged. */
+        audit_retention_days: Type.Integer({ minimum: 1, default: 365 }),
+        request_log_retention_days: Type.Integer({ minimum: 1, default: 90 }),
+      },
+      { default: {} },
+    ),
+    rate_limit: Type.Object(
+      {
+        /** Requests per minute per API key or user when the key sets no limit of its own. */
+        per_key_per_min: Type.Integer({ minimum: 1, default: 6000 }),
+        /** Requests per minute per client IP (all callers, signed in or not). */
+        per_ip_per_min: Type.Integer({ minimum: 1, default: 6000 }),
+        /** Requests per minute per client IP on /auth/login, /auth/register and /auth/password/*. */
+        auth_per_ip_per_min: Type.Integer({ minimum: 1, default: 30 }),
+      },
+      { default: {} },
+    ),
+    mail: Type.Object(
+      {
+        /** SMTP server, e.g. smtps://user:pass@mail.example.com:465; empty: mail goes to the outbox table. */
+        smtp_url: Type.Optional(Type.String()),
+        /** Sender address of helix mail. */
+        from: Type.String({ default: 'helix@localhost' }),
+        /** Public base URL put in links of verification and reset mails. */
+        public_url: Type.Optional(Type.String()),
       },
       { default: {} },
     ),

@@ -67,8 +67,8 @@ export function toHelixError(err: unknown): HelixError {
       cause: err,
     })
   }
-  if (e && e.code === 'ENOSPC') {
-    return new Failure('DISK_FULL', `No space left on device${e.path ? `: ${e.path}` : ''}`, {
+  if (e && (e.code === 'ENOSPC' || e.code === 'EDQUOT' || e.code === 'EFBIG')) {
+    return new Failure('DISK_FULL', `No space left (${e.code})${e.path ? `: ${e.path}` : ''}`, {
       hint: 'Free some disk space and run the command again; nothing was half-written.',
       cause: err,
     })

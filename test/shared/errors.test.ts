@@ -42,7 +42,7 @@ describe('error hierarchy', () => {
     expect(toHelixError(eacces).message).toContain('/root/x')
     const enospc = Object.assign(new Error('ENOSPC'), { code: 'ENOSPC', path: '/data' })
     expect(toHelixError(enospc)).toMatchObject({ code: 'DISK_FULL', exitCode: 1 })
-    expect(toHelixError(Object.assign(new Error('x'), { code: 'ENOSPC' })).message).toBe('No space left on device')
+    expect(toHelixError(Object.assign(new Error('x'), { code: 'EFBIG' })).message).toBe('No space left (EFBIG)')
   })
 
   it('wraps anything else as INTERNAL without losing the message', () => {
