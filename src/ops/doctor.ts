@@ -4,6 +4,7 @@ import { createRequire } from 'node:module'
 import { createServer } from 'node:net'
 import { dirname, join } from 'node:path'
 import { execa } from 'execa'
+import { discoverGpus } from '../runtime/gpu/nvidia-smi.js'
 import type { HelixConfig } from '../shared/config.js'
 import { exists, type HelixHome } from '../shared/home.js'
 import { type CheckResult, fail, ok, warn } from './check.js'
@@ -59,20 +60,14 @@ export async function checkExecutionProviders(): Promise<CheckResult> {
 }
 
 export async function checkNvidia(env: NodeJS.ProcessEnv = process.env): Promise<CheckResult> {
-  const result = await execa('nvidia-smi', ['--query-gpu=name,driver_version', '--format=csv,noheader'], {
-    reject: false,
-    timeout: 10_000,
-    env,
-  })
-  if (result.exitCode === undefined) {
+  const { gpus, reason } = await discoverGpus({ env })
+  if (gpus.length > 0) {
+    return ok('gpu', `${gpus.length} GPU(s): ${gpus.map((g) => `${g.name} (${g.memoryFreeMiB} MiB free)`).join(', ')}`)
+  }
+  if (reason?.includes('not found')) {
     return warn('gpu', 'no NVIDIA driver found (nvidia-smi missing)', 'Models run on the CPU under `device: auto`; install the NVIDIA driver to use GPUs.')
   }
-  if (result.exitCode !== 0) {
-    const reason = String(result.stdout || result.stderr).trim().split('\n')[0]
-    return fail('gpu', `nvidia-smi failed: ${reason}`, 'Check the NVIDIA driver (reboot after a driver upgrade, `dmesg | grep -i nvrm`).')
-  }
-  const gpus = String(result.stdout).trim().split('\n').filter(Boolean)
-  return ok('gpu', `${gpus.length} GPU(s): ${gpus.map((g) => g.split(',')[0].trim()).join(', ')}`)
+  return fail('gpu', reason ?? 'nvidia-smi listed no GPUs', 'Check the NVIDIA driver (reboot after a driver upgrade, `dmesg | grep -i nvrm`), or set `device: cpu` for your models.')
 }
 
 export async function checkTool(name: string, purpose: string, env: NodeJS.ProcessEnv = process.env): Promise<CheckResult> {

@@ -1,13 +1,14 @@
-import { chmod, mkdir, writeFile } from 'node:fs/promises'
+import { chmod, copyFile, mkdir, writeFile } from 'node:fs/promises'
 import { createServer, type Server } from 'node:net'
 import { join } from 'node:path'
 import { execa } from 'execa'
-import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import {
   checkCertificates,
   checkDiskSpace,
   checkJwtKeyAge,
   checkKeyPermissions,
+  checkNvidia,
   checkNodeVersion,
   checkPort,
   checkTool,
@@ -16,7 +17,7 @@ import {
 import { renderChecks } from '../../src/ops/render-checks.js'
 import { loadConfig } from '../../src/shared/config.js'
 import { HelixHome } from '../../src/shared/home.js'
-import { runHelix, tempDir } from '../helpers/cli.js'
+import { ROOT, runHelix, tempDir } from '../helpers/cli.js'
 
 const DAY = 86_400_000
 
@@ -142,5 +143,43 @@ describe('helix doctor (built binary)', () => {
     } finally {
       await cleanup()
     }
+  })
+})
+
+describe('helix doctor GPU check (fake nvidia-smi printing recorded H100 output)', () => {
+  let bin: string
+  let cleanup: () => Promise<void>
+  beforeAll(async () => {
+    const t = await tempDir()
+    bin = t.dir
+    cleanup = t.cleanup
+    await copyFile(join(ROOT, 'test/fixtures/nvidia-smi/fake-nvidia-smi'), join(bin, 'nvidia-smi'))
+    await chmod(join(bin, 'nvidia-smi'), 0o755)
+  })
+  afterAll(() => cleanup())
+  const env = (output: string, exit = '0') => ({
+    ...process.env,
+    PATH: `${bin}:${process.env.PATH}`,
+    FAKE_NVIDIA_SMI_OUTPUT: join(ROOT, 'test/fixtures/nvidia-smi', output),
+    FAKE_NVIDIA_SMI_EXIT: exit,
+  })
+
+  it('names the GPUs it finds', async () => {
+    const result = await checkNvidia(env('h100-x1.csv'))
+    expect(result.status).toBe('ok')
+    expect(result.message).toMatch(/^1 GPU\(s\): NVIDIA H100 80GB HBM3 \(\d+ MiB free\)$/)
+    expect((await checkNvidia(env('h100-x8.csv'))).message).toMatch(/^8 GPU\(s\)/)
+  })
+
+  it('fails with advice when the driver errors', async () => {
+    const result = await checkNvidia(env('driver-error.txt', '9'))
+    expect(result.status).toBe('fail')
+    expect(result.message).toContain("couldn't communicate with the NVIDIA driver")
+    expect(result.advice).toContain('driver')
+  })
+
+  it('only warns when there is no driver at all', async () => {
+    const result = await checkNvidia({ ...process.env, PATH: '/nonexistent' })
+    expect(result.status).toBe('warn')
   })
 })

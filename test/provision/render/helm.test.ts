@@ -1,0 +1,226 @@
+import { readdir, readFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { isMap, parse, parseAllDocuments, parseDocument, type Scalar, type YAMLMap } from 'yaml'
+import { planHelm } from '../../../src/provision/render/helm-values.js'
+import { renderArtifacts } from '../../../src/provision/render/render.js'
+import { parseConfig } from '../../../src/shared/config.js'
+import { HelixHome } from '../../../src/shared/home.js'
+import { tempDir } from '../../helpers/cli.js'
+import { GoTemplate } from './go-template.js'
+
+interface K8sObject {
+  apiVersion: string
+  kind: string
+  metadata: { name: string; labels?: Record<string, string> }
+  // biome-ignore lint/suspicious/noExplicitAny: Kubernetes objects are checked field by field below.
+  spec?: any
+  data?: Record<string, unknown>
+}
+
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/
+
+/** Renders every chart template as `helm template rel <chart> --set …` would, and parses the objects. */
+async function helmTemplate(
+  chartDir: string,
+  overrides: (values: Record<string, unknown>) => void = () => {},
+) {
+  const chart = parse(await readFile(join(chartDir, 'Chart.yaml'), 'utf8'))
+  const values = parse(await readFile(join(chartDir, 'values.yaml'), 'utf8'))
+  overrides(values)
+  const root = {
+    Values: values,
+    Release: { Name: 'rel', Namespace: 'default', Service: 'Helm' },
+    Chart: { Name: chart.name, Version: chart.version, AppVersion: chart.appVersion },
+  }
+  const engine = new GoTemplate()
+  const files = (await readdir(join(chartDir, 'templates'))).sort()
+  for (const file of files.filter((f) => f.startsWith('_'))) {
+    engine.addHelpers(await readFile(join(chartDir, 'templates', file), 'utf8'))
+  }
+  const objects: K8sObject[] = []
+  for (const file of files.filter((f) => !f.startsWith('_'))) {
+    const out = engine.render(await readFile(join(chartDir, 'templates', file), 'utf8'), root)
+    for (const doc of parseAllDocuments(out)) {
+      expect(doc.errors, `${file}: ${doc.errors.join('\n')}\n${out}`).toEqual([])
+      const object = doc.toJS() as K8sObject | null
+      if (object) objects.push(object)
+    }
+  }
+  return objects
+}
+
+/** The fields each kind cannot go without (Kubernetes API reference), checked on a rendered object. */
+function checkObject(o: K8sObject): void {
+  expect(typeof o.apiVersion).toBe('string')
+  expect(typeof o.kind).toBe('string')
+  expect(o.metadata.name).toMatch(DNS_LABEL)
+  expect(o.metadata.name.length).toBeLessThanOrEqual(63)
+  for (const value of Object.values(o.metadata.labels ?? {}))
+    expect(String(value).length).toBeLessThanOrEqual(63)
+  switch (o.kind) {
+    case 'Deployment': {
+      expect(o.apiVersion).toBe('apps/v1')
+      const selector = o.spec.selector.matchLabels
+      expect(Object.keys(selector).length).toBeGreaterThan(0)
+      expect(o.spec.template.metadata.labels).toMatchObject(selector)
+      const containers = o.spec.template.spec.containers
+      expect(containers.length).toBeGreaterThan(0)
+      for (const c of containers) {
+        expect(c.name).toMatch(DNS_LABEL)
+        expect(c.image).toMatch(/^[\w./-]+:[\w.-]+$/)
+        for (const p of c.ports) expect(Number.isInteger(p.containerPort)).toBe(true)
+        for (const e of c.env) expect(typeof e.name).toBe('string')
+      }
+      for (const v of o.spec.template.spec.volumes) expect(v.name).toMatch(DNS_LABEL)
+      break
+    }
+    case 'Service':
+      expect(o.apiVersion).toBe('v1')
+      expect(o.spec.ports.length).toBeGreaterThan(0)
+      for (const p of o.spec.ports) expect(Number.isInteger(p.port)).toBe(true)
+      expect(Object.keys(o.spec.selector).length).toBeGreaterThan(0)
+      break
+    case 'Ingress':
+      expect(o.apiVersion).toBe('networking.k8s.io/v1')
+      for (const rule of o.spec.rules) {
+        for (const path of rule.http.paths) {
+          expect(['Prefix', 'Exact', 'ImplementationSpecific']).toContain(path.pathType)
+          expect(path.backend.service.name).toMatch(DNS_LABEL)
+          expect(path.backend.service.port.name ?? path.backend.service.port.number).toBeTruthy()
+        }
+      }
+      break
+    case 'ConfigMap':
+      expect(o.apiVersion).toBe('v1')
+      for (const value of Object.values(o.data ?? {})) expect(typeof value).toBe('string')
+      break
+    case 'HorizontalPodAutoscaler':
+      expect(o.apiVersion).toBe('autoscaling/v2')
+      expect(o.spec.scaleTargetRef).toMatchObject({ apiVersion: 'apps/v1', kind: 'Deployment' })
+      expect(o.spec.maxReplicas).toBeGreaterThanOrEqual(o.spec.minReplicas)
+      expect(o.spec.metrics.length).toBeGreaterThan(0)
+      break
+    case 'PodDisruptionBudget':
+      expect(o.apiVersion).toBe('policy/v1')
+      expect(o.spec.minAvailable ?? o.spec.maxUnavailable).toBeDefined()
+      expect(Object.keys(o.spec.selector.matchLabels).length).toBeGreaterThan(0)
+      break
+    default:
+      throw new Error(`unexpected kind ${o.kind}`)
+  }
+}
+
+const byKind = (objects: K8sObject[], kind: string) => objects.find((o) => o.kind === kind)
+
+describe('helm chart', () => {
+  let dir: string
+  let cleanup: () => Promise<void>
+  let chartDir: string
+
+  beforeAll(async () => {
+    ;({ dir, cleanup } = await tempDir())
+    const home = new HelixHome(join(dir, 'h'))
+    await renderArtifacts(home, parseConfig({ domain: 'api.example.com' }), ['helm'])
+    chartDir = home.helmDir
+  })
+  afterAll(() => cleanup())
+
+  it('has a Chart.yaml (apiVersion v2) and a values.yaml documenting its keys', async () => {
+    const chart = parse(await readFile(join(chartDir, 'Chart.yaml'), 'utf8'))
+    expect(chart).toMatchObject({ apiVersion: 'v2', name: 'helix', type: 'application' })
+    expect(chart.version).toMatch(/^\d+\.\d+\.\d+/)
+    // Every top-level key is documented: a comment above it, or above its first nested key.
+    const doc = parseDocument(await readFile(join(chartDir, 'values.yaml'), 'utf8'))
+    const pairs = (doc.contents as YAMLMap<Scalar<string>, unknown>).items
+    expect(pairs.length).toBeGreaterThan(10)
+    for (const pair of pairs) {
+      const nested = isMap(pair.value) ? (pair.value.items[0]?.key as Scalar | undefined) : undefined
+      const mapComment = isMap(pair.value) ? pair.value.commentBefore : undefined
+      const comment =
+        pair.key.commentBefore ??
+        mapComment ??
+        nested?.commentBefore ??
+        (pair === pairs[0] ? doc.commentBefore : undefined)
+      expect(comment, `values.yaml: ${pair.key.value} is undocumented`).toBeTruthy()
+    }
+  })
+
+  it('renders with default values into valid objects: Deployment, Service, ConfigMap, PDB', async () => {
+    const objects = await helmTemplate(chartDir)
+    for (const o of objects) checkObject(o)
+    expect(objects.map((o) => o.kind).sort()).toEqual([
+      'ConfigMap',
+      'Deployment',
+      'PodDisruptionBudget',
+      'Service',
+    ])
+    const deployment = byKind(objects, 'Deployment')!
+    expect(deployment.metadata.name).toBe('rel-helix')
+    expect(deployment.spec.replicas).toBe(2)
+    const container = deployment.spec.template.spec.containers[0]
+    expect(container.image).toBe(
+      `helix:${parse(await readFile(join(chartDir, 'Chart.yaml'), 'utf8')).appVersion}`,
+    )
+    expect(container.resources.limits).not.toHaveProperty(['nvidia.com/gpu'])
+    expect(container.readinessProbe.httpGet.path).toBe('/v2/health/ready')
+    expect(deployment.spec.template.spec.securityContext.runAsNonRoot).toBe(true)
+    // Secrets are only referenced, never part of the chart.
+    const dbUrl = container.env.find((e: { name: string }) => e.name === 'DATABASE_URL')
+    expect(dbUrl.valueFrom.secretKeyRef).toEqual({ name: 'helix-database', key: 'DATABASE_URL' })
+    // The ConfigMap's helix.yaml is a valid helix configuration.
+    const helixYaml = parseConfig(parse(String(byKind(objects, 'ConfigMap')!.data!['helix.yaml'])))
+    expect(helixYaml.domain).toBe('api.example.com')
+    expect(byKind(objects, 'Service')!.spec.selector).toEqual(deployment.spec.selector.matchLabels)
+  })
+
+  it('renders GPU, ingress and autoscaling when enabled', async () => {
+    const objects = await helmTemplate(chartDir, (v) => {
+      Object.assign(v.gpu as object, { enabled: true, count: 2 })
+      Object.assign(v.ingress as object, { enabled: true })
+      Object.assign(v.autoscaling as object, { enabled: true })
+      Object.assign(v.secrets as object, { redis: 'helix-redis', certs: 'helix-certs' })
+      Object.assign(v.models as object, { existingClaim: 'helix-models' })
+      v.tolerations = [{ key: 'dedicated', operator: 'Exists' }]
+    })
+    for (const o of objects) checkObject(o)
+    expect(objects.map((o) => o.kind).sort()).toEqual([
+      'ConfigMap',
+      'Deployment',
+      'HorizontalPodAutoscaler',
+      'Ingress',
+      'PodDisruptionBudget',
+      'Service',
+    ])
+    const deployment = byKind(objects, 'Deployment')!
+    expect(deployment.spec).not.toHaveProperty('replicas')
+    const pod = deployment.spec.template.spec
+    const container = pod.containers[0]
+    expect(container.resources.limits['nvidia.com/gpu']).toBe(2)
+    expect(container.resources.limits.memory).toBe('4Gi')
+    expect(container.image).toMatch(/-gpu$/)
+    expect(container.env).toContainEqual({ name: 'HELIX_DEVICE', value: 'cuda' })
+    expect(pod.tolerations.map((t: { key: string }) => t.key)).toEqual(['nvidia.com/gpu', 'dedicated'])
+    expect(
+      pod.volumes.find((v: { name: string }) => v.name === 'models').persistentVolumeClaim.claimName,
+    ).toBe('helix-models')
+    const ingress = byKind(objects, 'Ingress')!
+    expect(ingress.spec.rules[0].host).toBe('api.example.com')
+    expect(ingress.spec.tls[0].hosts).toEqual(['api.example.com'])
+    expect(byKind(objects, 'HorizontalPodAutoscaler')!.spec.scaleTargetRef.name).toBe(
+      deployment.metadata.name,
+    )
+  })
+
+  it('enables GPUs by default when models.device is cuda', async () => {
+    const files = planHelm(
+      new HelixHome(join(dir, 'gpu')),
+      parseConfig({ models: { device: 'cuda' } }),
+      '1.2.3',
+    )
+    const values = parse(files.find((f) => f.path.endsWith('values.yaml'))!.data)
+    expect(values.gpu.enabled).toBe(true)
+    expect(values.config.models.device).toBe('cuda')
+    expect(parse(files.find((f) => f.path.endsWith('Chart.yaml'))!.data).appVersion).toBe('1.2.3')
+  })
+})
