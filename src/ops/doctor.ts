@@ -4,6 +4,8 @@ import { createRequire } from 'node:module'
 import { createServer } from 'node:net'
 import { dirname, join } from 'node:path'
 import { execa } from 'execa'
+import { currentKid } from '../provision/jwt/key-set.js'
+import { readKeySet } from '../provision/jwt/key-store.js'
 import { discoverGpus } from '../runtime/gpu/nvidia-smi.js'
 import type { HelixConfig } from '../shared/config.js'
 import { exists, type HelixHome } from '../shared/home.js'
@@ -139,21 +141,19 @@ export async function checkCertificates(home: HelixHome, config: HelixConfig, no
 
 /** Age of the current JWT signing key, from keys/keys.json (written by `helix keys`). */
 export async function checkJwtKeyAge(home: HelixHome, config: HelixConfig, now: Date): Promise<CheckResult> {
-  const metaFile = join(home.keysDir, 'keys.json')
-  if (!(await exists(metaFile))) return warn('jwt-keys', 'no JWT signing keys yet', 'Run `helix init` or `helix keys generate`.')
+  let set: Awaited<ReturnType<typeof readKeySet>>
   try {
-    const meta = JSON.parse(await readFile(metaFile, 'utf8')) as unknown
-    const list = (Array.isArray(meta) ? meta : ((meta as { keys?: unknown[] }).keys ?? [])) as { status?: string; created_at?: string; createdAt?: string }[]
-    const current = list.find((k) => k.status === 'current')
-    const created = current?.created_at ?? current?.createdAt
-    if (!created) return fail('jwt-keys', 'keys/keys.json has no current key', 'Run `helix keys rotate` to make a new current key.')
-    const days = Math.floor((now.getTime() - Date.parse(created)) / DAY_MS)
-    return days > config.jwt.rotate_after_days
-      ? warn('jwt-keys', `current JWT key is ${days} days old (rotate after ${config.jwt.rotate_after_days})`, 'Run `helix keys rotate`.')
-      : ok('jwt-keys', `current JWT key is ${days} day(s) old`)
-  } catch {
-    return fail('jwt-keys', 'keys/keys.json cannot be read', 'Restore it with `helix keys restore <backup>` or regenerate with `helix keys generate --force`.')
+    set = await readKeySet(home)
+  } catch (err) {
+    return fail('jwt-keys', (err as Error).message, 'Restore the keys with `helix keys restore <backup>` or regenerate them with `helix keys generate --force`.')
   }
+  if (!set) return warn('jwt-keys', 'no JWT signing keys yet', 'Run `helix init` or `helix keys generate`.')
+  const kid = currentKid(set)
+  if (!kid) return fail('jwt-keys', 'keys/keys.json has no current key', 'Run `helix keys rotate` to make a new current key.')
+  const days = Math.floor((now.getTime() - Date.parse(set.keys[kid].created_at)) / DAY_MS)
+  return days > config.jwt.rotate_after_days
+    ? warn('jwt-keys', `current JWT key is ${days} days old (rotate after ${config.jwt.rotate_after_days})`, 'Run `helix keys rotate`.')
+    : ok('jwt-keys', `current JWT key is ${days} day(s) old`)
 }
 
 export async function checkDiskSpace(home: HelixHome): Promise<CheckResult> {

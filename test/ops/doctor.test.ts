@@ -73,12 +73,14 @@ describe('helix doctor checks', () => {
   it('warns when the current JWT key is overdue for rotation', async () => {
     const config = await loadConfig(home, {}, {})
     expect((await checkJwtKeyAge(home, config, now)).status).toBe('warn')
-    const meta = (created: string) => JSON.stringify({ keys: [{ kid: 'a', status: 'current', created_at: created }] })
+    const kid = 'A'.repeat(43)
+    const meta = (created: string, status = 'current') =>
+      JSON.stringify({ version: 1, keys: { [kid]: { alg: 'EdDSA', status, created_at: created, retire_at: null } } })
     await writeFile(home.path('keys', 'keys.json'), meta(new Date(now.getTime() - 12.5 * DAY).toISOString()))
     expect(await checkJwtKeyAge(home, config, now)).toMatchObject({ status: 'ok', message: 'current JWT key is 12 day(s) old' })
     await writeFile(home.path('keys', 'keys.json'), meta(new Date(now.getTime() - 100 * DAY).toISOString()))
     expect((await checkJwtKeyAge(home, config, now)).status).toBe('warn')
-    await writeFile(home.path('keys', 'keys.json'), JSON.stringify({ keys: [] }))
+    await writeFile(home.path('keys', 'keys.json'), meta(now.toISOString(), 'retired'))
     expect((await checkJwtKeyAge(home, config, now)).status).toBe('fail')
     await writeFile(home.path('keys', 'keys.json'), '{')
     expect((await checkJwtKeyAge(home, config, now)).status).toBe('fail')
@@ -126,6 +128,22 @@ describe('helix doctor checks', () => {
 })
 
 describe('helix doctor (built binary)', () => {
+  it('passes the key, certificate and permission checks on a fresh helix init', async () => {
+    const { dir, cleanup } = await tempDir()
+    try {
+      await runHelix(['init', '--yes', '--dir', dir])
+      const result = await runHelix(['doctor', '--dir', dir, '--json'], { env: { HELIX_PORT: '0' } })
+      const report = JSON.parse(result.stdout) as { checks: { name: string; status: string; message: string }[] }
+      const byName = Object.fromEntries(report.checks.map((c) => [c.name, c]))
+      expect(byName.permissions.status).toBe('ok')
+      expect(byName.permissions.message).toMatch(/^[5-9] private key file\(s\) are 0600$/)
+      expect(byName.certificates.status).toBe('ok')
+      expect(byName['jwt-keys']).toMatchObject({ status: 'ok', message: 'current JWT key is 0 day(s) old' })
+    } finally {
+      await cleanup()
+    }
+  })
+
   it('prints one JSON document and exits 1 when a check fails', async () => {
     const { dir, cleanup } = await tempDir()
     try {
