@@ -1,0 +1,8 @@
+export * as apiKeys from './api-keys.js'
+export * as audit from './audit.js'
+export * as emailTokens from './email-tokens.js'
+export * as refreshTokens from './refresh-tokens.js'
+export * as requestLog from './request-log.js'
+export * as revokedTokens from './revoked-tokens.js'
+export * as usage from './usage.js'
+export * as users from './users.js'
