@@ -1,0 +1,60 @@
+import { readFileSync } from 'node:fs'
+
+// Closed-loop throughput measurement shared by bench scripts.
+
+/**
+ * Runs `task` back to back in `concurrency` loops for `durationMs` (after `warmupMs` whose results
+ * are discarded) and returns { items, seconds, itemsPerSecond, errors }. `task` resolves with the
+ * number of items it processed.
+ */
+export async function closedLoop(task, { concurrency = 1, durationMs = 5000, warmupMs = 1000 } = {}) {
+  let measuring = false
+  let items = 0
+  let errors = 0
+  let firstError
+  const warmupEnd = performance.now() + warmupMs
+  const end = warmupEnd + durationMs
+  let started = 0
+  const loop = async () => {
+    while (performance.now() < end) {
+      try {
+        const n = await task()
+        if (measuring) items += n
+      } catch (err) {
+        if (measuring) errors++
+        firstError ??= err
+      }
+    }
+  }
+  const warmupTimer = setTimeout(() => {
+    measuring = true
+    started = performance.now()
+  }, warmupMs)
+  await Promise.all(Array.from({ length: concurrency }, loop))
+  clearTimeout(warmupTimer)
+  const seconds = (performance.now() - (started || warmupEnd)) / 1000
+  return { items, seconds, itemsPerSecond: items / seconds, errors, firstError }
+}
+
+/** Formats a number of items per second for a table. */
+export function rate(value) {
+  return `${value.toFixed(0).padStart(7)} items/s`
+}
+
+/**
+ * CPU seconds (user + system) a process has used so far, read from /proc (Linux); undefined
+ * elsewhere. CPU per item is robust where wall-clock throughput is at the mercy of other load.
+ */
+export function processCpuSeconds(pid) {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    // utime and stime are fields 14 and 15 of stat(5); fields[0] here is field 3.
+    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS
+  } catch {
+    return undefined
+  }
+}
+
+/** USER_HZ: 100 on every Linux this runs on (sysconf is not reachable from Node). */
+const CLOCK_TICKS = 100

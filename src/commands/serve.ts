@@ -1,0 +1,48 @@
+import { Flags } from '@oclif/core'
+import { LOG_LEVELS } from '../runtime/config.js'
+import { type ServeResult, serve } from '../runtime/server.js'
+import { HelixCommand } from '../shared/base-command.js'
+
+export default class Serve extends HelixCommand<ServeResult> {
+  static summary = 'Run the inference daemon in the foreground (KServe v2 REST API and /metrics).'
+  static description =
+    'Loads the models of the repository (models/<name>/<version>/model.onnx) and serves them. Settings come from helix.yaml < env (HELIX_HOST, HELIX_PORT, HELIX_LOG_LEVEL, HELIX_DRAIN_TIMEOUT_MS) < flags. Logs are JSON lines on stdout. SIGTERM or SIGINT stops accepting connections, lets in-flight requests finish (bounded), unloads the models and exits 0.'
+  static examples = [
+    '<%= config.bin %> serve',
+    '<%= config.bin %> serve --host 0.0.0.0 --port 8443 --tls',
+    '<%= config.bin %> serve --mtls --dir /srv/helix',
+  ]
+
+  static flags = {
+    host: Flags.string({ description: 'Address to listen on (default 127.0.0.1, server.host).' }),
+    port: Flags.integer({
+      description: 'Port to listen on; 0 picks a free one (default 8080, server.port).',
+      min: 0,
+      max: 65535,
+    }),
+    tls: Flags.boolean({
+      description: 'Serve HTTPS with certs/server.crt and certs/server.key.',
+      allowNo: true,
+    }),
+    mtls: Flags.boolean({
+      description: 'Require client certificates signed by certs/ca.crt (implies --tls).',
+      allowNo: true,
+    }),
+    'log-level': Flags.string({ description: 'Log level (default info).', options: [...LOG_LEVELS] }),
+  }
+
+  async run(): Promise<ServeResult> {
+    const { flags } = await this.parse(Serve)
+    const result = await serve(
+      this.home,
+      { host: flags.host, port: flags.port, tls: flags.tls, mtls: flags.mtls, logLevel: flags['log-level'] },
+      {
+        onListening: (url) => this.log(`helix serve listening on ${url}`),
+        // Under --json stdout holds only the final result; the logs go to stderr.
+        logDestination: this.jsonEnabled() ? 2 : 1,
+      },
+    )
+    this.log(`helix serve stopped (${result.signal})`)
+    return result
+  }
+}

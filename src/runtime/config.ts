@@ -1,0 +1,121 @@
+import { readFile } from 'node:fs/promises'
+import { resolve } from 'node:path'
+import { type HelixConfig, loadConfig } from '../shared/config.js'
+import { UserError } from '../shared/errors.js'
+import type { HelixHome } from '../shared/home.js'
+
+/** Flags of `helix serve`; each overrides helix.yaml and the environment. */
+export interface ServeFlags {
+  host?: string
+  port?: number
+  tls?: boolean
+  mtls?: boolean
+  logLevel?: string
+}
+
+export interface RuntimeTls {
+  cert: Buffer
+  key: Buffer
+  /** The helix CA; present with mTLS, which then requires and verifies client certificates. */
+  ca?: Buffer
+  mtls: boolean
+}
+
+/** Everything the daemon needs, resolved and validated once at start. */
+export interface RuntimeConfig {
+  host: string
+  port: number
+  tls?: RuntimeTls
+  bodyLimit: number
+  /** How long shutdown waits for in-flight requests before closing their connections. */
+  drainTimeoutMs: number
+  logLevel: LogLevel
+  /** Absolute path of the model repository. */
+  modelsDir: string
+  /** The whole validated helix.yaml, for the parts the inference core reads. */
+  helix: HelixConfig
+}
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
+export type LogLevel = (typeof LOG_LEVELS)[number]
+
+/** In-flight requests get this long to finish on SIGTERM (Kubernetes' grace period is 30 s). */
+export const DEFAULT_DRAIN_TIMEOUT_MS = 10_000
+
+function logLevel(value: string | undefined): LogLevel {
+  const level = value ?? 'info'
+  if (!(LOG_LEVELS as readonly string[]).includes(level)) {
+    throw new UserError('CONFIG_INVALID', `Unknown log level '${level}'.`, {
+      hint: `Use one of ${LOG_LEVELS.join(', ')}.`,
+    })
+  }
+  return level as LogLevel
+}
+
+function drainTimeout(value: string | undefined): number {
+  if (value === undefined) return DEFAULT_DRAIN_TIMEOUT_MS
+  const ms = Number(value)
+  if (!Number.isInteger(ms) || ms < 0) {
+    throw new UserError(
+      'CONFIG_INVALID',
+      `HELIX_DRAIN_TIMEOUT_MS must be a non-negative integer, got '${value}'.`,
+      {
+        hint: 'Set it to the milliseconds in-flight requests may take to finish on shutdown.',
+      },
+    )
+  }
+  return ms
+}
+
+async function readCertFile(home: HelixHome, name: string): Promise<Buffer> {
+  const path = home.path('certs', name)
+  try {
+    return await readFile(path)
+  } catch (err) {
+    throw new UserError(
+      'TLS_FILES_MISSING',
+      `Cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}.`,
+      {
+        hint: 'Run `helix init` (or `helix certs issue server`) to create the certificates, or serve without --tls.',
+      },
+    )
+  }
+}
+
+/**
+ * Builds the daemon's config from helix.yaml < env (HELIX_HOST, HELIX_PORT, HELIX_LOG_LEVEL,
+ * HELIX_DRAIN_TIMEOUT_MS) < flags, validating everything (certificate files included) before
+ * anything starts.
+ */
+export async function loadRuntimeConfig(
+  home: HelixHome,
+  flags: ServeFlags = {},
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<RuntimeConfig> {
+  const server: Record<string, unknown> = {}
+  if (flags.host !== undefined) server.host = flags.host
+  if (flags.port !== undefined) server.port = flags.port
+  if (flags.tls !== undefined) server.tls = flags.tls
+  if (flags.mtls !== undefined) server.mtls = flags.mtls
+  const helix = await loadConfig(home, Object.keys(server).length ? { server } : {}, env)
+  const mtls = helix.server.mtls
+  const tlsOn = helix.server.tls || mtls
+  const tls: RuntimeTls | undefined = tlsOn
+    ? {
+        cert: await readCertFile(home, 'server.crt'),
+        key: await readCertFile(home, 'server.key'),
+        ...(mtls ? { ca: await readCertFile(home, 'ca.crt') } : {}),
+        mtls,
+      }
+    : undefined
+  return {
+    host: helix.server.host,
+    port: helix.server.port,
+    ...(tls ? { tls } : {}),
+    bodyLimit: helix.server.body_limit,
+    drainTimeoutMs: drainTimeout(env.HELIX_DRAIN_TIMEOUT_MS),
+    logLevel: logLevel(flags.logLevel ?? env.HELIX_LOG_LEVEL),
+    modelsDir: resolve(home.root, helix.models.repository),
+    helix,
+  }
+}
