@@ -48,8 +48,19 @@ function valueInfo(name: string, elemType: number, dims: Dim[]) {
   })
 }
 
-function node(opType: string, inputs: string[], outputs: string[], attribute: onnxProto.onnx.IAttributeProto[] = []) {
-  return onnx.NodeProto.create({ opType, input: inputs, output: outputs, name: `${opType}_${outputs[0]}`, attribute })
+function node(
+  opType: string,
+  inputs: string[],
+  outputs: string[],
+  attribute: onnxProto.onnx.IAttributeProto[] = [],
+) {
+  return onnx.NodeProto.create({
+    opType,
+    input: inputs,
+    output: outputs,
+    name: `${opType}_${outputs[0]}`,
+    attribute,
+  })
 }
 
 function floatInitializer(name: string, dims: number[], values: number[]) {
@@ -174,6 +185,37 @@ export function unsupportedOpModel(): Uint8Array {
     input: [valueInfo('x', 1, ['batch', 4])],
     output: [valueInfo('y', 1, ['batch', 4])],
     node: [node('NoSuchOperator', ['x'], ['y'])],
+  })
+}
+
+/**
+ * Loads fine but fails at run time for most inputs: y = reshape(x, [3, -1]) with x FP32 [batch, 4]
+ * only works when the element count divides by 3.
+ */
+export function runtimeErrorModel(): Uint8Array {
+  return encode({
+    name: 'runtime_error',
+    input: [valueInfo('x', 1, ['batch', 4])],
+    output: [valueInfo('y', 1, [3, 'n'])],
+    initializer: [int64Initializer('shape', [2], [3, -1])],
+    node: [node('Reshape', ['x', 'shape'], ['y'])],
+  })
+}
+
+/** A valid model whose input is a sequence of tensors, which helix cannot serve: n = len(items). */
+export function sequenceInputModel(): Uint8Array {
+  return encode({
+    name: 'sequence_input',
+    input: [
+      onnx.ValueInfoProto.create({
+        name: 'items',
+        type: {
+          sequenceType: { elemType: { tensorType: { elemType: 1, shape: { dim: [{ dimParam: 'n' }] } } } },
+        },
+      }),
+    ],
+    output: [valueInfo('n', 7, [])],
+    node: [node('SequenceLength', ['items'], ['n'])],
   })
 }
 

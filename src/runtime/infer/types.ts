@@ -62,6 +62,12 @@ export interface ModelMetadata {
   platform: string
   inputs: TensorSpec[]
   outputs: TensorSpec[]
+  /** Execution provider in use by the version described ('cpu', 'cuda', 'webgpu'). */
+  executionProvider?: string
+  /** Device of that version ('cpu', 'cuda:0', 'webgpu'). */
+  device?: string
+  /** Largest batch one request may carry on dim 0 (0: the model does not batch). */
+  maxBatchSize?: number
 }
 
 /** One row of the repository index (POST /v2/repository/index). */
@@ -74,6 +80,8 @@ export interface ModelIndexEntry {
   executionProvider?: string
   device?: string
   queueDepth?: number
+  /** Why the provider in use is not the preferred one (device auto fell back to the CPU). */
+  fallbackReason?: string
 }
 
 export interface InferRequest {
@@ -90,6 +98,8 @@ export interface InferRequest {
   signal?: AbortSignal
   /** Per-request deadline in milliseconds. */
   timeoutMs?: number
+  /** Request headers (lower-case names); a model's `sticky_header` is read from here before routingKey. */
+  headers?: Record<string, string | string[] | undefined>
 }
 
 export interface InferTiming {
@@ -107,18 +117,25 @@ export interface InferResult {
   id?: string
   outputs: Tensor[]
   timing: InferTiming
+  /** True when the answer came from the model's response cache (timing is then all zeros). */
+  cached?: boolean
 }
 
 /**
  * What the daemon's routes call. Errors are HelixErrors with these codes (mapped to HTTP statuses in
  * one table by the error plugin): MODEL_NOT_FOUND 404, VERSION_NOT_FOUND 404, INVALID_INPUT 400,
  * QUEUE_FULL 429, MODEL_NOT_READY 503, INFER_TIMEOUT 504, CANCELLED 499, BACKEND_FAILED 500.
+ * load() also raises MODEL_LOAD_FAILED (500; versions that were serving keep serving).
+ * QUEUE_FULL errors are QueueFullError (errors.ts) carrying retryAfterSeconds.
  */
 export interface ModelService {
   /** Server-level readiness: every model that should be loaded is READY (or UNAVAILABLE with a reason). */
   isReady(): boolean
   metadata(model: string, version?: string): ModelMetadata
-  /** Ready state of one model (any version when version is absent). */
+  /**
+   * Ready state of one model (any version when version is absent). Throws MODEL_NOT_FOUND /
+   * VERSION_NOT_FOUND for names the repository does not know, so routes can answer 404.
+   */
   modelReady(model: string, version?: string): boolean
   index(options?: { readyOnly?: boolean }): ModelIndexEntry[]
   infer(request: InferRequest): Promise<InferResult>

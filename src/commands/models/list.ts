@@ -1,0 +1,41 @@
+import { Flags } from '@oclif/core'
+import { authorization, daemonUrl, repositoryIndex } from '../../runtime/infer/daemon-client.js'
+import { listRepository } from '../../runtime/infer/model-listing.js'
+import { renderModelList } from '../../runtime/infer/render-models.js'
+import { repositoryDir } from '../../runtime/infer/repository-location.js'
+import type { ModelIndexEntry } from '../../runtime/infer/types.js'
+import { HelixCommand } from '../../shared/base-command.js'
+
+export default class ModelsList extends HelixCommand<ModelIndexEntry[]> {
+  static summary = 'List the models of the repository: versions, state, device and execution provider.'
+  static description =
+    'Without --url, loads every model of the repository once (as the daemon would) to report which load and why the others do not, then releases them. With --url, asks the running daemon (POST /v2/repository/index).'
+  static examples = [
+    '<%= config.bin %> models list',
+    '<%= config.bin %> models list --json',
+    '<%= config.bin %> models list --url http://127.0.0.1:8080',
+  ]
+  static flags = {
+    ...HelixCommand.baseFlags,
+    url: Flags.string({ description: 'Ask this running daemon instead of loading from disk.' }),
+    daemon: Flags.boolean({
+      description: 'Ask the daemon at server.host:port of helix.yaml.',
+      default: false,
+    }),
+    'api-key': Flags.string({
+      description: 'API key (admin scope) for a daemon that requires one.',
+      env: 'HELIX_API_KEY',
+    }),
+  }
+
+  async run(): Promise<ModelIndexEntry[]> {
+    const { flags } = await this.parse(ModelsList)
+    const config = await this.config_()
+    const url = flags.url ?? (flags.daemon ? daemonUrl(config.server) : undefined)
+    const rows = url
+      ? await repositoryIndex(url, authorization(flags['api-key']))
+      : await listRepository(repositoryDir(this.home, config), { defaultDevice: config.models.device })
+    this.log(renderModelList(rows))
+    return rows
+  }
+}

@@ -1,0 +1,152 @@
+import { type Static, Type } from '@sinclair/typebox'
+import { Value } from '@sinclair/typebox/value'
+import { parse as parseYaml } from 'yaml'
+
+const VersionNumber = Type.Integer({ minimum: 1 })
+
+/**
+ * models/<name>/config.yaml, modelled on Triton's config.pbtxt. Every field is optional: what is
+ * left out is derived from the ONNX graph (inputs, outputs, batch dimension) or defaulted.
+ */
+export const ModelConfigSchema = Type.Object(
+  {
+    /** Largest batch the dynamic batcher forms; 0 turns batching off. Default 32 when dim 0 is dynamic. */
+    max_batch_size: Type.Optional(Type.Integer({ minimum: 0, maximum: 65536 })),
+    /** How long the first request of a batch may wait for others, in milliseconds. Default 2. */
+    max_queue_delay_ms: Type.Optional(Type.Number({ minimum: 0, maximum: 60_000 })),
+    /** Batch sizes worth dispatching at once, without waiting for the delay (Triton's preferred_batch_size). */
+    preferred_batch_sizes: Type.Optional(Type.Array(Type.Integer({ minimum: 1 }), { minItems: 1 })),
+    /**
+     * Sessions per loaded version; up to this many batches are dispatched at once. onnxruntime-node
+     * runs a session on the calling thread, so on the CPU more instances cost memory, not speed.
+     */
+    instances: Type.Optional(Type.Integer({ minimum: 1, maximum: 64 })),
+    /** Device policy: cuda (no fallback), webgpu, cpu, or auto (CUDA when a GPU is usable, else the CPU, logged). */
+    device: Type.Optional(
+      Type.Union([Type.Literal('auto'), Type.Literal('cuda'), Type.Literal('webgpu'), Type.Literal('cpu')]),
+    ),
+    /** Pin the model to this GPU index; without it the GPU with the most free memory is chosen. */
+    gpu: Type.Optional(Type.Integer({ minimum: 0 })),
+    /** GPU memory the model may take, in MiB; placement refuses GPUs with less free. */
+    memory_budget_mb: Type.Optional(Type.Integer({ minimum: 1 })),
+    /** Which versions to load: the newest N (default 1), all, or a list. */
+    version_policy: Type.Optional(
+      Type.Union([
+        Type.Object({ latest: Type.Integer({ minimum: 1 }) }, { additionalProperties: false }),
+        Type.Object({ all: Type.Literal(true) }, { additionalProperties: false }),
+        Type.Object(
+          { specific: Type.Array(VersionNumber, { minItems: 1 }) },
+          { additionalProperties: false },
+        ),
+      ]),
+    ),
+    /** Weighted split of unversioned requests between loaded versions (A/B tests). */
+    traffic: Type.Optional(
+      Type.Array(
+        Type.Object(
+          { version: VersionNumber, weight: Type.Number({ minimum: 0 }) },
+          { additionalProperties: false },
+        ),
+        {
+          minItems: 1,
+        },
+      ),
+    ),
+    /** Request header whose value keeps a caller on one version of the split (else the API key is used). */
+    sticky_header: Type.Optional(Type.String({ minLength: 1, pattern: '^[A-Za-z0-9-]+$' })),
+    /** A version that gets a copy of every unversioned request; its answers are discarded. */
+    shadow: Type.Optional(Type.Object({ version: VersionNumber }, { additionalProperties: false })),
+    /** Requests run on each new version before it takes traffic; default: one of zeros. */
+    warmup: Type.Optional(
+      Type.Array(
+        Type.Object(
+          {
+            inputs: Type.Record(
+              Type.String(),
+              Type.Object(
+                {
+                  shape: Type.Array(Type.Integer({ minimum: 0 })),
+                  /** Flat row-major values; zeros when left out. */
+                  data: Type.Optional(Type.Array(Type.Union([Type.Number(), Type.String(), Type.Boolean()]))),
+                },
+                { additionalProperties: false },
+              ),
+            ),
+          },
+          { additionalProperties: false },
+        ),
+      ),
+    ),
+    /** Response cache keyed by a hash of the inputs (off by default: only for deterministic models). */
+    cache: Type.Optional(
+      Type.Object(
+        {
+          enabled: Type.Boolean(),
+          /** Most entries kept (least recently used are evicted). */
+          max_entries: Type.Optional(Type.Integer({ minimum: 1 })),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+    /**
+     * Run each instance in a worker thread: the event loop stays free during compute (deadlines
+     * fire on time, requests keep being parsed) and instances run in parallel, for one input copy
+     * per batch. Off by default (the service default applies).
+     */
+    worker_threads: Type.Optional(Type.Boolean()),
+    /** onnxruntime intra-op threads per session (0 or absent: onnxruntime's default). */
+    intra_op_threads: Type.Optional(Type.Integer({ minimum: 0, maximum: 1024 })),
+    /** onnxruntime inter-op threads per session. */
+    inter_op_threads: Type.Optional(Type.Integer({ minimum: 0, maximum: 1024 })),
+    queue: Type.Optional(
+      Type.Object(
+        {
+          /** Requests waiting per version before new ones get QUEUE_FULL (429). */
+          max_size: Type.Optional(Type.Integer({ minimum: 1 })),
+          /** Default per-request deadline in milliseconds (0: none). */
+          timeout_ms: Type.Optional(Type.Integer({ minimum: 0 })),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+  },
+  { additionalProperties: false },
+)
+
+export type ModelConfig = Static<typeof ModelConfigSchema>
+
+/** A config.yaml that cannot be used; the message names the file and the field. */
+export class ModelConfigError extends Error {
+  override name = 'ModelConfigError'
+}
+
+/** Parses and validates config.yaml text; an empty file is an empty config. */
+export function parseModelConfig(text: string, source = 'config.yaml'): ModelConfig {
+  let raw: unknown
+  try {
+    raw = parseYaml(text) ?? {}
+  } catch (err) {
+    throw new ModelConfigError(`${source} is not valid YAML: ${(err as Error).message.split('\n')[0]}`)
+  }
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
+    throw new ModelConfigError(`${source} must hold a mapping of settings`)
+  }
+  const first = Value.Errors(ModelConfigSchema, raw).First()
+  if (first) {
+    const where = first.path.replace(/^\//, '').replaceAll('/', '.') || '(root)'
+    // Typos are the usual cause: name the unknown key instead of TypeBox's generic message.
+    const unknown = Object.keys(raw).find((k) => !(k in ModelConfigSchema.properties))
+    const message = unknown ? `unknown setting '${unknown}'` : `${where}: ${first.message}`
+    throw new ModelConfigError(`${source}: ${message}`)
+  }
+  const config = raw as ModelConfig
+  if (config.shadow && config.traffic?.some((t) => t.version === config.shadow?.version && t.weight > 0)) {
+    throw new ModelConfigError(
+      `${source}: shadow version ${config.shadow.version} must not also take traffic`,
+    )
+  }
+  if (config.traffic?.every((t) => t.weight === 0)) {
+    throw new ModelConfigError(`${source}: traffic weights must not all be 0`)
+  }
+  return config
+}

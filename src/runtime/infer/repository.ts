@@ -1,0 +1,75 @@
+import { readdir, readFile, stat } from 'node:fs/promises'
+import { join } from 'node:path'
+
+export const MODEL_FILE = 'model.onnx'
+export const CONFIG_FILE = 'config.yaml'
+
+/** Model names are path segments and URL segments: keep them to a safe alphabet. */
+export const MODEL_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/
+
+/** One model directory as found on disk, before anything is loaded. */
+export interface RepositoryModel {
+  name: string
+  dir: string
+  /** Numeric version directories, ascending. */
+  versions: number[]
+  /** config.yaml text, when the file exists. */
+  configText?: string
+}
+
+async function isDirectory(path: string): Promise<boolean> {
+  return (await stat(path).catch(() => undefined))?.isDirectory() ?? false
+}
+
+/** Reads one model directory; undefined when it does not exist. */
+export async function readRepositoryModel(
+  repositoryDir: string,
+  name: string,
+): Promise<RepositoryModel | undefined> {
+  const dir = join(repositoryDir, name)
+  if (!MODEL_NAME_PATTERN.test(name) || !(await isDirectory(dir))) return undefined
+  const entries = await readdir(dir, { withFileTypes: true })
+  // Triton's layout: version directories are positive integers; anything else is ignored.
+  const versions = entries
+    .filter((e) => e.isDirectory() && /^[1-9][0-9]{0,8}$/.test(e.name))
+    .map((e) => Number(e.name))
+    .sort((a, b) => a - b)
+  let configText: string | undefined
+  try {
+    configText = await readFile(join(dir, CONFIG_FILE), 'utf8')
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
+  }
+  return { name, dir, versions, ...(configText !== undefined ? { configText } : {}) }
+}
+
+/** Every model directory of a repository (an absent repository is an empty one). */
+export async function scanRepository(repositoryDir: string): Promise<RepositoryModel[]> {
+  const entries = await readdir(repositoryDir, { withFileTypes: true }).catch(
+    (err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT') return []
+      throw err
+    },
+  )
+  const names = entries.filter((e) => e.isDirectory() && MODEL_NAME_PATTERN.test(e.name)).map((e) => e.name)
+  const models = await Promise.all(names.sort().map((n) => readRepositoryModel(repositoryDir, n)))
+  return models.filter((m): m is RepositoryModel => m !== undefined)
+}
+
+/** Path of a version's model file. */
+export function modelFile(model: RepositoryModel, version: number): string {
+  return join(model.dir, String(version), MODEL_FILE)
+}
+
+/**
+ * What identifies a version's files on disk: a reload keeps a loaded version whose fingerprint did
+ * not change, and re-opens one whose model.onnx or config.yaml did.
+ */
+export async function versionFingerprint(
+  model: RepositoryModel,
+  version: number,
+): Promise<string | undefined> {
+  const info = await stat(modelFile(model, version)).catch(() => undefined)
+  if (!info?.isFile()) return undefined
+  return `${info.size}:${info.mtimeMs}:${info.ino}:${model.configText ?? ''}`
+}

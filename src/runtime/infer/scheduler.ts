@@ -1,0 +1,304 @@
+import { HelixError } from '../../shared/errors.js'
+import { concatInputs, splitOutputs } from './batcher.js'
+import { backendFailed, cancelled, inferTimeout, modelNotReady, QueueFullError } from './errors.js'
+import type { PreparedRequest } from './input-validation.js'
+import type { InferTiming, Tensor } from './types.js'
+
+export interface SchedulerOptions {
+  /** Model name (and version) for error messages. */
+  model: string
+  /** Largest batch to form; 0 or 1 runs every request alone. */
+  maxBatchSize: number
+  /** How long the oldest queued request may wait for a fuller batch. */
+  maxQueueDelayMs: number
+  /** Batch sizes worth dispatching at once without waiting (the largest triggers dispatch). */
+  preferredBatchSizes?: number[]
+  /** Requests waiting before new ones are refused with QUEUE_FULL. */
+  maxQueueSize: number
+  /** Deadline for requests that bring none, in ms (0 or absent: none). */
+  defaultTimeoutMs?: number
+  /** Batches that may run at once (the backend's instances). */
+  concurrency: number
+  /** Runs one batch on the backend. */
+  execute: (inputs: Tensor[], outputs?: string[]) => Promise<Tensor[]>
+}
+
+export interface ScheduledResult {
+  outputs: Tensor[]
+  timing: InferTiming
+}
+
+export interface SchedulerStats {
+  queueDepth: number
+  inFlightBatches: number
+  batches: number
+  requests: number
+}
+
+interface Pending {
+  request: PreparedRequest
+  enqueuedAt: number
+  /** performance.now() after which the answer is a timeout (Infinity: none). */
+  deadline: number
+  timeoutMs: number
+  state: 'queued' | 'running' | 'settled'
+  resolve: (result: ScheduledResult) => void
+  reject: (error: unknown) => void
+  cleanup: () => void
+}
+
+const now = () => performance.now()
+
+/**
+ * One model version's queue and dynamic batcher (Triton's dynamic batcher): requests with the same
+ * non-batch shapes are gathered until max_batch_size (or the largest preferred size) or until the
+ * oldest has waited max_queue_delay_ms, run once on the backend, and split back. Requests with other
+ * shapes stay queued for a batch of their own; nothing of two shapes is ever mixed.
+ */
+export class Scheduler {
+  private queue: Pending[] = []
+  private running = 0
+  private timer?: NodeJS.Timeout
+  private timerDue = Number.POSITIVE_INFINITY
+  private accepting = true
+  private drainWaiters: (() => void)[] = []
+  private batches = 0
+  private requests = 0
+  /** Smoothed compute time per batch, for Retry-After estimates. */
+  private avgComputeMs = 0
+
+  constructor(private readonly options: SchedulerOptions) {}
+
+  get queueDepth(): number {
+    return this.queue.length
+  }
+
+  stats(): SchedulerStats {
+    return {
+      queueDepth: this.queue.length,
+      inFlightBatches: this.running,
+      batches: this.batches,
+      requests: this.requests,
+    }
+  }
+
+  private get batching(): boolean {
+    return this.options.maxBatchSize > 1
+  }
+
+  enqueue(
+    request: PreparedRequest,
+    options: { signal?: AbortSignal; timeoutMs?: number } = {},
+  ): Promise<ScheduledResult> {
+    const { model } = this.options
+    if (!this.accepting) return Promise.reject(modelNotReady(model, 'it is unloading'))
+    if (options.signal?.aborted) return Promise.reject(cancelled(model))
+    if (this.queue.length >= this.options.maxQueueSize) {
+      return Promise.reject(
+        new QueueFullError(
+          `The queue of '${model}' is full (${this.options.maxQueueSize} waiting).`,
+          this.retryAfterSeconds(),
+        ),
+      )
+    }
+    return new Promise<ScheduledResult>((resolve, reject) => {
+      const timeoutMs = options.timeoutMs ?? this.options.defaultTimeoutMs ?? 0
+      let timer: NodeJS.Timeout | undefined
+      const enqueuedAt = now()
+      const pending: Pending = {
+        request,
+        enqueuedAt,
+        deadline: timeoutMs > 0 ? enqueuedAt + timeoutMs : Number.POSITIVE_INFINITY,
+        timeoutMs,
+        state: 'queued',
+        resolve: (result) => {
+          if (pending.state === 'settled') return
+          pending.state = 'settled'
+          pending.cleanup()
+          resolve(result)
+        },
+        reject: (error) => {
+          if (pending.state === 'settled') return
+          pending.state = 'settled'
+          pending.cleanup()
+          reject(error)
+        },
+        cleanup: () => {
+          if (timer) clearTimeout(timer)
+          options.signal?.removeEventListener('abort', onAbort)
+        },
+      }
+      // A queued request that times out or is cancelled leaves the queue at once; a running one is
+      // answered at once and its share of the batch result is dropped.
+      const giveUp = (error: HelixError) => {
+        if (pending.state === 'queued') this.remove(pending)
+        pending.reject(error)
+      }
+      const onAbort = () => giveUp(cancelled(model))
+      if (timeoutMs > 0)
+        timer = setTimeout(
+          () => giveUp(inferTimeout(model, timeoutMs, pending.state === 'running' ? 'running' : 'queued')),
+          timeoutMs,
+        )
+      options.signal?.addEventListener('abort', onAbort, { once: true })
+      this.queue.push(pending)
+      this.requests++
+      this.schedule()
+    })
+  }
+
+  /** Stops taking requests and resolves once everything queued or running has finished. */
+  drain(): Promise<void> {
+    this.accepting = false
+    this.schedule()
+    if (this.idle()) return Promise.resolve()
+    return new Promise((resolve) => this.drainWaiters.push(resolve))
+  }
+
+  /** Refuses everything still queued (after a drain timed out or on shutdown). */
+  abort(reason: string): void {
+    this.accepting = false
+    for (const pending of this.queue.splice(0)) pending.reject(modelNotReady(this.options.model, reason))
+    this.clearTimer()
+    this.checkDrained()
+  }
+
+  private idle(): boolean {
+    return this.queue.length === 0 && this.running === 0
+  }
+
+  private checkDrained(): void {
+    if (!this.idle()) return
+    for (const resolve of this.drainWaiters.splice(0)) resolve()
+  }
+
+  private remove(pending: Pending): void {
+    const at = this.queue.indexOf(pending)
+    if (at >= 0) this.queue.splice(at, 1)
+    this.checkDrained()
+  }
+
+  private retryAfterSeconds(): number {
+    const perBatch = this.batching ? this.options.maxBatchSize : 1
+    const batchesAhead = Math.ceil(this.queue.length / perBatch)
+    const ms = (batchesAhead * Math.max(this.avgComputeMs, 1)) / Math.max(1, this.options.concurrency)
+    return Math.max(1, Math.ceil(ms / 1000))
+  }
+
+  private clearTimer(): void {
+    if (this.timer) clearTimeout(this.timer)
+    this.timer = undefined
+    this.timerDue = Number.POSITIVE_INFINITY
+  }
+
+  private armTimer(due: number): void {
+    if (this.timer && this.timerDue <= due) return
+    this.clearTimer()
+    this.timerDue = due
+    this.timer = setTimeout(
+      () => {
+        this.timer = undefined
+        this.timerDue = Number.POSITIVE_INFINITY
+        this.schedule()
+      },
+      Math.max(0, due - now()),
+    )
+  }
+
+  /** Dispatches every batch that is due while instances are free. */
+  private schedule(): void {
+    while (this.running < this.options.concurrency && this.queue.length > 0) {
+      const batch = this.takeBatch()
+      if (!batch) break
+      this.running++
+      void this.runBatch(batch)
+    }
+    if (this.queue.length === 0) this.clearTimer()
+  }
+
+  /** The next batch if one is due now; otherwise arms the timer for when the oldest request is. */
+  private takeBatch(): Pending[] | undefined {
+    const head = this.queue[0]
+    if (!this.batching) {
+      this.queue.shift()
+      return [head]
+    }
+    const cap = this.options.maxBatchSize
+    const preferred = this.options.preferredBatchSizes?.filter((p) => p <= cap) ?? []
+    const fullAt = preferred.length > 0 ? Math.max(...preferred) : cap
+    let available = 0
+    for (const p of this.queue) {
+      if (p.request.shapeKey === head.request.shapeKey) available += p.request.batchSize
+      if (available >= fullAt) break
+    }
+    const due = head.enqueuedAt + this.options.maxQueueDelayMs
+    // While draining there is nobody left to wait for: run what is there.
+    if (available < fullAt && now() < due && this.accepting) {
+      this.armTimer(due)
+      return undefined
+    }
+    let limit = Math.min(available, cap)
+    if (preferred.length > 0) limit = Math.max(head.request.batchSize, ...preferred.filter((p) => p <= limit))
+    const batch: Pending[] = []
+    let size = 0
+    for (const p of this.queue) {
+      if (p.request.shapeKey !== head.request.shapeKey) continue
+      if (size + p.request.batchSize > limit && batch.length > 0) continue
+      batch.push(p)
+      size += p.request.batchSize
+      if (size >= limit) break
+    }
+    const taken = new Set(batch)
+    this.queue = this.queue.filter((p) => !taken.has(p))
+    return batch
+  }
+
+  private async runBatch(batch: Pending[]): Promise<void> {
+    const started = now()
+    for (const p of batch) p.state = 'running'
+    const batchSize = batch.reduce((n, p) => n + p.request.batchSize, 0)
+    try {
+      const wanted = unionOutputs(batch)
+      const outputs = await this.options.execute(concatInputs(batch.map((p) => p.request)), wanted)
+      const computeMs = now() - started
+      this.avgComputeMs = this.avgComputeMs === 0 ? computeMs : this.avgComputeMs * 0.8 + computeMs * 0.2
+      const split = splitOutputs(
+        outputs,
+        batch.map((p) => p.request.batchSize),
+      )
+      const finished = now()
+      for (const [i, p] of batch.entries()) {
+        // onnxruntime-node computes on the main thread, so deadline timers cannot fire during a
+        // run; check here so a late answer is still a timeout, as promised.
+        if (finished >= p.deadline) {
+          p.reject(inferTimeout(this.options.model, p.timeoutMs, 'running'))
+          continue
+        }
+        const own = p.request.outputs
+        p.resolve({
+          outputs: own ? split[i].filter((t) => own.includes(t.name)) : split[i],
+          timing: { queueMs: started - p.enqueuedAt, computeMs, batchSize },
+        })
+      }
+    } catch (err) {
+      const error = err instanceof HelixError ? err : backendFailed(this.options.model, err)
+      for (const p of batch) p.reject(error)
+    } finally {
+      this.batches++
+      this.running--
+      this.schedule()
+      this.checkDrained()
+    }
+  }
+}
+
+/** The outputs a batch must compute: all when any request wants all. */
+function unionOutputs(batch: Pending[]): string[] | undefined {
+  if (batch.length === 1) return batch[0].request.outputs
+  const names = new Set<string>()
+  for (const p of batch) {
+    if (!p.request.outputs) return undefined
+    for (const n of p.request.outputs) names.add(n)
+  }
+  return [...names]
+}
