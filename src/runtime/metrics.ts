@@ -17,8 +17,8 @@ export class HelixMetrics {
 
   readonly requestDuration = new Histogram({
     name: 'helix_request_duration_seconds',
-    help: 'Time from request received to response sent, by route pattern.',
-    labelNames: ['route'] as const,
+    help: 'Time from request received to response sent, by method, route pattern and status code.',
+    labelNames: ['method', 'route', 'status_code'] as const,
     buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
     registers: [this.registry],
   })
@@ -54,7 +54,14 @@ export class HelixMetrics {
     registers: [this.registry],
   })
 
-  constructor(service: ModelService, options: { defaultMetrics?: boolean } = {}) {
+  constructor(
+    service: ModelService,
+    options: {
+      defaultMetrics?: boolean
+      /** notAfter of the helix certificates by role (ca, server, client), for helix_cert_expiry_seconds. */
+      certificates?: () => { cert: string; notAfter: Date }[]
+    } = {},
+  ) {
     // Gauges read the core at scrape time, so they are never stale and cost nothing between scrapes.
     new Gauge({
       name: 'helix_inference_queue_depth',
@@ -68,6 +75,31 @@ export class HelixMetrics {
         }
       },
     })
+    new Gauge({
+      name: 'helix_inference_queue_capacity',
+      help: 'The bound of a model version scheduler queue; beyond it requests get 429.',
+      labelNames: ['model', 'version'] as const,
+      registers: [this.registry],
+      collect() {
+        this.reset()
+        for (const entry of service.index()) {
+          if (entry.queueCapacity !== undefined) this.set({ model: entry.name, version: entry.version }, entry.queueCapacity)
+        }
+      },
+    })
+    const certificates = options.certificates
+    if (certificates) {
+      new Gauge({
+        name: 'helix_cert_expiry_seconds',
+        help: 'Seconds until a helix certificate expires (negative once expired); label cert is its role.',
+        labelNames: ['cert'] as const,
+        registers: [this.registry],
+        collect() {
+          this.reset()
+          for (const { cert, notAfter } of certificates()) this.set({ cert }, (notAfter.getTime() - Date.now()) / 1000)
+        },
+      })
+    }
     new Gauge({
       name: 'helix_model_ready',
       help: '1 when a model version is READY, else 0; provider is the execution provider in use.',

@@ -3,8 +3,11 @@ import type { ServerOptions as HttpsServerOptions } from 'node:https'
 import type { AddressInfo, Socket } from 'node:net'
 import type { FastifyInstance } from 'fastify'
 import { pino } from 'pino'
+import { listCertificates } from '../provision/certs/list.js'
+import type { HelixConfig } from '../shared/config.js'
 import type { HelixHome } from '../shared/home.js'
-import { buildApp, REDACTED_PATHS } from './app.js'
+import { type BuildAppOptions, buildApp, REDACTED_PATHS } from './app.js'
+import { HelixMetrics } from './metrics.js'
 import { loadRuntimeConfig, type RuntimeConfig, type RuntimeTls, type ServeFlags } from './config.js'
 import { HelixModelService } from './infer/model-service.js'
 import type { ModelService } from './infer/types.js'
@@ -86,8 +89,10 @@ export async function startDaemon(
   config: RuntimeConfig,
   service: ModelService,
   logger: pino.Logger = createLogger(config),
+  extra: Partial<BuildAppOptions> = {},
 ): Promise<Daemon> {
   const app = await buildApp({
+    ...extra,
     service,
     bodyLimit: config.bodyLimit,
     loggerInstance: logger,
@@ -116,6 +121,16 @@ export async function startDaemon(
     return closing
   }
   return { app, url: listeningUrl(config, app), shutdown }
+}
+
+/** notAfter of the helix certificates for the expiry gauge; none before `helix init` made them. */
+async function certificateExpiries(home: HelixHome, config: HelixConfig): Promise<{ cert: string; notAfter: Date }[]> {
+  try {
+    const { certificates } = await listCertificates(home, config)
+    return certificates.map((c) => ({ cert: c.role, notAfter: new Date(c.notAfter) }))
+  } catch {
+    return []
+  }
 }
 
 /** Resolves once SIGTERM or SIGINT has shut the daemon down. */
@@ -164,7 +179,10 @@ export async function serve(
     logger: logger.child({ component: 'infer' }),
     drainTimeoutMs: config.drainTimeoutMs,
   })
-  const daemon = await startDaemon(config, service, logger)
+  const certificates = await certificateExpiries(home, config.helix)
+  const daemon = await startDaemon(config, service, logger, {
+    metrics: new HelixMetrics(service, { certificates: () => certificates }),
+  })
   const stopped = shutdownOnSignal(daemon, options.signals)
   options.onListening?.(daemon.url)
   await service.start()

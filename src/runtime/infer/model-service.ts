@@ -222,6 +222,7 @@ export class HelixModelService implements ModelService {
                 executionProvider: d.executionProvider,
                 device: d.device,
                 queueDepth: slot.scheduler?.queueDepth ?? 0,
+                ...(slot.scheduler ? { queueCapacity: slot.scheduler.queueCapacity } : {}),
               }
             : {}),
           ...(d?.fallbackReason && slot.state !== 'UNAVAILABLE' ? { fallbackReason: d.fallbackReason } : {}),

@@ -73,6 +73,11 @@ export class Scheduler {
     return this.queue.length
   }
 
+  /** The bound of the queue: beyond it requests get QUEUE_FULL (429). */
+  get queueCapacity(): number {
+    return this.options.maxQueueSize
+  }
+
   stats(): SchedulerStats {
     return {
       queueDepth: this.queue.length,

@@ -80,6 +80,8 @@ export interface ModelIndexEntry {
   executionProvider?: string
   device?: string
   queueDepth?: number
+  /** The bound of that queue; beyond it requests get 429. */
+  queueCapacity?: number
   /** Why the provider in use is not the preferred one (device auto fell back to the CPU). */
   fallbackReason?: string
 }

@@ -17,7 +17,10 @@ export const metricsPlugin = globalPlugin(
     app.addHook('onResponse', async (request, reply) => {
       const route = request.routeOptions.url ?? 'unmatched'
       metrics.httpRequests.inc({ method: request.method, route, status: String(reply.statusCode) })
-      metrics.requestDuration.observe({ route }, reply.elapsedTime / 1000)
+      metrics.requestDuration.observe(
+        { method: request.method, route, status_code: String(reply.statusCode) },
+        reply.elapsedTime / 1000,
+      )
     })
   },
 )

@@ -209,7 +209,7 @@ describe('cross-cutting behaviour', () => {
       /helix_http_requests_total\{method="POST",route="\/v2\/models\/:model\/infer",status="200"\} \d+/,
     )
     expect(text).toMatch(
-      /helix_request_duration_seconds_bucket\{le="[\d.]+",route="\/v2\/models\/:model\/infer"\}/,
+      /helix_request_duration_seconds_bucket\{le="[\d.]+",method="POST",route="\/v2\/models\/:model\/infer",status_code="200"\}/,
     )
     expect(text).toMatch(/helix_inference_queue_seconds_count\{model="add",version="1"\} [1-9]/)
     expect(text).toMatch(/helix_inference_compute_seconds_count\{model="add",version="1"\} [1-9]/)
@@ -219,9 +219,22 @@ describe('cross-cutting behaviour', () => {
       /helix_inference_requests_total\{model="nope",version="",status="MODEL_NOT_FOUND"\} 1/,
     )
     expect(text).toMatch(/helix_inference_queue_depth\{model="cls",version="1"\} 0/)
+    expect(text).toMatch(/helix_inference_queue_capacity\{model="slow",version="1"\} 1\n/)
     expect(text).toMatch(/helix_model_ready\{model="cls",version="1",provider="cpu"\} 1/)
     expect(text).toMatch(/helix_model_ready\{model="broken",version="1",provider="none"\} 0/)
     expect(text).toMatch(/helix_process_cpu_seconds_total/)
+  })
+})
+
+describe('certificate expiry metric', () => {
+  it('reports seconds until each certificate expires, as the alert rules expect', async () => {
+    const { HelixMetrics } = await import('../../../src/runtime/metrics.js')
+    const notAfter = new Date(Date.now() + 10 * 86_400_000)
+    const metrics = new HelixMetrics(t.service, { defaultMetrics: false, certificates: () => [{ cert: 'server', notAfter }] })
+    const text = await metrics.registry.metrics()
+    const match = /helix_cert_expiry_seconds\{cert="server"\} ([0-9.e+]+)/.exec(text)
+    expect(Number(match?.[1])).toBeGreaterThan(10 * 86_400 - 60)
+    expect(Number(match?.[1])).toBeLessThanOrEqual(10 * 86_400)
   })
 })
 

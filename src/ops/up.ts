@@ -1,0 +1,124 @@
+import { join } from 'node:path'
+import { initHelixDirectory } from '../provision/init.js'
+import { runMigrations, startDatabase, stopDatabase } from '../provision/postgres/database.js'
+import { cliCreateKey, cliListKeys } from '../runtime/auth/admin-cli.js'
+import { addModel } from '../runtime/infer/repository-admin.js'
+import { scanRepository } from '../runtime/infer/repository.js'
+import { repositoryDir } from '../runtime/infer/repository-location.js'
+import { serve } from '../runtime/server.js'
+import { commitFiles } from '../shared/atomic-write.js'
+import { loadConfig } from '../shared/config.js'
+import { exists, type HelixHome } from '../shared/home.js'
+import { DEMO_MODEL, demoModelPath, demoRequest } from './demo-model.js'
+
+/** Name of the API key `helix up` creates for the administrator. */
+export const ADMIN_KEY_NAME = 'admin'
+
+export interface UpOptions {
+  host?: string
+  port?: number
+  tls?: boolean
+  /** Signals that stop the service (tests send SIGTERM). */
+  signals?: NodeJS.Signals[]
+}
+
+/** What `helix up` tells the user once the daemon listens. */
+export interface UpReady {
+  url: string
+  /** The admin API key, only on the run that created it (it is stored hashed and never shown again). */
+  adminKey?: string
+  adminKeyId: string
+  adminKeyCreated: boolean
+  /** True when this run created the helix directory. */
+  initialised: boolean
+  /** True when this run started the embedded database (and so stops it on exit). */
+  databaseStarted: boolean
+  /** Migrations this run applied. */
+  migrationsApplied: string[]
+  /** The demo model, when this run added it to an empty repository. */
+  modelAdded?: string
+  /** A KServe v2 request for the demo model, and a curl line that sends it. */
+  requestFile: string
+  curl: string
+}
+
+export interface UpResult extends UpReady {
+  signal: NodeJS.Signals
+}
+
+function curlLine(
+  url: string,
+  requestFile: string,
+  key: string | undefined,
+  tls: boolean,
+  home: HelixHome,
+): string {
+  const auth = key ?? '$HELIX_API_KEY'
+  const cacert = tls ? ` --cacert ${home.path('certs', 'ca.crt')}` : ''
+  return `curl -s${cacert} -H "Authorization: Bearer ${auth}" -H 'Content-Type: application/json' --data @${requestFile} ${url}/v2/models/${DEMO_MODEL}/infer`
+}
+
+/**
+ * `helix up`: everything from a fresh clone to a serving daemon, without questions. Init with defaults
+ * when the helix directory is missing, start the embedded database (or use the external one), migrate,
+ * put the demo model in an empty repository, create the admin API key once, and serve until a signal.
+ * The embedded database is stopped again on exit only if this run started it.
+ */
+export async function up(
+  home: HelixHome,
+  options: UpOptions,
+  onReady: (ready: UpReady) => void,
+): Promise<UpResult> {
+  const initialised = !(await home.isInitialised())
+  if (initialised) await initHelixDirectory(home, {})
+  const flags = { host: options.host, port: options.port, tls: options.tls }
+  const config = await loadConfig(home)
+  const database = await startDatabase(home, config)
+  const databaseStarted = database.mode === 'embedded' && database.started
+  try {
+    const { applied } = await runMigrations(home, config, false)
+
+    const models = repositoryDir(home, config)
+    let modelAdded: string | undefined
+    if ((await scanRepository(models)).length === 0) {
+      await addModel(models, DEMO_MODEL, demoModelPath())
+      modelAdded = DEMO_MODEL
+    }
+    const requestFile = join(home.dataDir, 'demo-request.json')
+    if (!(await exists(requestFile)))
+      await commitFiles([{ path: requestFile, data: JSON.stringify(demoRequest()) }])
+
+    const existing = (await cliListKeys(home, config)).find(
+      (k) => k.name === ADMIN_KEY_NAME && k.scopes.includes('admin'),
+    )
+    const created = existing
+      ? undefined
+      : await cliCreateKey(home, config, { name: ADMIN_KEY_NAME, scopes: ['admin'] })
+    const adminKeyId = (existing ?? created)!.id
+
+    let ready: UpReady | undefined
+    const { signal } = await serve(home, flags, {
+      signals: options.signals,
+      // Logs go to stderr so the summary on stdout stays readable.
+      logDestination: 2,
+      onListening: (url) => {
+        ready = {
+          url,
+          ...(created ? { adminKey: created.key } : {}),
+          adminKeyId,
+          adminKeyCreated: Boolean(created),
+          initialised,
+          databaseStarted,
+          migrationsApplied: applied,
+          ...(modelAdded ? { modelAdded } : {}),
+          requestFile,
+          curl: curlLine(url, requestFile, created?.key, url.startsWith('https:'), home),
+        }
+        onReady(ready)
+      },
+    })
+    return { ...ready!, signal }
+  } finally {
+    if (databaseStarted) await stopDatabase(home, config)
+  }
+}
