@@ -6,7 +6,7 @@ import { currentKid } from '../provision/jwt/key-set.js'
 import { readKeySet } from '../provision/jwt/key-store.js'
 import { databaseStatus, type StatusResult as DatabaseStatus } from '../provision/postgres/database.js'
 import { discoverGpus, type GpuDiscovery } from '../runtime/gpu/nvidia-smi.js'
-import { daemonUrl } from '../runtime/infer/daemon-client.js'
+import { daemonUrl, fromWireIndexRow } from '../runtime/infer/daemon-client.js'
 import type { ModelIndexEntry } from '../runtime/infer/types.js'
 import type { HelixConfig } from '../shared/config.js'
 import type { HelixHome } from '../shared/home.js'
@@ -75,7 +75,7 @@ async function daemonStatus(options: StatusOptions, now: Date): Promise<{ daemon
     if (meta.ok) daemon.version = ((await meta.json()) as { version?: string }).version
     daemon.ready = (await call('/v2/health/ready')).ok
     const index = await call('/v2/repository/index', { method: 'POST', body: '{}' })
-    if (index.ok) models = (await index.json()) as ModelIndexEntry[]
+    if (index.ok) models = ((await index.json()) as Record<string, unknown>[]).map(fromWireIndexRow)
     else daemon.error = `repository index answered ${index.status}${index.status === 401 || index.status === 403 ? ' (pass an admin key with --key or HELIX_API_KEY)' : ''}`
     const metrics = await call('/metrics')
     if (metrics.ok) daemon.uptimeSeconds = uptimeFromMetrics(await metrics.text(), now)

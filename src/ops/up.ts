@@ -11,6 +11,8 @@ import { loadConfig } from '../shared/config.js'
 import { exists, type HelixHome } from '../shared/home.js'
 import { DEMO_MODEL, demoModelPath, demoRequest } from './demo-model.js'
 
+const STOP_SIGNALS: NodeJS.Signals[] = ['SIGTERM', 'SIGINT']
+
 /** Name of the API key `helix up` creates for the administrator. */
 export const ADMIN_KEY_NAME = 'admin'
 
@@ -119,6 +121,15 @@ export async function up(
     })
     return { ...ready!, signal }
   } finally {
-    if (databaseStarted) await stopDatabase(home, config)
+    if (databaseStarted) {
+      // Another Ctrl-C now must not leave the database running behind us.
+      const hold = () => {}
+      for (const s of options.signals ?? STOP_SIGNALS) process.on(s, hold)
+      try {
+        await stopDatabase(home, config)
+      } finally {
+        for (const s of options.signals ?? STOP_SIGNALS) process.removeListener(s, hold)
+      }
+    }
   }
 }

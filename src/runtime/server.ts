@@ -139,11 +139,23 @@ export function shutdownOnSignal(
   signals: NodeJS.Signals[] = ['SIGTERM', 'SIGINT'],
 ): Promise<NodeJS.Signals> {
   return new Promise((resolve, reject) => {
+    let first: NodeJS.Signals | undefined
+    // A second Ctrl-C (or a supervisor repeating SIGTERM) must not kill the process mid-drain: the
+    // drain is bounded by drainTimeoutMs anyway, and an abrupt exit would skip closing the models.
     const onSignal = (signal: NodeJS.Signals) => {
-      for (const s of signals) process.removeListener(s, onSignal)
-      daemon.shutdown().then(() => resolve(signal), reject)
+      if (first) {
+        daemon.app.log.warn({ signal }, 'already shutting down; waiting for in-flight requests (bounded)')
+        return
+      }
+      first = signal
+      daemon
+        .shutdown()
+        .then(() => resolve(signal), reject)
+        .finally(() => {
+          for (const s of signals) process.removeListener(s, onSignal)
+        })
     }
-    for (const s of signals) process.once(s, onSignal)
+    for (const s of signals) process.on(s, onSignal)
   })
 }
 

@@ -78,16 +78,19 @@ export async function repositoryIndex(
   const rows = await post(url, '/v2/repository/index', {}, headers)
   if (!Array.isArray(rows))
     throw new Failure('DAEMON_REFUSED', `The daemon at ${url} sent an unexpected repository index.`)
-  // The wire format is snake_case (KServe style); the CLI shows the same rows as a local listing.
-  return rows.map((row: Record<string, unknown>) => {
-    const { execution_provider, fallback_reason, queue_depth, ...rest } = row
-    return {
-      ...rest,
-      ...(execution_provider !== undefined ? { executionProvider: execution_provider } : {}),
-      ...(fallback_reason !== undefined ? { fallbackReason: fallback_reason } : {}),
-      ...(queue_depth !== undefined ? { queueDepth: queue_depth } : {}),
-    } as unknown as ModelIndexEntry
-  })
+  return rows.map(fromWireIndexRow)
+}
+
+/** The wire format is snake_case (KServe style); the CLI shows the same rows as a local listing. */
+export function fromWireIndexRow(row: Record<string, unknown>): ModelIndexEntry {
+  const { execution_provider, fallback_reason, queue_depth, queue_capacity, ...rest } = row
+  return {
+    ...rest,
+    ...(execution_provider !== undefined ? { executionProvider: execution_provider } : {}),
+    ...(fallback_reason !== undefined ? { fallbackReason: fallback_reason } : {}),
+    ...(queue_depth !== undefined ? { queueDepth: queue_depth } : {}),
+    ...(queue_capacity !== undefined ? { queueCapacity: queue_capacity } : {}),
+  } as unknown as ModelIndexEntry
 }
 
 /** Request headers carrying an API key, when one is given. */

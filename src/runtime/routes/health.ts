@@ -19,6 +19,9 @@ export function modelStatus(entry: ModelIndexEntry) {
     ...(entry.reason ? { reason: entry.reason } : {}),
     ...(entry.executionProvider ? { execution_provider: entry.executionProvider } : {}),
     ...(entry.device ? { device: entry.device } : {}),
+    ...(entry.fallbackReason ? { fallback_reason: entry.fallbackReason } : {}),
+    ...(entry.queueDepth !== undefined ? { queue_depth: entry.queueDepth } : {}),
+    ...(entry.queueCapacity !== undefined ? { queue_capacity: entry.queueCapacity } : {}),
   }
 }
 

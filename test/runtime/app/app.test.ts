@@ -34,6 +34,8 @@ describe('server endpoints', () => {
       state: 'READY',
       execution_provider: 'cpu',
       device: 'cpu',
+      queue_depth: 0,
+      queue_capacity: expect.any(Number),
     })
     expect(body.models).toContainEqual(
       expect.objectContaining({ name: 'broken', state: 'UNAVAILABLE', reason: expect.any(String) }),
