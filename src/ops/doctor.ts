@@ -6,6 +6,7 @@ import { dirname, join } from 'node:path'
 import { execa } from 'execa'
 import { currentKid } from '../provision/jwt/key-set.js'
 import { readKeySet } from '../provision/jwt/key-store.js'
+import { databaseStatus, withDatabase } from '../provision/postgres/database.js'
 import { discoverGpus } from '../runtime/gpu/nvidia-smi.js'
 import type { HelixConfig } from '../shared/config.js'
 import { exists, type HelixHome } from '../shared/home.js'
@@ -22,6 +23,8 @@ export interface DoctorOptions {
   config: HelixConfig
   now?: Date
   env?: NodeJS.ProcessEnv
+  /** Check the database too (default); off for a directory where it does not matter. */
+  database?: boolean
   /** Extra checks contributed by other subsystems (database, daemon). */
   extraChecks?: (() => Promise<CheckResult>)[]
 }
@@ -167,6 +170,48 @@ export async function checkDiskSpace(home: HelixHome): Promise<CheckResult> {
   return ok('disk', text)
 }
 
+/** Clock skew beyond this breaks JWT exp/nbf checks between replicas (jose allows a small tolerance). */
+const MAX_SKEW_S = 5
+
+/** Whether the database answers, its migrations, and the clock skew between it and this machine. */
+export async function checkDatabase(home: HelixHome, config: HelixConfig): Promise<CheckResult[]> {
+  const status = await databaseStatus(home, config)
+  if (!status.reachable) {
+    if (status.mode === 'embedded' && !status.running) {
+      return [fail('database', 'the embedded PostgreSQL is not running', 'Start it with `helix db start` (or everything with `helix up`).')]
+    }
+    return [
+      fail(
+        'database',
+        `${status.mode} PostgreSQL at ${status.url ?? '?'} is not reachable${status.error ? `: ${status.error}` : ''}`,
+        status.mode === 'external' ? 'Check DATABASE_URL / database.url, the network and the credentials.' : 'Restart it with `helix db stop` then `helix db start`.',
+      ),
+    ]
+  }
+  const checks: CheckResult[] = []
+  const m = status.migrations
+  if (m && m.drift.length > 0) {
+    checks.push(fail('database', `applied migrations were edited afterwards: ${m.drift.join(', ')}`, 'Restore the original migration files (git checkout migrations/).'))
+  } else if (m && m.pending.length > 0) {
+    checks.push(warn('database', `${m.pending.length} migration(s) pending`, 'Run `helix db migrate`.'))
+  } else {
+    checks.push(ok('database', `${status.mode} PostgreSQL ${status.serverVersion ?? ''} reachable, migrations up to date`.replace('  ', ' ')))
+  }
+  const skew = await withDatabase(home, config, async (db) => {
+    const before = Date.now()
+    const { rows } = await db.query<{ now: Date }>('SELECT now() AS now')
+    return Math.abs(rows[0].now.getTime() - (before + Date.now()) / 2) / 1000
+  }).catch(() => undefined)
+  if (skew !== undefined) {
+    checks.push(
+      skew > MAX_SKEW_S
+        ? warn('clock', `clock differs from the database server by ${skew.toFixed(1)} s`, 'Enable time synchronisation (chrony or systemd-timesyncd) on both machines.')
+        : ok('clock', `clock within ${skew.toFixed(2)} s of the database server`),
+    )
+  }
+  return checks
+}
+
 /** Runs every check; `ok` is false when any check failed (warnings do not fail). */
 export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
   const { home, config } = options
@@ -185,5 +230,6 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
     checkDiskSpace(home),
     ...(options.extraChecks ?? []).map((c) => c()),
   ])
+  if (options.database !== false) checks.push(...(await checkDatabase(home, config)))
   return { ok: checks.every((c) => c.status !== 'fail'), checks }
 }

@@ -103,7 +103,7 @@ export async function up(
       signals: options.signals,
       // Logs go to stderr so the summary on stdout stays readable.
       logDestination: 2,
-      onListening: (url) => {
+      onReady: (url) => {
         ready = {
           url,
           ...(created ? { adminKey: created.key } : {}),

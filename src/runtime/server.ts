@@ -172,6 +172,8 @@ export interface ServeResult {
 export interface ServeOptions {
   /** Called with the URL once the daemon listens (before the models finish loading). */
   onListening?: (url: string) => void
+  /** Called with the URL once the models are loaded and requests can be served. */
+  onReady?: (url: string) => void
   /** Signals that drain and stop the daemon. */
   signals?: NodeJS.Signals[]
   /** Where JSON log lines go; stdout by default, stderr when stdout must hold one --json document. */
@@ -199,6 +201,7 @@ export async function serve(
   options.onListening?.(daemon.url)
   await service.start()
   logger.info({ ready: service.isReady() }, 'models loaded')
+  options.onReady?.(daemon.url)
   const signal = await stopped
   await new Promise<void>((resolve) => logger.flush(() => resolve()))
   return { url: daemon.url, signal }

@@ -42,7 +42,11 @@
         if (hasBody && body.value.trim() !== '') headers['content-type'] = 'application/json'
         out.textContent = '…'
         try {
-          const res = await fetch(url, { method: method.toUpperCase(), headers, body: hasBody && body.value.trim() !== '' ? body.value : undefined })
+          const res = await fetch(url, {
+            method: method.toUpperCase(),
+            headers,
+            body: hasBody && body.value.trim() !== '' ? body.value : undefined,
+          })
           const text = await res.text()
           let shown = text
           try {
@@ -58,7 +62,9 @@
         path,
         el('span', { className: 'tag', textContent: op.summary || '' }),
       ])
-      list.append(el('details', {}, [summary, ...inputs.map((i) => i.row), ...(hasBody ? [body] : []), run, out]))
+      list.append(
+        el('details', {}, [summary, ...inputs.map((i) => i.row), ...(hasBody ? [body] : []), run, out]),
+      )
     }
   }
 })()

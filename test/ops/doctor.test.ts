@@ -116,9 +116,9 @@ describe('helix doctor checks', () => {
 
   it('sums up: any failure makes the report fail, warnings do not', async () => {
     const config = await loadConfig(home, { server: { port: 0 } }, {})
-    const passing = await runDoctor({ home, config, now })
+    const passing = await runDoctor({ home, config, now, database: false })
     expect(passing.ok).toBe(true)
-    const failing = await runDoctor({ home, config, now, extraChecks: [async () => ({ name: 'db', status: 'fail', message: 'down', advice: 'start it' })] })
+    const failing = await runDoctor({ home, config, now, database: false, extraChecks: [async () => ({ name: 'db', status: 'fail', message: 'down', advice: 'start it' })] })
     expect(failing.ok).toBe(false)
     const text = renderChecks(failing.checks)
     expect(text).toMatch(/FAIL {2}db +down/)
@@ -156,8 +156,12 @@ describe('helix doctor (built binary)', () => {
       expect(report.checks.find((c: { name: string }) => c.name === 'permissions').status).toBe('fail')
       await chmod(join(dir, 'certs', 'server.key'), 0o600)
       const human = await runHelix(['doctor', '--dir', dir], { env: { HELIX_PORT: '0' } })
-      expect(human.stdout).toContain('permissions')
-      expect(human.exitCode).toBe(0)
+      expect(human.stdout).toMatch(/^ok {4}permissions/m)
+      // Nothing started the database in this directory: that is the one failure left, with advice.
+      expect(human.stdout).toMatch(/^FAIL {2}database +the embedded PostgreSQL is not running$/m)
+      expect(human.stdout).toContain('helix db start')
+      expect(human.stdout).toMatch(/^1 check\(s\) failed/m)
+      expect(human.exitCode).toBe(1)
     } finally {
       await cleanup()
     }

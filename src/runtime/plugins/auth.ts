@@ -2,6 +2,7 @@ import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest 
 import { forbidden, missingCredentials } from '../auth/auth-errors.js'
 import { authenticateCredential, bearerCredential } from '../auth/authenticator.js'
 import type { IdentityDeps } from '../auth/identity-deps.js'
+import type { SocketAuthRouteConfig } from '../auth/socket-auth.js'
 import '../auth/principal.js'
 import type { Principal } from '../auth/principal.js'
 import { type RouteAccess, routeAccess } from '../auth/route-access.js'
@@ -88,6 +89,14 @@ export function identityHooks(deps: IdentityDeps, guard: RateLimitGuard, recorde
     accessOf.set(request, access)
     if (access.kind === 'public' || (!enabled && access.kind === 'scope')) return
     const credential = bearerCredential(request.headers.authorization)
+    const socketAuth = (request.routeOptions.config as SocketAuthRouteConfig | undefined)?.socketAuth
+    if (
+      credential === undefined &&
+      socketAuth === 'first-message' &&
+      request.headers.upgrade?.toLowerCase() === 'websocket'
+    ) {
+      return // the route authenticates the first message (see socket-auth.ts)
+    }
     if (credential === undefined) {
       reply.header('www-authenticate', REALM)
       throw missingCredentials()

@@ -71,7 +71,10 @@ export async function inferRoutes(app: FastifyInstance, options: { service: Mode
     metrics.batchSize.observe({ model: result.modelName }, batchSize)
 
     const encoded = encodeInferResponse(result, decoded.outputs, decoded.binaryOutput)
-    reply.header('server-timing', `queue;dur=${queueMs.toFixed(3)}, compute;dur=${computeMs.toFixed(3)}`)
+    reply.header(
+      'server-timing',
+      `queue;dur=${queueMs.toFixed(3)}, compute;dur=${computeMs.toFixed(3)}, batch;desc=${batchSize}`,
+    )
     if (encoded.headerLength !== undefined) {
       reply.header('inference-header-content-length', String(encoded.headerLength))
       reply.type('application/octet-stream')

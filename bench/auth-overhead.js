@@ -1,0 +1,145 @@
+// Auth overhead (issue 6): the same daemon build, the same model and load, with auth on (Bearer API
+// key: checksum, SHA-256, one indexed Postgres lookup, limiter, usage/request-log writes after the
+// answer) and with auth.enabled=false. Both apps run in this process over loopback against one
+// embedded PostgreSQL; rounds alternate so a noisy machine slows both alike. Target: under 5% slower.
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { Pool } from 'undici'
+import { ROOT } from './lib/daemon.js'
+import { closedLoop, rate } from './lib/measure.js'
+
+const dist = (p) => import(join(ROOT, 'dist', p))
+const { buildApp } = await dist('runtime/app.js')
+const { createIdentity } = await dist('runtime/auth/identity.js')
+const { CLI_ACTOR, createKey } = await dist('runtime/auth/api-keys.js')
+const { createModelService } = await dist('runtime/infer/model-service.js')
+const { startDatabase, stopDatabase, connect } = await dist('provision/postgres/database.js')
+const { migrate } = await dist('runtime/db/migrator.js')
+const { ensureJwtKeys } = await dist('provision/jwt/jwt-keys.js')
+const { parseConfig } = await dist('shared/config.js')
+const { HelixHome } = await dist('shared/home.js')
+const { writeFile, mkdir, copyFile } = await import('node:fs/promises')
+
+const CONCURRENCY = 16
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 7)
+const ROUND_MS = Number(process.env.BENCH_ROUND_MS ?? 2000)
+const TARGET = 0.95
+const MODEL = join(
+  ROOT,
+  'node_modules',
+  '@gutenye',
+  'ocr-models',
+  'assets',
+  'ch_ppocr_mobile_v2.0_cls_infer.onnx',
+)
+
+const dir = await mkdtemp(join(tmpdir(), 'helix-bench-auth-'))
+const home = new HelixHome(dir)
+await mkdir(join(dir, 'models', 'cls', '1'), { recursive: true })
+await copyFile(MODEL, join(dir, 'models', 'cls', '1', 'model.onnx'))
+await writeFile(join(dir, 'models', 'cls', 'config.yaml'), 'max_batch_size: 16\nmax_queue_delay_ms: 2\n')
+const limits = { per_key_per_min: 10_000_000, per_ip_per_min: 10_000_000 }
+const base = parseConfig({ rate_limit: limits })
+await startDatabase(home, base)
+const db = await connect(home, base)
+await migrate(db)
+await ensureJwtKeys(home, base)
+
+async function serve(authEnabled) {
+  const config = parseConfig({ rate_limit: limits, auth: { enabled: authEnabled } })
+  const service = await createModelService({ repositoryDir: join(dir, 'models'), defaultDevice: 'cpu' })
+  const identity = await createIdentity({ home, config, db })
+  const app = await buildApp({ service, authenticate: identity.authenticate })
+  const url = await app.listen({ host: '127.0.0.1', port: 0 })
+  if (authEnabled) console.log(`API key cache: ${identity.deps.apiKeyCache?.active ? 'on' : 'off'}`)
+  return {
+    url,
+    app,
+    close: async () => {
+      await app.close()
+      await identity.close()
+      await service.close()
+    },
+  }
+}
+
+const item = Buffer.from(new Float32Array(3 * 48 * 192).map(() => Math.random()).buffer)
+const header = Buffer.from(
+  JSON.stringify({
+    inputs: [
+      { name: 'x', datatype: 'FP32', shape: [1, 3, 48, 192], parameters: { binary_data_size: item.length } },
+    ],
+  }),
+)
+const body = Buffer.concat([header, item])
+
+function runner(url, key) {
+  const pool = new Pool(url, { connections: CONCURRENCY })
+  const headers = {
+    'content-type': 'application/octet-stream',
+    'inference-header-content-length': String(header.length),
+    ...(key ? { authorization: `Bearer ${key}` } : {}),
+  }
+  const task = async () => {
+    const res = await pool.request({ path: '/v2/models/cls/infer', method: 'POST', headers, body })
+    await res.body.arrayBuffer()
+    if (res.statusCode !== 200) throw new Error(`HTTP ${res.statusCode}`)
+    return 1
+  }
+  return {
+    measure: async (ms) => {
+      const r = await closedLoop(task, { concurrency: CONCURRENCY, durationMs: ms, warmupMs: 500 })
+      if (r.errors) throw new Error(`${r.errors} failed requests, first: ${r.firstError?.message}`)
+      return r.itemsPerSecond
+    },
+    close: () => pool.close(),
+  }
+}
+
+const key = await createKey({ db, config: base }, CLI_ACTOR, { name: 'bench', scopes: ['infer'] })
+const withAuth = await serve(true)
+const withoutAuth = await serve(false)
+const on = runner(withAuth.url, key.key)
+const off = runner(withoutAuth.url)
+const ratios = []
+console.log(`PP-OCR cls, 1 item per request, concurrency ${CONCURRENCY}, ${ROUNDS} rounds of ${ROUND_MS} ms`)
+for (let round = 1; round <= ROUNDS; round++) {
+  const order = round % 2 ? [on, off] : [off, on]
+  const [first, second] = [await order[0].measure(ROUND_MS), await order[1].measure(ROUND_MS)]
+  const [a, b] = order[0] === on ? [first, second] : [second, first]
+  ratios.push(a / b)
+  console.log(`  round ${round}: auth on ${rate(a)}, auth off ${rate(b)}, ratio ${(a / b).toFixed(3)}`)
+}
+const median = [...ratios].sort((x, y) => x - y)[Math.floor(ratios.length / 2)]
+
+// The hook alone, without the network and the model: app.inject on a metadata route, in-process,
+// alternating 2000-request batches; reports the added microseconds per request.
+const reader = await createKey({ db, config: base }, CLI_ACTOR, {
+  name: 'bench-read',
+  scopes: ['models:read'],
+})
+const perRequest = async (app, headers) => {
+  const t = performance.now()
+  for (let i = 0; i < 2000; i++) await app.inject({ method: 'GET', url: '/v2/models/cls', headers })
+  return ((performance.now() - t) * 1000) / 2000
+}
+const hook = { on: [], off: [] }
+for (let round = 0; round < 5; round++) {
+  hook.on.push(await perRequest(withAuth.app, { authorization: `Bearer ${reader.key}` }))
+  hook.off.push(await perRequest(withoutAuth.app, {}))
+}
+const mid = (xs) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)]
+console.log(
+  `hook cost: ${mid(hook.on).toFixed(0)} µs/request with a key vs ${mid(hook.off).toFixed(0)} µs without (in-process inject, medians)`,
+)
+console.log(
+  `auth on / auth off = ${median.toFixed(3)} (median; target ≥ ${TARGET}: ${median >= TARGET ? 'meets' : 'misses'})`,
+)
+await on.close()
+await off.close()
+await withAuth.close()
+await withoutAuth.close()
+await db.close()
+await stopDatabase(home, base)
+await rm(dir, { recursive: true, force: true })

@@ -1,0 +1,28 @@
+import { Flags } from '@oclif/core'
+import { cliListKeys } from '../../runtime/auth/admin-cli.js'
+import type { ApiKeyInfo } from '../../runtime/auth/api-keys.js'
+import { renderKeys } from '../../runtime/auth/cli-output.js'
+import { HelixCommand } from '../../shared/base-command.js'
+
+export default class ApikeysList extends HelixCommand<ApiKeyInfo[]> {
+  static summary = 'List API keys (prefix and last 4 characters only).'
+  static examples = [
+    '<%= config.bin %> apikeys list',
+    '<%= config.bin %> apikeys list --user ada@example.com --all --json',
+  ]
+  static flags = {
+    ...HelixCommand.baseFlags,
+    user: Flags.string({ description: 'Only keys of this user (e-mail or id).' }),
+    all: Flags.boolean({ description: 'Include revoked keys.', default: false }),
+  }
+
+  async run(): Promise<ApiKeyInfo[]> {
+    const { flags } = await this.parse(ApikeysList)
+    const list = await cliListKeys(this.home, await this.config_(), {
+      ...(flags.user ? { user: flags.user } : {}),
+      includeRevoked: flags.all,
+    })
+    this.log(renderKeys(list))
+    return list
+  }
+}

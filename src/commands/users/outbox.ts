@@ -1,0 +1,26 @@
+import { Flags } from '@oclif/core'
+import { cliOutbox } from '../../runtime/auth/admin-cli.js'
+import { renderOutbox } from '../../runtime/auth/cli-output.js'
+import type { OutboxRow } from '../../runtime/mail/outbox-mailer.js'
+import { HelixCommand } from '../../shared/base-command.js'
+
+export default class UsersOutbox extends HelixCommand<OutboxRow[]> {
+  static summary =
+    'Show mail kept in the outbox (verification and reset mails, when no SMTP server is configured).'
+  static examples = ['<%= config.bin %> users outbox --to ada@example.com']
+  static flags = {
+    ...HelixCommand.baseFlags,
+    to: Flags.string({ description: 'Only mail to this address.' }),
+    limit: Flags.integer({ description: 'At most this many messages, newest first.', default: 20, min: 1 }),
+  }
+
+  async run(): Promise<OutboxRow[]> {
+    const { flags } = await this.parse(UsersOutbox)
+    const rows = await cliOutbox(this.home, await this.config_(), {
+      ...(flags.to ? { to: flags.to } : {}),
+      limit: flags.limit,
+    })
+    this.log(renderOutbox(rows))
+    return rows
+  }
+}

@@ -1,0 +1,66 @@
+import { Redis } from 'ioredis'
+import { Failure } from '../../shared/errors.js'
+import { decide, type RateLimitDecision, type RateLimiter, type RateLimitPolicy } from './limiter.js'
+
+/**
+ * One atomic script per check: increment, open the window on the first hit, read what is left. Doing
+ * INCR then EXPIRE as two round trips would leave a key without expiry if a client died in between,
+ * and GET-then-SET would over-admit under concurrency (TOCTOU).
+ * KEYS[1] counter; ARGV[1] window ms; ARGV[2] cost. Returns {count, ms left}.
+ */
+export const FIXED_WINDOW_SCRIPT = `
+local count = redis.call('INCRBY', KEYS[1], ARGV[2])
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl < 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+  ttl = tonumber(ARGV[1])
+end
+return {count, ttl}
+`
+
+interface LimiterCommands {
+  helixFixedWindow(key: string, windowMs: number, cost: number): Promise<[number, number]>
+}
+
+/** Limits shared by every daemon that points at the same Redis (REDIS_URL). */
+export class RedisRateLimiter implements RateLimiter {
+  private readonly redis: Redis & LimiterCommands
+
+  constructor(
+    urlOrClient: string | Redis,
+    private readonly keyPrefix = 'helix:rl:',
+  ) {
+    const client =
+      typeof urlOrClient === 'string'
+        ? new Redis(urlOrClient, { maxRetriesPerRequest: 2, enableOfflineQueue: true, lazyConnect: false })
+        : urlOrClient
+    // Connection errors surface as a Failure from check(); without a listener ioredis also prints them.
+    client.on('error', () => {})
+    // defineCommand sends EVALSHA and falls back to EVAL once if the script cache was flushed.
+    client.defineCommand('helixFixedWindow', { numberOfKeys: 1, lua: FIXED_WINDOW_SCRIPT })
+    this.redis = client as Redis & LimiterCommands
+  }
+
+  async check(key: string, policy: RateLimitPolicy, cost = 1): Promise<RateLimitDecision> {
+    const windowMs = policy.windowSeconds * 1000
+    const id = `${this.keyPrefix}${policy.name}:${policy.windowSeconds}:${key}`
+    let result: [number, number]
+    try {
+      result = await this.redis.helixFixedWindow(id, windowMs, cost)
+    } catch (err) {
+      throw new Failure(
+        'RATE_LIMITER_UNAVAILABLE',
+        `The rate limiter's Redis did not answer: ${(err as Error).message}`,
+        {
+          hint: 'Check that Redis is running and REDIS_URL is right.',
+          cause: err,
+        },
+      )
+    }
+    return decide(policy, Number(result[0]), Number(result[1]))
+  }
+
+  async close(): Promise<void> {
+    await this.redis.quit().catch(() => this.redis.disconnect())
+  }
+}
