@@ -5,9 +5,12 @@ import { readFileSync } from 'node:fs'
 /**
  * Runs `task` back to back in `concurrency` loops for `durationMs` (after `warmupMs` whose results
  * are discarded) and returns { items, seconds, itemsPerSecond, errors }. `task` resolves with the
- * number of items it processed.
+ * number of items it processed; `onMeasureStart` is called when the warm-up ends.
  */
-export async function closedLoop(task, { concurrency = 1, durationMs = 5000, warmupMs = 1000 } = {}) {
+export async function closedLoop(
+  task,
+  { concurrency = 1, durationMs = 5000, warmupMs = 1000, onMeasureStart } = {},
+) {
   let measuring = false
   let items = 0
   let errors = 0
@@ -29,6 +32,7 @@ export async function closedLoop(task, { concurrency = 1, durationMs = 5000, war
   const warmupTimer = setTimeout(() => {
     measuring = true
     started = performance.now()
+    onMeasureStart?.()
   }, warmupMs)
   await Promise.all(Array.from({ length: concurrency }, loop))
   clearTimeout(warmupTimer)

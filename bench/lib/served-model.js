@@ -1,0 +1,61 @@
+// A real `helix serve` child process over a one-model repository, loaded by bench/lib/http-load.js:
+// single-item FP32 requests through the binary tensor extension (binary output too).
+import { copyFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { startDaemon } from './daemon.js'
+import { startHttpLoad } from './http-load.js'
+import { processCpuSeconds } from './measure.js'
+
+const ownCpuSeconds = () => {
+  const { user, system } = process.cpuUsage()
+  return (user + system) / 1e6
+}
+
+/**
+ * Serves `modelPath` as model `cls` with `config` (written to config.yaml) and prepares the load:
+ * `concurrency` connections each sending `item` (one item of `itemShape`, input `input`, output
+ * `output`). `measure(ms, warmupMs)` runs the load; `cpuSeconds()` is daemon + bench process CPU.
+ */
+export async function startServedModel({ modelPath, config, input, output, item, itemShape, concurrency, nodeArgs = [] }) {
+  const dir = await mkdtemp(join(tmpdir(), 'helix-bench-'))
+  await mkdir(join(dir, 'models', 'cls', '1'), { recursive: true })
+  await copyFile(modelPath, join(dir, 'models', 'cls', '1', 'model.onnx'))
+  const yaml = Object.entries(config).map(([k, v]) => `${k}: ${JSON.stringify(v)}`)
+  await writeFile(join(dir, 'models', 'cls', 'config.yaml'), `${yaml.join('\n')}\n`)
+  const daemon = await startDaemon(dir, { nodeArgs })
+  const tensor = Buffer.from(item.buffer, item.byteOffset, item.byteLength)
+  const header = Buffer.from(
+    JSON.stringify({
+      inputs: [
+        { name: input, datatype: 'FP32', shape: [1, ...itemShape], parameters: { binary_data_size: tensor.length } },
+      ],
+      outputs: [{ name: output, parameters: { binary_data: true } }],
+    }),
+  )
+  const load = await startHttpLoad({
+    url: daemon.url,
+    path: '/v2/models/cls/infer',
+    headers: {
+      'content-type': 'application/octet-stream',
+      'inference-header-content-length': String(header.length),
+    },
+    body: Buffer.concat([header, tensor]),
+    concurrency,
+  })
+  return {
+    pid: daemon.pid,
+    measure: async (ms, warmupMs = 500) => {
+      const r = await load.measure(ms, warmupMs)
+      if (r.errors) throw new Error(`${r.errors} failed requests, first: ${r.firstError}`)
+      return r
+    },
+    cpuSeconds: () => (processCpuSeconds(daemon.pid) ?? Number.NaN) + ownCpuSeconds(),
+    close: async () => {
+      await load.close()
+      const code = await daemon.stop()
+      await rm(dir, { recursive: true, force: true })
+      if (code !== 0) throw new Error(`helix serve exited with ${code} on SIGTERM`)
+    },
+  }
+}

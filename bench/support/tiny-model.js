@@ -1,0 +1,41 @@
+// A tiny real ONNX model (y = x * 2, x FP32 [batch, 4]) built with onnx-proto, so the full-stack
+// benchmarks measure the serving stack rather than the math.
+import { mkdtemp, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import onnxProto from 'onnx-proto'
+
+const { onnx } = onnxProto
+
+function valueInfo(name, dims) {
+  return onnx.ValueInfoProto.create({
+    name,
+    type: {
+      tensorType: {
+        elemType: 1,
+        shape: { dim: dims.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })) },
+      },
+    },
+  })
+}
+
+/** Writes the model to a fresh temp directory and returns the .onnx path. */
+export async function writeTinyModel() {
+  const graph = {
+    name: 'tiny',
+    input: [valueInfo('x', ['batch', 4])],
+    output: [valueInfo('y', ['batch', 4])],
+    initializer: [onnx.TensorProto.create({ name: 'k', dataType: 1, dims: [1], floatData: [2] })],
+    node: [onnx.NodeProto.create({ opType: 'Mul', input: ['x', 'k'], output: ['y'], name: 'mul' })],
+  }
+  const model = onnx.ModelProto.create({
+    irVersion: 8,
+    producerName: 'helix-bench',
+    opsetImport: [{ domain: '', version: 13 }],
+    graph,
+  })
+  const dir = await mkdtemp(join(tmpdir(), 'helix-tiny-'))
+  const file = join(dir, 'tiny.onnx')
+  await writeFile(file, onnx.ModelProto.encode(model).finish())
+  return file
+}

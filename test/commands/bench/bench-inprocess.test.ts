@@ -1,0 +1,100 @@
+import { readFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
+import type { BenchResult } from '../../../src/bench/types.js'
+import Bench from '../../../src/commands/bench.js'
+import { startServer, type TestServer } from '../../bench/servers.js'
+import { ROOT, tempDir } from '../../helpers/cli.js'
+
+/** The command in this process (the e2e tests run the built binary): flags → service → outputs. */
+async function bench(
+  args: string[],
+): Promise<{ result?: BenchResult; out: string; err: string; exit?: number }> {
+  let out = ''
+  let err = ''
+  // oclif prints through console.log; errors go straight to process.stderr.
+  const stdout = vi.spyOn(console, 'log').mockImplementation((...s: unknown[]) => {
+    out += `${s.join(' ')}\n`
+  })
+  const stderr = vi.spyOn(process.stderr, 'write').mockImplementation((s) => {
+    err += String(s)
+    return true
+  })
+  try {
+    const result = (await Bench.run(args, ROOT)) as BenchResult
+    return { result, out, err }
+  } catch (e) {
+    return { out, err, exit: (e as { oclif?: { exit?: number } }).oclif?.exit }
+  } finally {
+    stdout.mockRestore()
+    stderr.mockRestore()
+  }
+}
+
+describe('Bench command in process', () => {
+  let fast: TestServer
+  let slow: TestServer
+  let tmp: { dir: string; cleanup: () => Promise<void> }
+  beforeAll(async () => {
+    fast = await startServer({ delayMs: 5 })
+    slow = await startServer({ delayMs: 60 })
+    tmp = await tempDir()
+  })
+  afterAll(async () => {
+    await fast.close()
+    await slow.close()
+    await tmp.cleanup()
+  })
+
+  it('runs an open-loop sweep and writes CSV, report and baseline', async () => {
+    const csv = join(tmp.dir, 'a.csv')
+    const report = join(tmp.dir, 'a.html')
+    const baseline = join(tmp.dir, 'a.json')
+    const r = await bench([
+      '--url',
+      fast.url,
+      '--model',
+      'm',
+      '--rate',
+      '100,200',
+      '-n',
+      '30',
+      '--warmup',
+      '0s',
+      '--csv',
+      csv,
+      '--report',
+      report,
+      '--save-baseline',
+      baseline,
+      '-H',
+      'X-Trace: 1',
+    ])
+    expect(r.exit, r.err).toBeUndefined()
+    expect(r.result?.steps.map((s) => s.label)).toEqual(['rate=100', 'rate=200'])
+    expect(r.out).toContain('rate=200')
+    expect((await readFile(csv, 'utf8')).split('\r\n')[1]).toMatch(/^rate=100,open,,100,/)
+    expect(await readFile(report, 'utf8')).toContain('id="chart-percentiles"')
+    expect(JSON.parse(await readFile(baseline, 'utf8')).result.steps).toHaveLength(2)
+  })
+
+  it('exits 1 with the result and a regression message when --compare finds a slowdown', async () => {
+    const baseline = join(tmp.dir, 'b.json')
+    const args = (url: string) => ['--url', url, '--model', 'm', '-c', '2', '-n', '40', '--warmup', '0s']
+    expect((await bench([...args(fast.url), '--save-baseline', baseline])).exit).toBeUndefined()
+    const r = await bench([...args(slow.url), '--compare', baseline, '--max-regression', '50%', '--json'])
+    expect(r.exit).toBe(1)
+    expect((JSON.parse(r.out) as BenchResult).comparison?.regressed).toBe(true)
+    expect(JSON.parse(r.err).error).toMatchObject({ code: 'BENCH_REGRESSION' })
+  })
+
+  it('rejects --tune without a model directory before sending load', async () => {
+    const before = fast.hits.get('/v2/models/m/infer') ?? 0
+    const r = await bench(['--url', fast.url, '--tune', '--dir', tmp.dir])
+    expect(r.exit).toBe(2)
+    expect(r.err).toMatch(
+      /--tune writes candidate configs into the model's directory, and none does not exist/,
+    )
+    expect(fast.hits.get('/v2/models/m/infer') ?? 0).toBe(before)
+  })
+})
