@@ -91,10 +91,13 @@ export async function checkPort(host: string, port: number): Promise<CheckResult
   })
   if (free) return ok('port', `${host}:${port} is free for the daemon`)
   const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}/v2`
-  const body = await fetch(url, { signal: AbortSignal.timeout(2000) })
-    .then((r) => r.json() as Promise<{ name?: string }>)
-    .catch(() => undefined)
-  if (body?.name === 'helix') return ok('port', `${host}:${port} is served by a running helix daemon`)
+  const response = await fetch(url, { signal: AbortSignal.timeout(2000) }).catch(() => undefined)
+  // With auth on, /v2 answers 401 with helix's realm; without, it names itself.
+  const realm = response?.headers.get('www-authenticate') ?? ''
+  const body = response?.ok ? ((await response.json().catch(() => ({}))) as { name?: string }) : {}
+  if (body.name === 'helix' || realm.includes('realm="helix"')) {
+    return ok('port', `${host}:${port} is served by a running helix daemon`)
+  }
   return fail('port', `${host}:${port} is in use by another program`, `Stop it (\`ss -ltnp | grep :${port}\`) or choose another port with --port.`)
 }
 

@@ -11,6 +11,8 @@ export interface ServeFlags {
   tls?: boolean
   mtls?: boolean
   logLevel?: string
+  /** false turns authentication off (auth.enabled in helix.yaml); only for local experiments. */
+  auth?: boolean
 }
 
 export interface RuntimeTls {

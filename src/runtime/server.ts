@@ -4,6 +4,9 @@ import type { AddressInfo, Socket } from 'node:net'
 import type { FastifyInstance } from 'fastify'
 import { pino } from 'pino'
 import { listCertificates } from '../provision/certs/list.js'
+import { runMigrations } from '../provision/postgres/database.js'
+import { Failure } from '../shared/errors.js'
+import { type Identity, openIdentity } from './auth/identity.js'
 import type { HelixConfig } from '../shared/config.js'
 import type { HelixHome } from '../shared/home.js'
 import { type BuildAppOptions, buildApp, REDACTED_PATHS } from './app.js'
@@ -133,6 +136,36 @@ async function certificateExpiries(home: HelixHome, config: HelixConfig): Promis
   }
 }
 
+/**
+ * The identity layer (users, API keys, JWTs, rate limits) on the configured database, with pending
+ * migrations applied first (safe when several daemons start at once). Authentication is on unless
+ * auth.enabled is false or --no-auth is given, which is logged loudly.
+ */
+async function openAuthentication(
+  home: HelixHome,
+  config: RuntimeConfig,
+  flags: ServeFlags,
+  logger: pino.Logger,
+): Promise<Identity | undefined> {
+  if (flags.auth === false || !config.helix.auth.enabled) {
+    logger.warn('authentication is OFF: every caller may use every route (--no-auth or auth.enabled: false)')
+    return undefined
+  }
+  try {
+    await runMigrations(home, config.helix, false)
+  } catch (err) {
+    const code = (err as { code?: string }).code
+    if (code === 'DB_UNREACHABLE' || code === 'DB_NOT_STARTED') {
+      throw new Failure(code, `${(err as Error).message.replace(/\.$/, '')}; the daemon needs it to authenticate callers.`, {
+        hint: 'Start the database with `helix db start` (or run everything with `helix up`); for a local experiment without auth, add --no-auth.',
+        cause: err,
+      })
+    }
+    throw err
+  }
+  return openIdentity(home, config.helix, logger.child({ component: 'auth' }))
+}
+
 /** Resolves once SIGTERM or SIGINT has shut the daemon down. */
 export function shutdownOnSignal(
   daemon: Daemon,
@@ -194,10 +227,18 @@ export async function serve(
     drainTimeoutMs: config.drainTimeoutMs,
   })
   const certificates = await certificateExpiries(home, config.helix)
-  const daemon = await startDaemon(config, service, logger, {
-    metrics: new HelixMetrics(service, { certificates: () => certificates }),
-  })
-  const stopped = shutdownOnSignal(daemon, options.signals)
+  const identity = await openAuthentication(home, config, flags, logger)
+  let daemon: Daemon
+  try {
+    daemon = await startDaemon(config, service, logger, {
+      metrics: new HelixMetrics(service, { certificates: () => certificates }),
+      ...(identity ? { authenticate: identity.authenticate } : {}),
+    })
+  } catch (err) {
+    await identity?.close()
+    throw err
+  }
+  const stopped = shutdownOnSignal(daemon, options.signals).finally(() => identity?.close())
   options.onListening?.(daemon.url)
   await service.start()
   logger.info({ ready: service.isReady() }, 'models loaded')

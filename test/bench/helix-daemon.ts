@@ -24,7 +24,7 @@ export async function startHelixWithCls(): Promise<HelixDaemon> {
   if (added.exitCode !== 0) throw new Error(`helix models add failed: ${added.stderr}`)
   const child = spawn(
     process.execPath,
-    [HELIX_BIN, 'serve', '--dir', tmp.dir, '--host', '127.0.0.1', '--port', '0'],
+    [HELIX_BIN, 'serve', '--dir', tmp.dir, '--host', '127.0.0.1', '--port', '0', '--no-auth'],
     {
       env: { ...process.env, HELIX_DIR: undefined, HELIX_LOG_LEVEL: 'warn' },
       stdio: ['ignore', 'pipe', 'pipe'],

@@ -16,7 +16,7 @@ interface Served {
 }
 
 async function startServe(dir: string, args: string[] = []): Promise<Served> {
-  const child = execa('node', [HELIX_BIN, 'serve', '--dir', dir, '--port', '0', ...args], {
+  const child = execa('node', [HELIX_BIN, 'serve', '--dir', dir, '--port', '0', '--no-auth', ...args], {
     reject: false,
     env: { HELIX_DIR: undefined },
     stdin: 'ignore',
@@ -173,6 +173,15 @@ describe('helix serve', () => {
     expect(missing.stderr).toMatch(/Hint: .*helix init/)
     const level = await runHelix(['serve', '--dir', dir, '--log-level', 'loud'])
     expect(level.exitCode).toBe(2)
+  })
+
+  it('authenticates by default, so it needs the database and says how to get one', async () => {
+    const result = await runHelix(['serve', '--dir', dir, '--port', '0', '--json'])
+    expect(result.exitCode).toBe(1)
+    const { error } = JSON.parse(result.stderr.trim().split('\n').pop() ?? '{}')
+    expect(error.code).toBe('DB_NOT_STARTED')
+    expect(error.message).toContain('the daemon needs it to authenticate callers')
+    expect(error.hint).toContain('--no-auth')
   })
 })
 

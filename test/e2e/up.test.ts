@@ -86,6 +86,9 @@ describe.skipIf(!hasTool('curl'))('helix up (built binary, real daemon and embed
     expect(response.outputs[0].shape).toEqual([1, 2])
     const [p0, p1] = response.outputs[0].data
     expect(p0 + p1).toBeCloseTo(1, 5)
+    const anonymous = await fetch(`http://127.0.0.1:${port}/v2/models/cls/infer`, { method: 'POST', body: '{}' })
+    expect(anonymous.status).toBe(401)
+    expect(anonymous.headers.get('www-authenticate')).toMatch(/^Bearer/)
   })
 
   it('status and doctor report the running service truthfully', async () => {

@@ -71,7 +71,7 @@ describe('models and gpus commands (in process)', () => {
     let daemon: ResultPromise
     let url: string
     beforeAll(async () => {
-      daemon = execa('node', [HELIX_BIN, 'serve', '--dir', home(), '--port', '0'], {
+      daemon = execa('node', [HELIX_BIN, 'serve', '--dir', home(), '--port', '0', '--no-auth'], {
         env: { HELIX_DEVICE: 'cpu' },
         reject: false,
       })

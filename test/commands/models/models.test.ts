@@ -122,7 +122,7 @@ describe('helix models (e2e, built binary)', () => {
     let daemon: ResultPromise | undefined
     let url: string
     beforeAll(async () => {
-      daemon = execa('node', [HELIX_BIN, 'serve', '--dir', home(), '--port', '0'], {
+      daemon = execa('node', [HELIX_BIN, 'serve', '--dir', home(), '--port', '0', '--no-auth'], {
         env: { HELIX_DEVICE: 'cpu' },
         reject: false,
       })
