@@ -39,14 +39,14 @@ let step
 let referenceClosed
 let closedStep
 try {
-  await warmUp(helix.url, 'tiny')
+  await warmUp(helix.url, 'tiny', 3, helix.keyArgs)
   reference = (await helixBench(open(echo.url, Math.min(SECONDS, 10)), limit)).steps[0]
   line(`echo  rate=${RATE}`, reference)
-  step = (await helixBench(open(helix.url, SECONDS), limit)).steps[0]
+  step = (await helixBench([...open(helix.url, SECONDS), ...helix.keyArgs], limit)).steps[0]
   line(`helix rate=${RATE}`, step)
   referenceClosed = (await helixBench(closed(echo.url, Math.min(SECONDS, 10)), limit)).steps[0]
   line('echo  c=1000', referenceClosed)
-  closedStep = (await helixBench(closed(helix.url, Math.min(SECONDS, 10)), limit)).steps[0]
+  closedStep = (await helixBench([...closed(helix.url, Math.min(SECONDS, 10)), ...helix.keyArgs], limit)).steps[0]
   line('helix c=1000', closedStep)
 } finally {
   await helix.stop()

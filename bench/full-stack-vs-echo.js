@@ -1,5 +1,5 @@
-// A tiny model through the whole helix stack (HTTP, KServe codec, scheduler, onnxruntime, metrics,
-// logging) vs a bare Fastify echo server answering the same request, both at 100 connections and
+// A tiny model through the whole helix stack (HTTP, API-key auth, rate limiting, KServe codec,
+// scheduler, onnxruntime, metrics, logging) vs a bare Fastify echo server answering the same request, both at 100 connections and
 // measured by helix bench in the same run. Targets: ≥ 0.5× the echo server's throughput, p95 < 50 ms.
 import { join } from 'node:path'
 import { serveModels, warmUp } from './support/helix-serve.js'
@@ -15,7 +15,8 @@ const TARGETS = { ratio: 0.5, p95Ms: 50 }
 const model = await writeTinyModel()
 const echo = await startListening(join(ROOT, 'bench', 'support', 'echo-server.js'))
 const helix = await serveModels({ tiny: model })
-const args = (url) => [
+const args = (url, keyArgs = []) => [
+  ...keyArgs,
   '--url',
   url,
   '--model',
@@ -29,10 +30,10 @@ const args = (url) => [
 ]
 const rounds = []
 try {
-  await warmUp(helix.url, 'tiny')
+  await warmUp(helix.url, 'tiny', 3, helix.keyArgs)
   for (let i = 0; i < ROUNDS; i++) {
     const echoStep = (await helixBench(args(echo.url))).steps[0]
-    const helixStep = (await helixBench(args(helix.url))).steps[0]
+    const helixStep = (await helixBench(args(helix.url, helix.keyArgs))).steps[0]
     rounds.push({ echo: echoStep, helix: helixStep, ratio: helixStep.throughput / echoStep.throughput })
     console.log(
       `  round ${i + 1}: echo ${echoStep.throughput.toFixed(0)} req/s, helix ${helixStep.throughput.toFixed(0)} req/s (p95 ${helixStep.latency.p95} ms, errors ${helixStep.errorCount})`,
@@ -53,10 +54,9 @@ writeReadmeSection(
   'full-stack',
   `## Tiny model through the full stack vs a bare Fastify echo server
 
-\`node bench/full-stack-vs-echo.js\` — y = 2x on FP32 [1, 4] through \`helix serve\` (KServe JSON, dynamic batching,
-onnxruntime CPU, metrics, request logs) vs a bare Fastify server answering the same request; helix bench,
-${CONNECTIONS} connections, ${SECONDS} s after a 1 s warm-up, ${ROUNDS} rounds, medians. Auth and rate limiting are not
-yet part of \`helix serve\`; rerun when they land. Measured ${machine()} on a shared 2-core machine.
+\`node bench/full-stack-vs-echo.js\` — y = 2x on FP32 [1, 4] through \`helix serve\` (API-key auth against the
+embedded PostgreSQL, rate limiting, KServe JSON, dynamic batching, onnxruntime CPU, metrics, usage and request logs) vs a bare Fastify server answering the same request; helix bench,
+${CONNECTIONS} connections, ${SECONDS} s after a 1 s warm-up, ${ROUNDS} rounds, medians. Measured ${machine()} on a shared 2-core machine.
 
 | server | throughput (req/s) | p50 ms | p95 ms | p99 ms | errors |
 |---|---|---|---|---|---|

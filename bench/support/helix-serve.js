@@ -1,14 +1,34 @@
-// A real `helix serve` for the bench scripts: a fresh helix directory holding the given models,
-// served on an ephemeral loopback port.
-import { mkdtemp, rm } from 'node:fs/promises'
+// A real `helix serve` for the bench scripts, through the full stack: a fresh helix directory
+// (`helix init`), the embedded PostgreSQL, migrations, an API key with the infer and models:read scopes, and the
+// daemon with authentication and rate limiting on, served on an ephemeral loopback port.
+import { chmod, mkdtemp, rm, writeFile, readFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { HELIX_BIN, helixBench, runNode, startListening } from './processes.js'
 
-export async function serveModels(models) {
+/**
+ * Rate limits far above what one machine can send, so the limiter runs on every request (its cost is
+ * measured) without refusing any.
+ */
+const BENCH_LIMITS = '\nrate_limit:\n  per_key_per_min: 100000000\n  per_ip_per_min: 100000000\n'
+
+export async function serveModels(models, { auth = true } = {}) {
   const dir = await mkdtemp(join(tmpdir(), 'helix-bench-'))
+  // As root the embedded server runs as an unprivileged user, who must be able to reach its data.
+  await chmod(dir, 0o755)
+  await runNode([HELIX_BIN, 'init', '--yes', '--dir', dir, '--only', 'nginx'])
   for (const [name, file] of Object.entries(models))
     await runNode([HELIX_BIN, 'models', 'add', name, file, '--dir', dir])
+  let key
+  if (auth) {
+    const config = join(dir, 'helix.yaml')
+    await writeFile(config, `${await readFile(config, 'utf8')}${BENCH_LIMITS}`)
+    await runNode([HELIX_BIN, 'db', 'start', '--dir', dir])
+    await runNode([HELIX_BIN, 'db', 'migrate', '--dir', dir])
+    key = JSON.parse(
+      await runNode([HELIX_BIN, 'apikeys', 'create', '--name', 'bench', '--scopes', 'infer,models:read', '--dir', dir, '--json']),
+    ).key
+  }
   const daemon = await startListening(HELIX_BIN, [
     'serve',
     '--dir',
@@ -19,12 +39,17 @@ export async function serveModels(models) {
     '0',
     '--log-level',
     'warn',
+    ...(auth ? [] : ['--no-auth']),
   ])
   return {
     url: daemon.url,
     dir,
+    key,
+    /** helix bench arguments that authenticate as the bench key. */
+    keyArgs: key ? ['--key', key] : [],
     stop: async () => {
       await daemon.stop()
+      if (auth) await runNode([HELIX_BIN, 'db', 'stop', '--dir', dir]).catch(() => {})
       await rm(dir, { recursive: true, force: true })
     },
   }
@@ -34,6 +59,6 @@ export async function serveModels(models) {
  * A freshly started daemon is slow for its first seconds (JIT, onnxruntime memory arenas, first
  * batches): load it for a few seconds, unmeasured, before the runs that count.
  */
-export async function warmUp(url, model, seconds = 3) {
-  await helixBench(['--url', url, '--model', model, '-c', '32', '-d', `${seconds}s`, '--warmup', '0s'])
+export async function warmUp(url, model, seconds = 3, keyArgs = []) {
+  await helixBench(['--url', url, '--model', model, '-c', '32', '-d', `${seconds}s`, '--warmup', '0s', ...keyArgs])
 }
