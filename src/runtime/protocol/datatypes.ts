@@ -1,34 +1,9 @@
 import { UserError } from '../../shared/errors.js'
+import { TYPED_ARRAY } from '../infer/tensor-data.js'
 import { DATATYPES, type Datatype } from '../infer/types.js'
 
-type NumericArrayConstructor =
-  | Uint8ArrayConstructor
-  | Int8ArrayConstructor
-  | Uint16ArrayConstructor
-  | Int16ArrayConstructor
-  | Uint32ArrayConstructor
-  | Int32ArrayConstructor
-  | BigUint64ArrayConstructor
-  | BigInt64ArrayConstructor
-  | Float32ArrayConstructor
-  | Float64ArrayConstructor
-
-/** The typed array that carries each fixed-size datatype (types.ts: BOOL 0/1 bytes, FP16/BF16 bit patterns). */
-export const TYPED_ARRAY: Record<Exclude<Datatype, 'BYTES'>, NumericArrayConstructor> = {
-  BOOL: Uint8Array,
-  UINT8: Uint8Array,
-  UINT16: Uint16Array,
-  UINT32: Uint32Array,
-  UINT64: BigUint64Array,
-  INT8: Int8Array,
-  INT16: Int16Array,
-  INT32: Int32Array,
-  INT64: BigInt64Array,
-  FP16: Uint16Array,
-  BF16: Uint16Array,
-  FP32: Float32Array,
-  FP64: Float64Array,
-}
+// One table of datatype → typed array, shared with the inference core.
+export { elementCount, TYPED_ARRAY } from '../infer/tensor-data.js'
 
 export function isDatatype(value: unknown): value is Datatype {
   return typeof value === 'string' && (DATATYPES as readonly string[]).includes(value)
@@ -37,13 +12,6 @@ export function isDatatype(value: unknown): value is Datatype {
 /** Bytes per element (REFERENCE.md); undefined for BYTES, whose elements vary in size. */
 export function elementSize(datatype: Datatype): number | undefined {
   return datatype === 'BYTES' ? undefined : TYPED_ARRAY[datatype].BYTES_PER_ELEMENT
-}
-
-/** Elements a shape holds: the product of its dimensions (1 for a scalar). */
-export function elementCount(shape: readonly number[]): number {
-  let count = 1
-  for (const dim of shape) count *= dim
-  return count
 }
 
 export function invalidInput(message: string, hint?: string): UserError {
