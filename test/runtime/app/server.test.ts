@@ -116,14 +116,18 @@ describe('the daemon over real HTTP', () => {
   it('a bounded drain closes connections that outlast it', async () => {
     const { daemon, logs } = await daemonFor({}, { HELIX_DRAIN_TIMEOUT_MS: '50' })
     const started = Date.now()
+    // Settled from the start: the request fails while shutdown() is awaited, before any expect runs.
     const inflight = request(`${daemon.url}/v2/models/waiting/infer`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body: addBody,
-    })
+    }).then(
+      () => undefined,
+      (err: unknown) => err,
+    )
     await waitFor(() => logs.lines.some((l) => l.msg === 'incoming request'))
     await daemon.shutdown()
-    await expect(inflight).rejects.toThrow()
+    expect(await inflight).toMatchObject({ code: 'UND_ERR_SOCKET' })
     expect(Date.now() - started).toBeLessThan(4000)
     expect(logs.lines.map((l) => l.msg)).toContain('drain timeout reached: closing the remaining connections')
   })
@@ -163,7 +167,8 @@ describe('serve()', () => {
     let url = ''
     const running = serve(
       new HelixHome(dir),
-      { port: 0, logLevel },
+      // This test is about listening and signals; the auth-on path (database, keys) has its own e2e tests.
+      { port: 0, logLevel, auth: false },
       {
         onListening: (u) => {
           url = u
@@ -180,6 +185,14 @@ describe('serve()', () => {
     })
     process.emit('SIGUSR2', 'SIGUSR2')
     expect(await running).toEqual({ url, signal: 'SIGUSR2' })
+  })
+
+  it('authenticates by default, and says how to get the database it needs', async () => {
+    await expect(serve(new HelixHome(dir), { port: 0, logLevel: 'silent' }, { logDestination: 2 })).rejects.toMatchObject({
+      code: 'DB_NOT_STARTED',
+      message: expect.stringContaining('the daemon needs it to authenticate callers'),
+      hint: expect.stringContaining('--no-auth'),
+    })
   })
 })
 
