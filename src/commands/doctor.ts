@@ -1,6 +1,6 @@
-import { HelixCommand } from '../shared/base-command.js'
 import { type DoctorReport, runDoctor } from '../ops/doctor.js'
 import { renderChecks } from '../ops/render-checks.js'
+import { HelixCommand } from '../shared/base-command.js'
 
 export default class Doctor extends HelixCommand<DoctorReport> {
   static summary = 'Check this machine and helix directory, with a fix to try for each problem.'

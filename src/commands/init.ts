@@ -1,13 +1,14 @@
 import { Flags } from '@oclif/core'
-import { HelixCommand } from '../shared/base-command.js'
-import { type InitOptions, type InitResult, initHelixDirectory } from '../provision/init.js'
-import { ARTIFACTS, type Artifact } from '../provision/render/render.js'
-import { askInitOptions } from '../provision/init-prompts.js'
-import { renderFileReport } from '../shared/render-output.js'
 import { renderP12Password } from '../provision/certs/render-certs.js'
+import { type InitOptions, type InitResult, initHelixDirectory } from '../provision/init.js'
+import { askInitOptions } from '../provision/init-prompts.js'
+import { ARTIFACTS, type Artifact } from '../provision/render/render.js'
+import { HelixCommand } from '../shared/base-command.js'
+import { renderFileReport } from '../shared/render-output.js'
 
 export default class Init extends HelixCommand<InitResult> {
-  static summary = 'Create the helix directory: CA and certificates, JWT keys, nginx/Docker/Helm/monitoring files.'
+  static summary =
+    'Create the helix directory: CA and certificates, JWT keys, nginx/Docker/Helm/monitoring files.'
   static description =
     'Idempotent: a second run keeps every existing key, certificate and generated file byte-identical and reports what it kept. --force regenerates everything. On a TTY without --yes it asks for the domain, SANs, key type, admin e-mail and artifacts.'
   static examples = [
@@ -17,15 +18,32 @@ export default class Init extends HelixCommand<InitResult> {
   ]
 
   static flags = {
-    yes: Flags.boolean({ char: 'y', description: 'Accept defaults and flags without asking.', default: false }),
+    yes: Flags.boolean({
+      char: 'y',
+      description: 'Accept defaults and flags without asking.',
+      default: false,
+    }),
     domain: Flags.string({ description: 'Public DNS name of the service (default localhost).' }),
-    san: Flags.string({ description: 'Extra subject alternative name (DNS or IP); repeatable.', multiple: true }),
+    san: Flags.string({
+      description: 'Extra subject alternative name (DNS or IP); repeatable.',
+      multiple: true,
+    }),
     'key-type': Flags.string({ description: 'Certificate key type.', options: ['ecdsa', 'rsa'] }),
     'jwt-alg': Flags.string({ description: 'JWT signing algorithm.', options: ['EdDSA', 'ES256', 'RS256'] }),
     'admin-email': Flags.string({ description: 'E-mail of the first administrator.' }),
-    upstream: Flags.string({ description: 'Daemon address (host:port) for nginx to balance over; repeatable.', multiple: true }),
-    only: Flags.string({ description: 'Render only these artifacts; repeatable.', multiple: true, options: [...ARTIFACTS] }),
-    force: Flags.boolean({ description: 'Regenerate keys, certificates and files even if they exist.', default: false }),
+    upstream: Flags.string({
+      description: 'Daemon address (host:port) for nginx to balance over; repeatable.',
+      multiple: true,
+    }),
+    only: Flags.string({
+      description: 'Render only these artifacts; repeatable.',
+      multiple: true,
+      options: [...ARTIFACTS],
+    }),
+    force: Flags.boolean({
+      description: 'Regenerate keys, certificates and files even if they exist.',
+      default: false,
+    }),
   }
 
   async run(): Promise<InitResult> {

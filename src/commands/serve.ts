@@ -29,7 +29,8 @@ export default class Serve extends HelixCommand<ServeResult> {
       allowNo: true,
     }),
     auth: Flags.boolean({
-      description: 'Authenticate callers (API keys, JWTs) against the database; --no-auth only for local experiments.',
+      description:
+        'Authenticate callers (API keys, JWTs) against the database; --no-auth only for local experiments.',
       allowNo: true,
     }),
     'log-level': Flags.string({ description: 'Log level (default info).', options: [...LOG_LEVELS] }),
@@ -39,7 +40,14 @@ export default class Serve extends HelixCommand<ServeResult> {
     const { flags } = await this.parse(Serve)
     const result = await serve(
       this.home,
-      { host: flags.host, port: flags.port, tls: flags.tls, mtls: flags.mtls, logLevel: flags['log-level'], auth: flags.auth },
+      {
+        host: flags.host,
+        port: flags.port,
+        tls: flags.tls,
+        mtls: flags.mtls,
+        logLevel: flags['log-level'],
+        auth: flags.auth,
+      },
       {
         onListening: (url) => this.log(`helix serve listening on ${url}`),
         // Under --json stdout holds only the final result; the logs go to stderr.

@@ -4,7 +4,8 @@ import { collectStatus, type StatusReport } from '../ops/status.js'
 import { HelixCommand } from '../shared/base-command.js'
 
 export default class Status extends HelixCommand<StatusReport> {
-  static summary = 'Show what runs and how healthy it is: daemon, models, database, certificates, JWT key, GPUs.'
+  static summary =
+    'Show what runs and how healthy it is: daemon, models, database, certificates, JWT key, GPUs.'
   static description =
     'Asks the running daemon (helix.yaml server.host/port, or --url) for its version, uptime, readiness and models (versions, state, execution provider, queue depth), and reports the database (embedded or external, reachable, migrations), certificate expiry, JWT key age and GPUs. The repository index needs an admin key when auth is on: --key or HELIX_API_KEY.'
   static examples = ['<%= config.bin %> status', '<%= config.bin %> status --json --key "$HELIX_API_KEY"']

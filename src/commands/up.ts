@@ -3,10 +3,15 @@ import { type UpReady, type UpResult, up } from '../ops/up.js'
 import { HelixCommand } from '../shared/base-command.js'
 
 export default class Up extends HelixCommand<UpResult> {
-  static summary = 'Start the whole service in one command: init, database, migrations, demo model, admin key, daemon.'
+  static summary =
+    'Start the whole service in one command: init, database, migrations, demo model, admin key, daemon.'
   static description =
     'On a fresh clone (after npm ci) this needs no questions: it creates the helix directory with defaults if it is missing, starts the embedded PostgreSQL (or uses DATABASE_URL), applies migrations, puts the PP-OCR text-direction classifier in an empty model repository, creates an admin API key the first time (shown once), and serves until Ctrl-C, which stops the daemon and the database it started. A second `helix up` reuses everything.'
-  static examples = ['<%= config.bin %> up', '<%= config.bin %> up --port 9000 --tls', '<%= config.bin %> up --dir /srv/helix']
+  static examples = [
+    '<%= config.bin %> up',
+    '<%= config.bin %> up --port 9000 --tls',
+    '<%= config.bin %> up --dir /srv/helix',
+  ]
 
   static flags = {
     host: Flags.string({ description: 'Address to listen on (default 127.0.0.1).' }),
@@ -20,7 +25,9 @@ export default class Up extends HelixCommand<UpResult> {
       if (this.jsonEnabled()) process.stderr.write(`${JSON.stringify({ ready })}\n`)
       else this.log(renderReady(ready))
     })
-    this.log(`\nStopped (${result.signal}).${result.databaseStarted ? ' The embedded database was stopped too.' : ''}`)
+    this.log(
+      `\nStopped (${result.signal}).${result.databaseStarted ? ' The embedded database was stopped too.' : ''}`,
+    )
     return result
   }
 }
@@ -28,8 +35,10 @@ export default class Up extends HelixCommand<UpResult> {
 function renderReady(ready: UpReady): string {
   const lines = [`Helix is up at ${ready.url}`]
   if (ready.initialised) lines.push('  created the helix directory with defaults')
-  if (ready.migrationsApplied.length) lines.push(`  applied ${ready.migrationsApplied.length} database migration(s)`)
-  if (ready.modelAdded) lines.push(`  added the demo model '${ready.modelAdded}' (PP-OCR text-direction classifier)`)
+  if (ready.migrationsApplied.length)
+    lines.push(`  applied ${ready.migrationsApplied.length} database migration(s)`)
+  if (ready.modelAdded)
+    lines.push(`  added the demo model '${ready.modelAdded}' (PP-OCR text-direction classifier)`)
   if (ready.adminKey) {
     lines.push(
       '',
@@ -37,7 +46,10 @@ function renderReady(ready: UpReady): string {
       `  Keep it safe. List keys with \`helix apikeys list\`, rotate this one with \`helix apikeys rotate ${ready.adminKeyId}\`.`,
     )
   } else {
-    lines.push('', `Using the existing admin API key (id ${ready.adminKeyId}); it is not shown again. Rotate it with \`helix apikeys rotate ${ready.adminKeyId}\`.`)
+    lines.push(
+      '',
+      `Using the existing admin API key (id ${ready.adminKeyId}); it is not shown again. Rotate it with \`helix apikeys rotate ${ready.adminKeyId}\`.`,
+    )
   }
   lines.push('', 'Try it:', `  ${ready.curl}`, '', 'Press Ctrl-C to stop.')
   return lines.join('\n')

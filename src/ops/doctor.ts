@@ -39,7 +39,11 @@ export function checkNodeVersion(version = process.versions.node): CheckResult {
   const good = major > MIN_NODE[0] || (major === MIN_NODE[0] && minor >= MIN_NODE[1])
   return good
     ? ok('node', `Node.js ${version}`)
-    : fail('node', `Node.js ${version} is too old`, `Install Node.js ${MIN_NODE.join('.')} or newer (e.g. with nvm) and run npm ci again.`)
+    : fail(
+        'node',
+        `Node.js ${version} is too old`,
+        `Install Node.js ${MIN_NODE.join('.')} or newer (e.g. with nvm) and run npm ci again.`,
+      )
 }
 
 /** Which onnxruntime execution providers this install can use (CUDA needs its libraries). */
@@ -67,15 +71,30 @@ export async function checkExecutionProviders(): Promise<CheckResult> {
 export async function checkNvidia(env: NodeJS.ProcessEnv = process.env): Promise<CheckResult> {
   const { gpus, reason } = await discoverGpus({ env })
   if (gpus.length > 0) {
-    return ok('gpu', `${gpus.length} GPU(s): ${gpus.map((g) => `${g.name} (${g.memoryFreeMiB} MiB free)`).join(', ')}`)
+    return ok(
+      'gpu',
+      `${gpus.length} GPU(s): ${gpus.map((g) => `${g.name} (${g.memoryFreeMiB} MiB free)`).join(', ')}`,
+    )
   }
   if (reason?.includes('not found')) {
-    return warn('gpu', 'no NVIDIA driver found (nvidia-smi missing)', 'Models run on the CPU under `device: auto`; install the NVIDIA driver to use GPUs.')
+    return warn(
+      'gpu',
+      'no NVIDIA driver found (nvidia-smi missing)',
+      'Models run on the CPU under `device: auto`; install the NVIDIA driver to use GPUs.',
+    )
   }
-  return fail('gpu', reason ?? 'nvidia-smi listed no GPUs', 'Check the NVIDIA driver (reboot after a driver upgrade, `dmesg | grep -i nvrm`), or set `device: cpu` for your models.')
+  return fail(
+    'gpu',
+    reason ?? 'nvidia-smi listed no GPUs',
+    'Check the NVIDIA driver (reboot after a driver upgrade, `dmesg | grep -i nvrm`), or set `device: cpu` for your models.',
+  )
 }
 
-export async function checkTool(name: string, purpose: string, env: NodeJS.ProcessEnv = process.env): Promise<CheckResult> {
+export async function checkTool(
+  name: string,
+  purpose: string,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<CheckResult> {
   const found = await execa('sh', ['-c', `command -v ${name}`], { reject: false, env })
   return found.exitCode === 0
     ? ok(name, `${name} found at ${String(found.stdout).trim()}`)
@@ -98,7 +117,11 @@ export async function checkPort(host: string, port: number): Promise<CheckResult
   if (body.name === 'helix' || realm.includes('realm="helix"')) {
     return ok('port', `${host}:${port} is served by a running helix daemon`)
   }
-  return fail('port', `${host}:${port} is in use by another program`, `Stop it (\`ss -ltnp | grep :${port}\`) or choose another port with --port.`)
+  return fail(
+    'port',
+    `${host}:${port} is in use by another program`,
+    `Stop it (\`ss -ltnp | grep :${port}\`) or choose another port with --port.`,
+  )
 }
 
 async function privateFiles(home: HelixHome): Promise<string[]> {
@@ -120,14 +143,29 @@ export async function checkKeyPermissions(home: HelixHome): Promise<CheckResult>
     if (((await stat(file)).mode & 0o077) !== 0) loose.push(file)
   }
   if (loose.length > 0) {
-    return fail('permissions', `${loose.length} private file(s) readable by others: ${loose.join(', ')}`, `Run \`chmod 600 ${loose.join(' ')}\`.`)
+    return fail(
+      'permissions',
+      `${loose.length} private file(s) readable by others: ${loose.join(', ')}`,
+      `Run \`chmod 600 ${loose.join(' ')}\`.`,
+    )
   }
   return ok('permissions', `${files.length} private key file(s) are 0600`)
 }
 
-export async function checkCertificates(home: HelixHome, config: HelixConfig, now: Date): Promise<CheckResult> {
-  const names = (await readdir(home.certsDir).catch(() => [] as string[])).filter((n) => n.endsWith('.crt') && n !== 'ca-bundle.crt')
-  if (names.length === 0) return warn('certificates', 'no certificates yet', 'Run `helix init` (or `helix certs ca` and `helix certs issue server`).')
+export async function checkCertificates(
+  home: HelixHome,
+  config: HelixConfig,
+  now: Date,
+): Promise<CheckResult> {
+  const names = (await readdir(home.certsDir).catch(() => [] as string[])).filter(
+    (n) => n.endsWith('.crt') && n !== 'ca-bundle.crt',
+  )
+  if (names.length === 0)
+    return warn(
+      'certificates',
+      'no certificates yet',
+      'Run `helix init` (or `helix certs ca` and `helix certs issue server`).',
+    )
   let soonest = { name: '', days: Number.POSITIVE_INFINITY }
   for (const name of names) {
     try {
@@ -135,14 +173,30 @@ export async function checkCertificates(home: HelixHome, config: HelixConfig, no
       const days = Math.floor((Date.parse(cert.validTo) - now.getTime()) / DAY_MS)
       if (days < soonest.days) soonest = { name, days }
     } catch {
-      return fail('certificates', `certs/${name} cannot be parsed`, 'Re-issue it with `helix certs rotate` (or `helix init --force`).')
+      return fail(
+        'certificates',
+        `certs/${name} cannot be parsed`,
+        'Re-issue it with `helix certs rotate` (or `helix init --force`).',
+      )
     }
   }
-  if (soonest.days < 0) return fail('certificates', `certs/${soonest.name} has expired`, 'Run `helix certs rotate` to re-issue the leaves.')
+  if (soonest.days < 0)
+    return fail(
+      'certificates',
+      `certs/${soonest.name} has expired`,
+      'Run `helix certs rotate` to re-issue the leaves.',
+    )
   if (soonest.days < config.tls.warn_days) {
-    return warn('certificates', `certs/${soonest.name} expires in ${soonest.days} day(s)`, 'Run `helix certs rotate` soon.')
+    return warn(
+      'certificates',
+      `certs/${soonest.name} expires in ${soonest.days} day(s)`,
+      'Run `helix certs rotate` soon.',
+    )
   }
-  return ok('certificates', `${names.length} certificate(s); the first to expire (${soonest.name}) has ${soonest.days} days left`)
+  return ok(
+    'certificates',
+    `${names.length} certificate(s); the first to expire (${soonest.name}) has ${soonest.days} days left`,
+  )
 }
 
 /** Age of the current JWT signing key, from keys/keys.json (written by `helix keys`). */
@@ -151,14 +205,27 @@ export async function checkJwtKeyAge(home: HelixHome, config: HelixConfig, now: 
   try {
     set = await readKeySet(home)
   } catch (err) {
-    return fail('jwt-keys', (err as Error).message, 'Restore the keys with `helix keys restore <backup>` or regenerate them with `helix keys generate --force`.')
+    return fail(
+      'jwt-keys',
+      (err as Error).message,
+      'Restore the keys with `helix keys restore <backup>` or regenerate them with `helix keys generate --force`.',
+    )
   }
   if (!set) return warn('jwt-keys', 'no JWT signing keys yet', 'Run `helix init` or `helix keys generate`.')
   const kid = currentKid(set)
-  if (!kid) return fail('jwt-keys', 'keys/keys.json has no current key', 'Run `helix keys rotate` to make a new current key.')
+  if (!kid)
+    return fail(
+      'jwt-keys',
+      'keys/keys.json has no current key',
+      'Run `helix keys rotate` to make a new current key.',
+    )
   const days = Math.floor((now.getTime() - Date.parse(set.keys[kid].created_at)) / DAY_MS)
   return days > config.jwt.rotate_after_days
-    ? warn('jwt-keys', `current JWT key is ${days} days old (rotate after ${config.jwt.rotate_after_days})`, 'Run `helix keys rotate`.')
+    ? warn(
+        'jwt-keys',
+        `current JWT key is ${days} days old (rotate after ${config.jwt.rotate_after_days})`,
+        'Run `helix keys rotate`.',
+      )
     : ok('jwt-keys', `current JWT key is ${days} day(s) old`)
 }
 
@@ -169,7 +236,8 @@ export async function checkDiskSpace(home: HelixHome): Promise<CheckResult> {
   const free = fs.bavail * fs.bsize
   const text = `${(free / GiB).toFixed(1)} GiB free at ${path}`
   if (free < GiB) return fail('disk', text, 'Free disk space: models, the database and logs need room.')
-  if (free < 5 * GiB) return warn('disk', text, 'Less than 5 GiB free; large models and database growth may fail.')
+  if (free < 5 * GiB)
+    return warn('disk', text, 'Less than 5 GiB free; large models and database growth may fail.')
   return ok('disk', text)
 }
 
@@ -181,24 +249,46 @@ export async function checkDatabase(home: HelixHome, config: HelixConfig): Promi
   const status = await databaseStatus(home, config)
   if (!status.reachable) {
     if (status.mode === 'embedded' && !status.running) {
-      return [fail('database', 'the embedded PostgreSQL is not running', 'Start it with `helix db start` (or everything with `helix up`).')]
+      return [
+        fail(
+          'database',
+          'the embedded PostgreSQL is not running',
+          'Start it with `helix db start` (or everything with `helix up`).',
+        ),
+      ]
     }
     return [
       fail(
         'database',
         `${status.mode} PostgreSQL at ${status.url ?? '?'} is not reachable${status.error ? `: ${status.error}` : ''}`,
-        status.mode === 'external' ? 'Check DATABASE_URL / database.url, the network and the credentials.' : 'Restart it with `helix db stop` then `helix db start`.',
+        status.mode === 'external'
+          ? 'Check DATABASE_URL / database.url, the network and the credentials.'
+          : 'Restart it with `helix db stop` then `helix db start`.',
       ),
     ]
   }
   const checks: CheckResult[] = []
   const m = status.migrations
   if (m && m.drift.length > 0) {
-    checks.push(fail('database', `applied migrations were edited afterwards: ${m.drift.join(', ')}`, 'Restore the original migration files (git checkout migrations/).'))
+    checks.push(
+      fail(
+        'database',
+        `applied migrations were edited afterwards: ${m.drift.join(', ')}`,
+        'Restore the original migration files (git checkout migrations/).',
+      ),
+    )
   } else if (m && m.pending.length > 0) {
     checks.push(warn('database', `${m.pending.length} migration(s) pending`, 'Run `helix db migrate`.'))
   } else {
-    checks.push(ok('database', `${status.mode} PostgreSQL ${status.serverVersion ?? ''} reachable, migrations up to date`.replace('  ', ' ')))
+    checks.push(
+      ok(
+        'database',
+        `${status.mode} PostgreSQL ${status.serverVersion ?? ''} reachable, migrations up to date`.replace(
+          '  ',
+          ' ',
+        ),
+      ),
+    )
   }
   const skew = await withDatabase(home, config, async (db) => {
     const before = Date.now()
@@ -208,7 +298,11 @@ export async function checkDatabase(home: HelixHome, config: HelixConfig): Promi
   if (skew !== undefined) {
     checks.push(
       skew > MAX_SKEW_S
-        ? warn('clock', `clock differs from the database server by ${skew.toFixed(1)} s`, 'Enable time synchronisation (chrony or systemd-timesyncd) on both machines.')
+        ? warn(
+            'clock',
+            `clock differs from the database server by ${skew.toFixed(1)} s`,
+            'Enable time synchronisation (chrony or systemd-timesyncd) on both machines.',
+          )
         : ok('clock', `clock within ${skew.toFixed(2)} s of the database server`),
     )
   }

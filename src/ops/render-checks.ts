@@ -12,6 +12,11 @@ export function renderChecks(checks: CheckResult[]): string {
   }
   const failed = checks.filter((c) => c.status === 'fail').length
   const warned = checks.filter((c) => c.status === 'warn').length
-  lines.push('', failed ? `${failed} check(s) failed, ${warned} warning(s).` : `All checks passed${warned ? ` (${warned} warning(s))` : ''}.`)
+  lines.push(
+    '',
+    failed
+      ? `${failed} check(s) failed, ${warned} warning(s).`
+      : `All checks passed${warned ? ` (${warned} warning(s))` : ''}.`,
+  )
   return lines.join('\n')
 }

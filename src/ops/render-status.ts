@@ -24,12 +24,35 @@ export function renderStatus(report: StatusReport): string {
     `database   ${database.mode}  ${database.reachable ? 'reachable' : database.running ? 'running, not reachable' : 'DOWN'}${database.port ? `  port ${database.port}` : ''}  ${migrationText}${database.error ? `  (${database.error})` : ''}`,
   )
   for (const cert of report.certificates) {
-    lines.push(`cert       ${cert.file.padEnd(18)} ${cert.daysLeft} days left${cert.warning ? `  ${cert.warning}` : ''}`)
+    lines.push(
+      `cert       ${cert.file.padEnd(18)} ${cert.daysLeft} days left${cert.warning ? `  ${cert.warning}` : ''}`,
+    )
   }
-  lines.push(jwt.kid ? `jwt key    ${jwt.alg} ${jwt.kid.slice(0, 12)}…  ${jwt.ageDays} day(s) old${jwt.overdue ? '  ROTATE (helix keys rotate)' : ''}` : `jwt key    ${jwt.error}`)
-  lines.push(gpus.gpus.length ? `gpus       ${gpus.gpus.map((g) => `${g.index}: ${g.name} ${g.memoryFreeMiB}/${g.memoryTotalMiB} MiB free`).join('; ')}` : `gpus       none (${gpus.reason})`)
+  lines.push(
+    jwt.kid
+      ? `jwt key    ${jwt.alg} ${jwt.kid.slice(0, 12)}…  ${jwt.ageDays} day(s) old${jwt.overdue ? '  ROTATE (helix keys rotate)' : ''}`
+      : `jwt key    ${jwt.error}`,
+  )
+  lines.push(
+    gpus.gpus.length
+      ? `gpus       ${gpus.gpus.map((g) => `${g.index}: ${g.name} ${g.memoryFreeMiB}/${g.memoryTotalMiB} MiB free`).join('; ')}`
+      : `gpus       none (${gpus.reason})`,
+  )
   if (report.models.length) {
-    lines.push('', renderTable(['MODEL', 'VERSION', 'STATE', 'PROVIDER', 'QUEUE', 'REASON'], report.models.map((m) => [m.name, m.version, m.state, m.executionProvider ?? '-', m.queueDepth ?? 0, m.reason ?? ''])))
+    lines.push(
+      '',
+      renderTable(
+        ['MODEL', 'VERSION', 'STATE', 'PROVIDER', 'QUEUE', 'REASON'],
+        report.models.map((m) => [
+          m.name,
+          m.version,
+          m.state,
+          m.executionProvider ?? '-',
+          m.queueDepth ?? 0,
+          m.reason ?? '',
+        ]),
+      ),
+    )
   }
   return lines.join('\n')
 }

@@ -4,7 +4,7 @@ import { listCertificates } from '../provision/certs/list.js'
 import type { CertificateSummary } from '../provision/certs/summary.js'
 import { currentKid } from '../provision/jwt/key-set.js'
 import { readKeySet } from '../provision/jwt/key-store.js'
-import { databaseStatus, type StatusResult as DatabaseStatus } from '../provision/postgres/database.js'
+import { type StatusResult as DatabaseStatus, databaseStatus } from '../provision/postgres/database.js'
 import { discoverGpus, type GpuDiscovery } from '../runtime/gpu/nvidia-smi.js'
 import { daemonUrl, fromWireIndexRow } from '../runtime/infer/daemon-client.js'
 import type { ModelIndexEntry } from '../runtime/infer/types.js'
@@ -44,7 +44,11 @@ export interface StatusOptions {
 }
 
 /** TLS to our own daemon trusts the helix CA, and presents the client certificate under mTLS. */
-async function daemonDispatcher(home: HelixHome, config: HelixConfig, url: string): Promise<Agent | undefined> {
+async function daemonDispatcher(
+  home: HelixHome,
+  config: HelixConfig,
+  url: string,
+): Promise<Agent | undefined> {
   if (!url.startsWith('https:')) return undefined
   const read = (name: string) => readFile(home.path('certs', name)).catch(() => undefined)
   const [ca, cert, key] = await Promise.all([read('ca.crt'), read('client.crt'), read('client.key')])
@@ -56,7 +60,10 @@ function uptimeFromMetrics(text: string, now: Date): number | undefined {
   return match ? Math.max(0, Math.round(now.getTime() / 1000 - Number(match[1]))) : undefined
 }
 
-async function daemonStatus(options: StatusOptions, now: Date): Promise<{ daemon: DaemonStatus; models: ModelIndexEntry[] }> {
+async function daemonStatus(
+  options: StatusOptions,
+  now: Date,
+): Promise<{ daemon: DaemonStatus; models: ModelIndexEntry[] }> {
   const url = (options.url ?? daemonUrl(options.config.server)).replace(/\/+$/, '')
   const dispatcher = await daemonDispatcher(options.home, options.config, url)
   const headers: Record<string, string> = options.apiKey ? { authorization: `Bearer ${options.apiKey}` } : {}
@@ -76,7 +83,8 @@ async function daemonStatus(options: StatusOptions, now: Date): Promise<{ daemon
     daemon.ready = (await call('/v2/health/ready')).ok
     const index = await call('/v2/repository/index', { method: 'POST', body: '{}' })
     if (index.ok) models = ((await index.json()) as Record<string, unknown>[]).map(fromWireIndexRow)
-    else daemon.error = `repository index answered ${index.status}${index.status === 401 || index.status === 403 ? ' (pass an admin key with --key or HELIX_API_KEY)' : ''}`
+    else
+      daemon.error = `repository index answered ${index.status}${index.status === 401 || index.status === 403 ? ' (pass an admin key with --key or HELIX_API_KEY)' : ''}`
     const metrics = await call('/metrics')
     if (metrics.ok) daemon.uptimeSeconds = uptimeFromMetrics(await metrics.text(), now)
   } catch (err) {
@@ -100,10 +108,20 @@ async function jwtStatus(home: HelixHome, config: HelixConfig, now: Date): Promi
   }
 }
 
-async function certificateStatus(home: HelixHome, config: HelixConfig, now: Date): Promise<StatusReport['certificates']> {
+async function certificateStatus(
+  home: HelixHome,
+  config: HelixConfig,
+  now: Date,
+): Promise<StatusReport['certificates']> {
   try {
     const { certificates } = await listCertificates(home, config, now)
-    return certificates.map(({ role, file, notAfter, daysLeft, warning }) => ({ role, file, notAfter, daysLeft, ...(warning ? { warning } : {}) }))
+    return certificates.map(({ role, file, notAfter, daysLeft, warning }) => ({
+      role,
+      file,
+      notAfter,
+      daysLeft,
+      ...(warning ? { warning } : {}),
+    }))
   } catch {
     return []
   }

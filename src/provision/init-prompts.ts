@@ -1,12 +1,14 @@
 import * as p from '@clack/prompts'
 import { UserError } from '../shared/errors.js'
-import { isValidHostname, type InitOptions } from './init.js'
+import { type InitOptions, isValidHostname } from './init.js'
 import { ARTIFACTS, type Artifact } from './render/render.js'
 
 function cancelled(value: unknown): never | void {
   if (p.isCancel(value)) {
     p.cancel('Cancelled; nothing was written.')
-    throw new UserError('CANCELLED', 'Init was cancelled; nothing was written.', { hint: 'Run `helix init --yes` to accept defaults.' })
+    throw new UserError('CANCELLED', 'Init was cancelled; nothing was written.', {
+      hint: 'Run `helix init --yes` to accept defaults.',
+    })
   }
 }
 
@@ -33,7 +35,10 @@ export async function askInitOptions(given: InitOptions): Promise<InitOptions> {
     ],
   })
   cancelled(keyType)
-  const adminEmail = await p.text({ message: 'Admin e-mail', initialValue: given.adminEmail ?? 'admin@localhost' })
+  const adminEmail = await p.text({
+    message: 'Admin e-mail',
+    initialValue: given.adminEmail ?? 'admin@localhost',
+  })
   cancelled(adminEmail)
   const artifacts = await p.multiselect({
     message: 'Deployment files to render',

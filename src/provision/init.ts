@@ -2,7 +2,7 @@ import { isIP } from 'node:net'
 import { relative } from 'node:path'
 import { parse as parseYaml } from 'yaml'
 import { commitFiles } from '../shared/atomic-write.js'
-import { parseConfig, type HelixConfig, loadConfig } from '../shared/config.js'
+import { type HelixConfig, loadConfig, parseConfig } from '../shared/config.js'
 import type { JwtAlgorithm, KeyType } from '../shared/config-schema.js'
 import { UserError } from '../shared/errors.js'
 import { type FileReport, mergeReports } from '../shared/file-report.js'
@@ -45,10 +45,15 @@ export function isValidHostname(name: string): boolean {
 export function validateName(name: string, flag: '--domain' | '--san'): string {
   const trimmed = name.trim()
   if (isIP(trimmed) || (flag === '--san' && isValidHostname(trimmed))) return trimmed
-  if (flag === '--domain' && isValidHostname(trimmed) && !trimmed.startsWith('*.')) return trimmed.toLowerCase()
-  throw new UserError('INVALID_NAME', `${flag} '${name}' is not a valid DNS name${flag === '--san' ? ' or IP address' : ''}.`, {
-    hint: 'Use letters, digits, hyphens and dots only, e.g. api.example.com (a SAN may also be an IP such as 10.0.0.5).',
-  })
+  if (flag === '--domain' && isValidHostname(trimmed) && !trimmed.startsWith('*.'))
+    return trimmed.toLowerCase()
+  throw new UserError(
+    'INVALID_NAME',
+    `${flag} '${name}' is not a valid DNS name${flag === '--san' ? ' or IP address' : ''}.`,
+    {
+      hint: 'Use letters, digits, hyphens and dots only, e.g. api.example.com (a SAN may also be an IP such as 10.0.0.5).',
+    },
+  )
 }
 
 const EMAIL = /^[^\s@]+@[^\s@]+$/
@@ -106,7 +111,9 @@ export async function initHelixDirectory(home: HelixHome, options: InitOptions =
   const configReport: FileReport = { created: [], kept: [] }
   const configName = relative(home.root, home.configFile)
   if (writeConfig) {
-    await commitFiles([{ path: home.configFile, data: renderTemplate('helix.yaml.eta', settings), mode: 0o644 }])
+    await commitFiles([
+      { path: home.configFile, data: renderTemplate('helix.yaml.eta', settings), mode: 0o644 },
+    ])
     configReport.created.push(configName)
   } else {
     configReport.kept.push(configName)
@@ -117,5 +124,11 @@ export async function initHelixDirectory(home: HelixHome, options: InitOptions =
   const keys = await ensureJwtKeys(home, config, { force })
   const rendered = await renderArtifacts(home, config, artifacts, { force })
   const secret = certs.clientP12Password ? { clientP12Password: certs.clientP12Password } : {}
-  return { dir: home.root, domain: config.domain, artifacts, ...mergeReports(configReport, certs, keys, rendered), ...secret }
+  return {
+    dir: home.root,
+    domain: config.domain,
+    artifacts,
+    ...mergeReports(configReport, certs, keys, rendered),
+    ...secret,
+  }
 }

@@ -83,7 +83,8 @@ export class HelixMetrics {
       collect() {
         this.reset()
         for (const entry of service.index()) {
-          if (entry.queueCapacity !== undefined) this.set({ model: entry.name, version: entry.version }, entry.queueCapacity)
+          if (entry.queueCapacity !== undefined)
+            this.set({ model: entry.name, version: entry.version }, entry.queueCapacity)
         }
       },
     })
@@ -96,7 +97,8 @@ export class HelixMetrics {
         registers: [this.registry],
         collect() {
           this.reset()
-          for (const { cert, notAfter } of certificates()) this.set({ cert }, (notAfter.getTime() - Date.now()) / 1000)
+          for (const { cert, notAfter } of certificates())
+            this.set({ cert }, (notAfter.getTime() - Date.now()) / 1000)
         },
       })
     }

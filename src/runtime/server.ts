@@ -5,15 +5,15 @@ import type { FastifyInstance } from 'fastify'
 import { pino } from 'pino'
 import { listCertificates } from '../provision/certs/list.js'
 import { runMigrations } from '../provision/postgres/database.js'
-import { Failure } from '../shared/errors.js'
-import { type Identity, openIdentity } from './auth/identity.js'
 import type { HelixConfig } from '../shared/config.js'
+import { Failure } from '../shared/errors.js'
 import type { HelixHome } from '../shared/home.js'
 import { type BuildAppOptions, buildApp, REDACTED_PATHS } from './app.js'
-import { HelixMetrics } from './metrics.js'
+import { type Identity, openIdentity } from './auth/identity.js'
 import { loadRuntimeConfig, type RuntimeConfig, type RuntimeTls, type ServeFlags } from './config.js'
 import { HelixModelService } from './infer/model-service.js'
 import type { ModelService } from './infer/types.js'
+import { HelixMetrics } from './metrics.js'
 
 /** Mozilla "intermediate" TLS (REFERENCE.md): TLS 1.2 and 1.3, these 1.2 suites, client order. */
 export const INTERMEDIATE_CIPHERS = [
@@ -127,7 +127,10 @@ export async function startDaemon(
 }
 
 /** notAfter of the helix certificates for the expiry gauge; none before `helix init` made them. */
-async function certificateExpiries(home: HelixHome, config: HelixConfig): Promise<{ cert: string; notAfter: Date }[]> {
+async function certificateExpiries(
+  home: HelixHome,
+  config: HelixConfig,
+): Promise<{ cert: string; notAfter: Date }[]> {
   try {
     const { certificates } = await listCertificates(home, config)
     return certificates.map((c) => ({ cert: c.role, notAfter: new Date(c.notAfter) }))
@@ -156,10 +159,14 @@ async function openAuthentication(
   } catch (err) {
     const code = (err as { code?: string }).code
     if (code === 'DB_UNREACHABLE' || code === 'DB_NOT_STARTED') {
-      throw new Failure(code, `${(err as Error).message.replace(/\.$/, '')}; the daemon needs it to authenticate callers.`, {
-        hint: 'Start the database with `helix db start` (or run everything with `helix up`); for a local experiment without auth, add --no-auth.',
-        cause: err,
-      })
+      throw new Failure(
+        code,
+        `${(err as Error).message.replace(/\.$/, '')}; the daemon needs it to authenticate callers.`,
+        {
+          hint: 'Start the database with `helix db start` (or run everything with `helix up`); for a local experiment without auth, add --no-auth.',
+          cause: err,
+        },
+      )
     }
     throw err
   }

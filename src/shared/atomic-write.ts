@@ -63,6 +63,10 @@ export async function commitFiles(files: PlannedFile[]): Promise<void> {
 }
 
 /** Writes one file atomically (temp file + rename). */
-export async function writeFileAtomic(path: string, data: string | Uint8Array, mode = PUBLIC_MODE): Promise<void> {
+export async function writeFileAtomic(
+  path: string,
+  data: string | Uint8Array,
+  mode = PUBLIC_MODE,
+): Promise<void> {
   await commitFiles([{ path, data, mode }])
 }

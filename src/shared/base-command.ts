@@ -3,7 +3,9 @@ import { type HelixConfig, loadConfig } from './config.js'
 import { toHelixError } from './errors.js'
 import { DEFAULT_HELIX_DIR, HelixHome } from './home.js'
 
-export type HelixFlags<T extends typeof Command> = Interfaces.InferredFlags<(typeof HelixCommand)['baseFlags'] & T['flags']>
+export type HelixFlags<T extends typeof Command> = Interfaces.InferredFlags<
+  (typeof HelixCommand)['baseFlags'] & T['flags']
+>
 export type HelixArgs<T extends typeof Command> = Interfaces.InferredArgs<T['args']>
 
 /**

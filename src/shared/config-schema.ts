@@ -5,12 +5,19 @@ import { type Static, Type } from '@sinclair/typebox'
  * apply to anything left out, so an empty file is valid. Env vars (HELIX_*, DATABASE_URL, REDIS_URL)
  * override the file; flags override both (see loadConfig).
  */
-const Hostname = Type.String({ pattern: '^(?=.{1,253}$)(\\*\\.)?([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$' })
+const Hostname = Type.String({
+  pattern:
+    '^(?=.{1,253}$)(\\*\\.)?([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$',
+})
 
 export const KeyTypeSchema = Type.Union([Type.Literal('ecdsa'), Type.Literal('rsa')])
 export type KeyType = Static<typeof KeyTypeSchema>
 
-export const JwtAlgorithmSchema = Type.Union([Type.Literal('EdDSA'), Type.Literal('ES256'), Type.Literal('RS256')])
+export const JwtAlgorithmSchema = Type.Union([
+  Type.Literal('EdDSA'),
+  Type.Literal('ES256'),
+  Type.Literal('RS256'),
+])
 export type JwtAlgorithm = Static<typeof JwtAlgorithmSchema>
 
 export const HelixConfigSchema = Type.Object(
@@ -179,9 +186,12 @@ export const HelixConfigSchema = Type.Object(
         /** Model repository directory, relative to the helix directory. */
         repository: Type.String({ default: 'models' }),
         /** Default device policy for models without config: cuda, webgpu, cpu or auto. */
-        device: Type.Union([Type.Literal('auto'), Type.Literal('cuda'), Type.Literal('webgpu'), Type.Literal('cpu')], {
-          default: 'auto',
-        }),
+        device: Type.Union(
+          [Type.Literal('auto'), Type.Literal('cuda'), Type.Literal('webgpu'), Type.Literal('cpu')],
+          {
+            default: 'auto',
+          },
+        ),
       },
       { default: {} },
     ),

@@ -75,9 +75,13 @@ export async function loadConfig(
     try {
       fromFile = parseYaml(text) ?? {}
     } catch (err) {
-      throw new UserError('CONFIG_INVALID', `${home.configFile} is not valid YAML: ${(err as Error).message.split('\n')[0]}`, {
-        hint: 'Fix the YAML syntax (indentation, quotes) and run the command again.',
-      })
+      throw new UserError(
+        'CONFIG_INVALID',
+        `${home.configFile} is not valid YAML: ${(err as Error).message.split('\n')[0]}`,
+        {
+          hint: 'Fix the YAML syntax (indentation, quotes) and run the command again.',
+        },
+      )
     }
   }
   if (typeof fromFile !== 'object' || fromFile === null || Array.isArray(fromFile)) {

@@ -2,14 +2,16 @@ import { chmod, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { execa, type ResultPromise } from 'execa'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { freePort } from '../provision/render/nginx-run.js'
 import { HELIX_BIN, ROOT, tempDir } from '../helpers/cli.js'
 import { hasTool } from '../helpers/tools.js'
+import { freePort } from '../provision/render/nginx-run.js'
 
 /** The commands of every ```sh block of a markdown page, one per line, in order. */
 export async function shellCommands(page: string): Promise<string[]> {
   const text = await readFile(join(ROOT, 'docs', page), 'utf8')
-  return [...text.matchAll(/```sh\n([\s\S]*?)```/g)].flatMap((m) => m[1].split('\n').filter((l) => l.trim() !== ''))
+  return [...text.matchAll(/```sh\n([\s\S]*?)```/g)].flatMap((m) =>
+    m[1].split('\n').filter((l) => l.trim() !== ''),
+  )
 }
 
 /**
@@ -54,12 +56,21 @@ describe.skipIf(!hasTool('curl') || !hasTool('nginx'))('docs: every sh command r
     if (exported) {
       const [, name, value] = exported
       // The page tells the reader to paste the key `helix up` printed.
-      env[name] = name === 'HELIX_API_KEY' ? (/(hx_[A-Za-z0-9]{20,})/.exec(upOutput)?.[1] ?? '') : value.replace(/^'|'$/g, '')
+      env[name] =
+        name === 'HELIX_API_KEY'
+          ? (/(hx_[A-Za-z0-9]{20,})/.exec(upOutput)?.[1] ?? '')
+          : value.replace(/^'|'$/g, '')
       expect(env[name], line).not.toBe('')
       return ''
     }
     if (line === 'npx helix up') {
-      up = execa('node', [HELIX_BIN, 'up'], { cwd, env: { ...env, HELIX_DIR: undefined }, extendEnv: true, reject: false, stdin: 'ignore' })
+      up = execa('node', [HELIX_BIN, 'up'], {
+        cwd,
+        env: { ...env, HELIX_DIR: undefined },
+        extendEnv: true,
+        reject: false,
+        stdin: 'ignore',
+      })
       up.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
         upOutput += chunk
       })
@@ -70,7 +81,12 @@ describe.skipIf(!hasTool('curl') || !hasTool('nginx'))('docs: every sh command r
       }
       return upOutput
     }
-    const result = await execa('sh', ['-c', adapt(line)], { cwd, env: { ...env, HELIX_DIR: undefined }, extendEnv: true, reject: false })
+    const result = await execa('sh', ['-c', adapt(line)], {
+      cwd,
+      env: { ...env, HELIX_DIR: undefined },
+      extendEnv: true,
+      reject: false,
+    })
     expect(result.exitCode, `${line}\n${result.stdout}\n${result.stderr}`).toBe(0)
     return `${result.stdout}\n${result.stderr}`
   }

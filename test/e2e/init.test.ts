@@ -16,7 +16,12 @@ async function snapshot(root: string): Promise<Map<string, string>> {
   for (const entry of await readdir(root, { recursive: true, withFileTypes: true })) {
     if (!entry.isFile()) continue
     const path = join(entry.parentPath, entry.name)
-    files.set(path.slice(root.length + 1), createHash('sha256').update(await readFile(path)).digest('hex'))
+    files.set(
+      path.slice(root.length + 1),
+      createHash('sha256')
+        .update(await readFile(path))
+        .digest('hex'),
+    )
   }
   return files
 }
@@ -37,7 +42,8 @@ describe('helix init (built binary)', () => {
     expect(first.dir).toBe(root)
     expect(first.kept).toEqual([])
     expect(first.created).toContain('helix.yaml')
-    for (const sub of ['certs', 'keys', 'models', 'data']) expect((await stat(join(root, sub))).isDirectory()).toBe(true)
+    for (const sub of ['certs', 'keys', 'models', 'data'])
+      expect((await stat(join(root, sub))).isDirectory()).toBe(true)
     for (const file of first.created) expect((await stat(join(root, file))).isFile()).toBe(true)
     const yaml = await readFile(join(root, 'helix.yaml'), 'utf8')
     expect(yaml).toContain('domain: "localhost"')
@@ -46,7 +52,9 @@ describe('helix init (built binary)', () => {
 
   it('writes every private key 0600', async () => {
     const root = join(dir, 'h')
-    const secrets = [...(await snapshot(root)).keys()].filter((f) => /\.(key|pem|p12)$/.test(f) && !f.endsWith('.crt'))
+    const secrets = [...(await snapshot(root)).keys()].filter(
+      (f) => /\.(key|pem|p12)$/.test(f) && !f.endsWith('.crt'),
+    )
     for (const file of secrets) {
       if (file.endsWith('.pem') && !file.includes('private')) continue
       expect(((await stat(join(root, file))).mode & 0o777).toString(8), file).toBe('600')
@@ -68,7 +76,15 @@ describe('helix init (built binary)', () => {
 
   it('regenerates with --force', async () => {
     const root = join(dir, 'h')
-    const forced = await runHelixJson<InitJson>(['init', '--yes', '--force', '--dir', root, '--domain', 'api.example.com'])
+    const forced = await runHelixJson<InitJson>([
+      'init',
+      '--yes',
+      '--force',
+      '--dir',
+      root,
+      '--domain',
+      'api.example.com',
+    ])
     expect(forced.created).toContain('helix.yaml')
     expect(forced.domain).toBe('api.example.com')
     expect(await readFile(join(root, 'helix.yaml'), 'utf8')).toContain('domain: "api.example.com"')

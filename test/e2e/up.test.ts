@@ -2,9 +2,9 @@ import { chmod } from 'node:fs/promises'
 import { join } from 'node:path'
 import { execa, type ResultPromise } from 'execa'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { freePort } from '../provision/render/nginx-run.js'
 import { HELIX_BIN, runHelix, tempDir } from '../helpers/cli.js'
 import { hasTool } from '../helpers/tools.js'
+import { freePort } from '../provision/render/nginx-run.js'
 
 interface Up {
   child: ResultPromise
@@ -43,7 +43,9 @@ async function stop(up: Up): Promise<number | undefined> {
 }
 
 async function postgresProcesses(dir: string): Promise<string> {
-  return String((await execa('pgrep', ['-af', join(dir, 'data', 'postgres')], { reject: false })).stdout).trim()
+  return String(
+    (await execa('pgrep', ['-af', join(dir, 'data', 'postgres')], { reject: false })).stdout,
+  ).trim()
 }
 
 describe.skipIf(!hasTool('curl'))('helix up (built binary, real daemon and embedded PostgreSQL)', () => {
@@ -62,7 +64,8 @@ describe.skipIf(!hasTool('curl'))('helix up (built binary, real daemon and embed
     dir = join(t.dir, 'helix')
     port = await freePort()
     first = await startUp(dir, port)
-    key = /Admin API key \(shown once, stored only as a hash\): (hx_[A-Za-z0-9]+)/.exec(first.stdout())?.[1] ?? ''
+    key =
+      /Admin API key \(shown once, stored only as a hash\): (hx_[A-Za-z0-9]+)/.exec(first.stdout())?.[1] ?? ''
   }, 180_000)
   afterAll(async () => {
     if (first?.child.exitCode === null) await stop(first)
@@ -86,25 +89,40 @@ describe.skipIf(!hasTool('curl'))('helix up (built binary, real daemon and embed
     expect(response.outputs[0].shape).toEqual([1, 2])
     const [p0, p1] = response.outputs[0].data
     expect(p0 + p1).toBeCloseTo(1, 5)
-    const anonymous = await fetch(`http://127.0.0.1:${port}/v2/models/cls/infer`, { method: 'POST', body: '{}' })
+    const anonymous = await fetch(`http://127.0.0.1:${port}/v2/models/cls/infer`, {
+      method: 'POST',
+      body: '{}',
+    })
     expect(anonymous.status).toBe(401)
     expect(anonymous.headers.get('www-authenticate')).toMatch(/^Bearer/)
   })
 
   it('status and doctor report the running service truthfully', async () => {
-    const status = await runHelix(['status', '--dir', dir, '--json', '--key', key], { env: { HELIX_PORT: String(port) } })
+    const status = await runHelix(['status', '--dir', dir, '--json', '--key', key], {
+      env: { HELIX_PORT: String(port) },
+    })
     expect(status.exitCode).toBe(0)
     const report = JSON.parse(status.stdout)
     expect(report.daemon).toMatchObject({ reachable: true, ready: true })
     expect(report.daemon.uptimeSeconds).toBeGreaterThanOrEqual(0)
     expect(report.database).toMatchObject({ mode: 'embedded', reachable: true })
     expect(report.database.migrations.pending).toEqual([])
-    expect(report.models).toContainEqual(expect.objectContaining({ name: 'cls', state: 'READY', executionProvider: 'cpu', queueDepth: 0 }))
+    expect(report.models).toContainEqual(
+      expect.objectContaining({ name: 'cls', state: 'READY', executionProvider: 'cpu', queueDepth: 0 }),
+    )
     expect(report.certificates.map((c: { role: string }) => c.role)).toEqual(['ca', 'server', 'client'])
     expect(report.jwt.ageDays).toBe(0)
     const doctor = await runHelix(['doctor', '--dir', dir, '--json'], { env: { HELIX_PORT: String(port) } })
-    const checks = Object.fromEntries(JSON.parse(doctor.stdout).checks.map((c: { name: string; status: string }) => [c.name, c.status]))
-    expect(checks).toMatchObject({ database: 'ok', clock: 'ok', port: 'ok', permissions: 'ok', certificates: 'ok' })
+    const checks = Object.fromEntries(
+      JSON.parse(doctor.stdout).checks.map((c: { name: string; status: string }) => [c.name, c.status]),
+    )
+    expect(checks).toMatchObject({
+      database: 'ok',
+      clock: 'ok',
+      port: 'ok',
+      permissions: 'ok',
+      certificates: 'ok',
+    })
   })
 
   it('Ctrl-C stops the daemon and the database it started; nothing stays behind', async () => {
@@ -140,4 +158,3 @@ describe.skipIf(!hasTool('curl'))('helix up (built binary, real daemon and embed
     expect(database).toMatchObject({ status: 'fail', advice: expect.stringContaining('helix db start') })
   })
 })
-

@@ -36,7 +36,9 @@ export async function runHelixJson<T = unknown>(args: string[], options: Options
 }
 
 /** A fresh temporary directory; remove it with the returned cleanup. */
-export async function tempDir(prefix = 'helix-test-'): Promise<{ dir: string; cleanup: () => Promise<void> }> {
+export async function tempDir(
+  prefix = 'helix-test-',
+): Promise<{ dir: string; cleanup: () => Promise<void> }> {
   const dir = await mkdtemp(join(tmpdir(), prefix))
   return { dir, cleanup: () => rm(dir, { recursive: true, force: true }) }
 }

@@ -10,6 +10,7 @@ export function hasTool(name: string): boolean {
   if (!found && process.env.CI) {
     throw new Error(`${name} is required under CI=true but is not installed (see .ci/run)`)
   }
-  if (!found) console.warn(`skipping tests that need ${name}: install it (apt-get install ${name}) to run them`)
+  if (!found)
+    console.warn(`skipping tests that need ${name}: install it (apt-get install ${name}) to run them`)
   return found
 }

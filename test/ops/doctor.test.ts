@@ -8,8 +8,8 @@ import {
   checkDiskSpace,
   checkJwtKeyAge,
   checkKeyPermissions,
-  checkNvidia,
   checkNodeVersion,
+  checkNvidia,
   checkPort,
   checkTool,
   runDoctor,
@@ -23,7 +23,23 @@ const DAY = 86_400_000
 
 /** A self-signed certificate valid for `days` days from now, made by the real openssl. */
 async function writeCert(path: string, days: number): Promise<void> {
-  await execa('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', `${path}.tmpkey`, '-out', path, '-days', String(days), '-subj', '/CN=test'])
+  await execa('openssl', [
+    'req',
+    '-x509',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:P-256',
+    '-nodes',
+    '-keyout',
+    `${path}.tmpkey`,
+    '-out',
+    path,
+    '-days',
+    String(days),
+    '-subj',
+    '/CN=test',
+  ])
 }
 
 describe('helix doctor checks', () => {
@@ -65,7 +81,10 @@ describe('helix doctor checks', () => {
     const soon = await checkCertificates(home, config, new Date(now.getTime() + DAY / 2))
     expect(soon).toMatchObject({ status: 'warn', message: 'certs/server.crt expires in 9 day(s)' })
     const later = new Date(now.getTime() + 11 * DAY)
-    expect(await checkCertificates(home, config, later)).toMatchObject({ status: 'fail', message: 'certs/server.crt has expired' })
+    expect(await checkCertificates(home, config, later)).toMatchObject({
+      status: 'fail',
+      message: 'certs/server.crt has expired',
+    })
     await writeFile(home.path('certs', 'server.crt'), 'garbage')
     expect((await checkCertificates(home, config, now)).status).toBe('fail')
   })
@@ -75,9 +94,15 @@ describe('helix doctor checks', () => {
     expect((await checkJwtKeyAge(home, config, now)).status).toBe('warn')
     const kid = 'A'.repeat(43)
     const meta = (created: string, status = 'current') =>
-      JSON.stringify({ version: 1, keys: { [kid]: { alg: 'EdDSA', status, created_at: created, retire_at: null } } })
+      JSON.stringify({
+        version: 1,
+        keys: { [kid]: { alg: 'EdDSA', status, created_at: created, retire_at: null } },
+      })
     await writeFile(home.path('keys', 'keys.json'), meta(new Date(now.getTime() - 12.5 * DAY).toISOString()))
-    expect(await checkJwtKeyAge(home, config, now)).toMatchObject({ status: 'ok', message: 'current JWT key is 12 day(s) old' })
+    expect(await checkJwtKeyAge(home, config, now)).toMatchObject({
+      status: 'ok',
+      message: 'current JWT key is 12 day(s) old',
+    })
     await writeFile(home.path('keys', 'keys.json'), meta(new Date(now.getTime() - 100 * DAY).toISOString()))
     expect((await checkJwtKeyAge(home, config, now)).status).toBe('warn')
     await writeFile(home.path('keys', 'keys.json'), meta(now.toISOString(), 'retired'))
@@ -118,7 +143,13 @@ describe('helix doctor checks', () => {
     const config = await loadConfig(home, { server: { port: 0 } }, {})
     const passing = await runDoctor({ home, config, now, database: false })
     expect(passing.ok).toBe(true)
-    const failing = await runDoctor({ home, config, now, database: false, extraChecks: [async () => ({ name: 'db', status: 'fail', message: 'down', advice: 'start it' })] })
+    const failing = await runDoctor({
+      home,
+      config,
+      now,
+      database: false,
+      extraChecks: [async () => ({ name: 'db', status: 'fail', message: 'down', advice: 'start it' })],
+    })
     expect(failing.ok).toBe(false)
     const text = renderChecks(failing.checks)
     expect(text).toMatch(/FAIL {2}db +down/)
@@ -133,7 +164,9 @@ describe('helix doctor (built binary)', () => {
     try {
       await runHelix(['init', '--yes', '--dir', dir])
       const result = await runHelix(['doctor', '--dir', dir, '--json'], { env: { HELIX_PORT: '0' } })
-      const report = JSON.parse(result.stdout) as { checks: { name: string; status: string; message: string }[] }
+      const report = JSON.parse(result.stdout) as {
+        checks: { name: string; status: string; message: string }[]
+      }
       const byName = Object.fromEntries(report.checks.map((c) => [c.name, c]))
       expect(byName.permissions.status).toBe('ok')
       expect(byName.permissions.message).toMatch(/^[5-9] private key file\(s\) are 0600$/)

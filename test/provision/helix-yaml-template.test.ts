@@ -15,7 +15,11 @@ describe('templates/helix.yaml.eta', () => {
 
   it('documents every default exactly as the schema has it', () => {
     const rendered = parseConfig(parse(renderTemplate('helix.yaml.eta', values)))
-    const defaults = parseConfig({ domain: 'api.example.com', sans: ['10.0.0.5'], admin_email: 'ops@example.com' })
+    const defaults = parseConfig({
+      domain: 'api.example.com',
+      sans: ['10.0.0.5'],
+      admin_email: 'ops@example.com',
+    })
     defaults.tls.key_type = 'ecdsa'
     defaults.jwt.algorithm = 'EdDSA'
     expect(rendered).toEqual(defaults)
@@ -23,7 +27,18 @@ describe('templates/helix.yaml.eta', () => {
 
   it('comments every section', () => {
     const text = renderTemplate('helix.yaml.eta', values)
-    for (const section of ['tls', 'jwt', 'server', 'nginx', 'database', 'redis', 'auth', 'rate_limit', 'mail', 'models']) {
+    for (const section of [
+      'tls',
+      'jwt',
+      'server',
+      'nginx',
+      'database',
+      'redis',
+      'auth',
+      'rate_limit',
+      'mail',
+      'models',
+    ]) {
       expect(text, section).toMatch(new RegExp(`^${section}:\\n {2}# `, 'm'))
     }
   })

@@ -24,7 +24,13 @@ describe('helix.yaml config', () => {
 
   it('layers file < env < overrides', async () => {
     await writeFile(home.configFile, 'domain: example.com\nserver:\n  port: 9000\n  host: 0.0.0.0\n')
-    const env = { HELIX_PORT: '9100', DATABASE_URL: 'postgres://x@db/h', REDIS_URL: 'redis://r', HELIX_HOST: '::1', HELIX_DEVICE: 'cpu' }
+    const env = {
+      HELIX_PORT: '9100',
+      DATABASE_URL: 'postgres://x@db/h',
+      REDIS_URL: 'redis://r',
+      HELIX_HOST: '::1',
+      HELIX_DEVICE: 'cpu',
+    }
     const config = await loadConfig(home, { server: { port: 9200 } }, env)
     expect(config.domain).toBe('example.com')
     expect(config.server.port).toBe(9200)
@@ -41,14 +47,24 @@ describe('helix.yaml config', () => {
 
   it('names the bad field and how to fix it', async () => {
     await writeFile(home.configFile, 'server:\n  port: 99999\n')
-    await expect(loadConfig(home, {}, {})).rejects.toMatchObject({ code: 'CONFIG_INVALID', exitCode: 2, message: expect.stringContaining('server.port') })
+    await expect(loadConfig(home, {}, {})).rejects.toMatchObject({
+      code: 'CONFIG_INVALID',
+      exitCode: 2,
+      message: expect.stringContaining('server.port'),
+    })
   })
 
   it('rejects YAML syntax errors and non-mappings clearly', async () => {
     await writeFile(home.configFile, 'server: [1, 2\n')
-    await expect(loadConfig(home, {}, {})).rejects.toMatchObject({ code: 'CONFIG_INVALID', message: expect.stringContaining('not valid YAML') })
+    await expect(loadConfig(home, {}, {})).rejects.toMatchObject({
+      code: 'CONFIG_INVALID',
+      message: expect.stringContaining('not valid YAML'),
+    })
     await writeFile(home.configFile, '- a\n- b\n')
-    await expect(loadConfig(home, {}, {})).rejects.toMatchObject({ code: 'CONFIG_INVALID', message: expect.stringContaining('mapping') })
+    await expect(loadConfig(home, {}, {})).rejects.toMatchObject({
+      code: 'CONFIG_INVALID',
+      message: expect.stringContaining('mapping'),
+    })
     expect(() => parseConfig('text')).toThrow(/mapping/)
   })
 })

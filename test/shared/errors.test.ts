@@ -29,7 +29,9 @@ describe('error hierarchy', () => {
   })
 
   it('maps oclif usage errors to USAGE with exit 2', () => {
-    const parseError = Object.assign(new Error('Nonexistent flag: --bogus\nSee more help'), { oclif: { exit: 2 } })
+    const parseError = Object.assign(new Error('Nonexistent flag: --bogus\nSee more help'), {
+      oclif: { exit: 2 },
+    })
     const mapped = toHelixError(parseError)
     expect(mapped.code).toBe('USAGE')
     expect(mapped.exitCode).toBe(2)
@@ -42,11 +44,17 @@ describe('error hierarchy', () => {
     expect(toHelixError(eacces).message).toContain('/root/x')
     const enospc = Object.assign(new Error('ENOSPC'), { code: 'ENOSPC', path: '/data' })
     expect(toHelixError(enospc)).toMatchObject({ code: 'DISK_FULL', exitCode: 1 })
-    expect(toHelixError(Object.assign(new Error('x'), { code: 'EFBIG' })).message).toBe('No space left (EFBIG)')
+    expect(toHelixError(Object.assign(new Error('x'), { code: 'EFBIG' })).message).toBe(
+      'No space left (EFBIG)',
+    )
   })
 
   it('wraps anything else as INTERNAL without losing the message', () => {
-    expect(toHelixError(new Error('boom\nstack'))).toMatchObject({ code: 'INTERNAL', message: 'boom', exitCode: 1 })
+    expect(toHelixError(new Error('boom\nstack'))).toMatchObject({
+      code: 'INTERNAL',
+      message: 'boom',
+      exitCode: 1,
+    })
     expect(toHelixError('a string')).toMatchObject({ code: 'INTERNAL', message: 'a string' })
     const already = new UserError('A', 'b')
     expect(toHelixError(already)).toBe(already)

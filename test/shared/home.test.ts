@@ -36,7 +36,9 @@ describe('HelixHome', () => {
   it('accepts a new directory below a writable one and refuses one below a file', async () => {
     await expect(new HelixHome(join(dir, 'a', 'b', 'c')).ensureWritable()).resolves.toBeUndefined()
     await writeFile(join(dir, 'file'), 'x')
-    await expect(new HelixHome(join(dir, 'file', 'sub')).ensureWritable()).rejects.toMatchObject({ code: 'NOT_WRITABLE' })
+    await expect(new HelixHome(join(dir, 'file', 'sub')).ensureWritable()).rejects.toMatchObject({
+      code: 'NOT_WRITABLE',
+    })
   })
 
   it('creates sub-directories on demand', async () => {

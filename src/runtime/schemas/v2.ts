@@ -41,7 +41,9 @@ export const ModelStatus = Type.Object({
   device: Type.Optional(Type.String()),
   fallback_reason: Type.Optional(Type.String({ description: 'Why device auto runs this model on the CPU.' })),
   queue_depth: Type.Optional(Type.Integer({ description: 'Requests waiting in the scheduler queue.' })),
-  queue_capacity: Type.Optional(Type.Integer({ description: 'Bound of the queue; beyond it requests get 429.' })),
+  queue_capacity: Type.Optional(
+    Type.Integer({ description: 'Bound of the queue; beyond it requests get 429.' }),
+  ),
 })
 
 export const Ready = Type.Object({ ready: Type.Boolean(), models: Type.Optional(Type.Array(ModelStatus)) })

@@ -119,7 +119,11 @@ describe('repository endpoints', () => {
       payload: '{"ready": true}',
     })
     expect(charset.json()).toEqual(ready.json())
-    const badBody = await t.app.inject({ method: 'POST', url: '/v2/repository/index', payload: { ready: 'maybe' } })
+    const badBody = await t.app.inject({
+      method: 'POST',
+      url: '/v2/repository/index',
+      payload: { ready: 'maybe' },
+    })
     expect(badBody.statusCode).toBe(400)
     expect(badBody.json().error).toMatch(/ready/)
     const empty = await t.app.inject({ method: 'POST', url: '/v2/repository/index' })
@@ -232,7 +236,10 @@ describe('certificate expiry metric', () => {
   it('reports seconds until each certificate expires, as the alert rules expect', async () => {
     const { HelixMetrics } = await import('../../../src/runtime/metrics.js')
     const notAfter = new Date(Date.now() + 10 * 86_400_000)
-    const metrics = new HelixMetrics(t.service, { defaultMetrics: false, certificates: () => [{ cert: 'server', notAfter }] })
+    const metrics = new HelixMetrics(t.service, {
+      defaultMetrics: false,
+      certificates: () => [{ cert: 'server', notAfter }],
+    })
     const text = await metrics.registry.metrics()
     const match = /helix_cert_expiry_seconds\{cert="server"\} ([0-9.e+]+)/.exec(text)
     expect(Number(match?.[1])).toBeGreaterThan(10 * 86_400 - 60)

@@ -188,7 +188,9 @@ describe('serve()', () => {
   })
 
   it('authenticates by default, and says how to get the database it needs', async () => {
-    await expect(serve(new HelixHome(dir), { port: 0, logLevel: 'silent' }, { logDestination: 2 })).rejects.toMatchObject({
+    await expect(
+      serve(new HelixHome(dir), { port: 0, logLevel: 'silent' }, { logDestination: 2 }),
+    ).rejects.toMatchObject({
       code: 'DB_NOT_STARTED',
       message: expect.stringContaining('the daemon needs it to authenticate callers'),
       hint: expect.stringContaining('--no-auth'),
