@@ -1,0 +1,82 @@
+import { chmod } from 'node:fs/promises'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { checkDatabase } from '../../src/ops/doctor.js'
+import { renderStatus } from '../../src/ops/render-status.js'
+import { collectStatus } from '../../src/ops/status.js'
+import { type UpReady, type UpResult, up } from '../../src/ops/up.js'
+import { loadConfig } from '../../src/shared/config.js'
+import { HelixHome } from '../../src/shared/home.js'
+import { tempDir } from '../helpers/cli.js'
+
+/** up(), status and the database check in this process (the e2e tests drive the same through the binary). */
+describe('up → status → stop, in process', () => {
+  let home: HelixHome
+  let cleanup: () => Promise<void>
+  let ready: UpReady
+  let running: Promise<UpResult>
+
+  beforeAll(async () => {
+    const t = await tempDir()
+    cleanup = t.cleanup
+    await chmod(t.dir, 0o755)
+    home = new HelixHome(join(t.dir, 'h'))
+    running = up(home, { port: 0, signals: ['SIGUSR2'] }, (r) => {
+      ready = r
+    })
+    const deadline = Date.now() + 90_000
+    while (!ready) {
+      if (Date.now() > deadline) throw new Error('up() did not get ready')
+      await new Promise((r) => setTimeout(r, 100))
+    }
+  }, 120_000)
+  afterAll(() => cleanup())
+
+  it('reports what it did and how to call it', () => {
+    expect(ready).toMatchObject({
+      initialised: true,
+      databaseStarted: true,
+      adminKeyCreated: true,
+      modelAdded: 'cls',
+      adminKey: expect.stringMatching(/^hx_/),
+    })
+    expect(ready.migrationsApplied.length).toBeGreaterThan(0)
+    expect(ready.curl).toContain(`--data @${home.path('data', 'demo-request.json')} ${ready.url}/v2/models/cls/infer`)
+  })
+
+  it('status sees the daemon, its model, the database, certificates, key and GPUs', async () => {
+    const config = await loadConfig(home)
+    const report = await collectStatus({ home, config, url: ready.url, apiKey: ready.adminKey })
+    expect(report.daemon).toMatchObject({ reachable: true, ready: true, version: expect.any(String) })
+    expect(report.models).toEqual([expect.objectContaining({ name: 'cls', version: '1', state: 'READY', executionProvider: 'cpu' })])
+    expect(report.database).toMatchObject({ mode: 'embedded', reachable: true })
+    expect(report.jwt).toMatchObject({ alg: 'EdDSA', ageDays: 0, overdue: false })
+    const text = renderStatus(report)
+    expect(text).toMatch(/^daemon +http:\/\/127\.0\.0\.1:\d+ {2}ready/m)
+    expect(text).toMatch(/^database +embedded {2}reachable/m)
+    expect(text).toMatch(/^cls +1 +READY +cpu +0/m)
+    const anonymous = await collectStatus({ home, config, url: ready.url })
+    expect(anonymous.daemon.error).toContain('pass an admin key')
+    expect(anonymous.models).toEqual([])
+  })
+
+  it('the database check passes with the clock in step', async () => {
+    const checks = await checkDatabase(home, await loadConfig(home))
+    expect(checks.map((c) => [c.name, c.status])).toEqual([
+      ['database', 'ok'],
+      ['clock', 'ok'],
+    ])
+  })
+
+  it('stops on the signal, and stops the database it started', async () => {
+    process.emit('SIGUSR2', 'SIGUSR2')
+    const result = await running
+    expect(result.signal).toBe('SIGUSR2')
+    const config = await loadConfig(home)
+    const report = await collectStatus({ home, config })
+    expect(report.database).toMatchObject({ running: false, reachable: false })
+    expect(report.daemon.reachable).toBe(false)
+    expect(renderStatus(report)).toMatch(/^daemon .* not running/m)
+    expect(renderStatus(report)).toMatch(/^database +embedded {2}DOWN/m)
+  })
+})
