@@ -20,7 +20,8 @@ export async function listRepository(
   })
   try {
     const rows: ModelIndexEntry[] = service.index().map((row) => {
-      const { queueDepth: _queueDepth, ...rest } = row
+      // Queues exist only in a running daemon.
+      const { queueDepth: _queueDepth, queueCapacity: _queueCapacity, ...rest } = row
       return rest
     })
     // Versions on disk that the version policy leaves out are listed too, so nothing is hidden.

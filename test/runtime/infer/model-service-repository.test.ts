@@ -75,6 +75,7 @@ describe('model repository: loading, states and metadata', () => {
       executionProvider: 'cpu',
       device: 'cpu',
       queueDepth: 0,
+      queueCapacity: expect.any(Number),
     })
     expect(row('corrupt')).toMatchObject({
       state: 'UNAVAILABLE',
