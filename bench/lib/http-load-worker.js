@@ -33,7 +33,14 @@ parentPort.on('message', async (msg) => {
     parentPort.close()
     return
   }
-  const r = await closedLoop(task, { concurrency, durationMs: msg.durationMs, warmupMs: msg.warmupMs, onMeasureStart: () => { batches = 0 } })
+  const r = await closedLoop(task, {
+    concurrency,
+    durationMs: msg.durationMs,
+    warmupMs: msg.warmupMs,
+    onMeasureStart: () => {
+      batches = 0
+    },
+  })
   parentPort.postMessage({
     items: r.items,
     seconds: r.seconds,

@@ -17,18 +17,34 @@ const ownCpuSeconds = () => {
  * `concurrency` connections each sending `item` (one item of `itemShape`, input `input`, output
  * `output`). `measure(ms, warmupMs)` runs the load; `cpuSeconds()` is daemon + bench process CPU.
  */
-export async function startServedModel({ modelPath, config, input, output, item, itemShape, concurrency, nodeArgs = [] }) {
+export async function startServedModel({
+  modelPath,
+  config,
+  input,
+  output,
+  item,
+  itemShape,
+  concurrency,
+  nodeArgs = [],
+}) {
   const dir = await mkdtemp(join(tmpdir(), 'helix-bench-'))
   await mkdir(join(dir, 'models', 'cls', '1'), { recursive: true })
   await copyFile(modelPath, join(dir, 'models', 'cls', '1', 'model.onnx'))
   const yaml = Object.entries(config).map(([k, v]) => `${k}: ${JSON.stringify(v)}`)
   await writeFile(join(dir, 'models', 'cls', 'config.yaml'), `${yaml.join('\n')}\n`)
+  // startDaemon runs it with --no-auth: this measures inference, not authentication (bench/auth-overhead.js).
   const daemon = await startDaemon(dir, { nodeArgs })
+  await waitUntilReady(daemon.url, 'cls')
   const tensor = Buffer.from(item.buffer, item.byteOffset, item.byteLength)
   const header = Buffer.from(
     JSON.stringify({
       inputs: [
-        { name: input, datatype: 'FP32', shape: [1, ...itemShape], parameters: { binary_data_size: tensor.length } },
+        {
+          name: input,
+          datatype: 'FP32',
+          shape: [1, ...itemShape],
+          parameters: { binary_data_size: tensor.length },
+        },
       ],
       outputs: [{ name: output, parameters: { binary_data: true } }],
     }),
@@ -58,4 +74,16 @@ export async function startServedModel({ modelPath, config, input, output, item,
       if (code !== 0) throw new Error(`helix serve exited with ${code} on SIGTERM`)
     },
   }
+}
+
+/** The daemon listens before its models have loaded: poll the model's ready endpoint. */
+async function waitUntilReady(url, model, timeoutMs = 60_000) {
+  const deadline = Date.now() + timeoutMs
+  while (Date.now() < deadline) {
+    const res = await fetch(`${url}/v2/models/${model}/ready`).catch(() => undefined)
+    await res?.arrayBuffer()
+    if (res?.status === 200) return
+    await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+  throw new Error(`model ${model} was not ready within ${timeoutMs} ms`)
 }

@@ -13,6 +13,11 @@ export interface BackendDescription {
   device: string
   /** Sessions (instances) serving the model. */
   instances: number
+  /**
+   * Set when sessions compute in worker threads: the event loop stays free during a run, so the
+   * scheduler may hand each instance its next batch while the current one computes.
+   */
+  workerThreads?: boolean
   /** Why the provider differs from what the policy preferred (auto fell back to the CPU). */
   fallbackReason?: string
 }

@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os'
 import type * as ort from 'onnxruntime-node'
 import { discoverGpus, type GpuDiscovery } from '../gpu/nvidia-smi.js'
 import type { GpuReservations } from '../gpu/placement.js'
@@ -20,14 +21,64 @@ export interface OnnxBackendOptions {
   instances?: number
   intraOpThreads?: number
   interOpThreads?: number
-  /** Run each session in a worker thread, keeping the event loop free while it computes. */
+  /**
+   * Run each session in a worker thread, keeping the event loop free while it computes. Default: on
+   * for the CPU provider (HTTP work then overlaps compute), off for GPUs.
+   */
   workerThreads?: boolean
+  /**
+   * Let onnxruntime's thread pools busy-wait between runs. Off by default: the spinning threads
+   * take the cores the HTTP thread and the clients need, which costs a server far more than the
+   * microseconds a sleeping pool needs to wake.
+   */
+  allowSpinning?: boolean
   /** For log lines: "model:version". */
   label?: string
   logger?: CoreLogger
   /** GPU discovery (nvidia-smi by default); shared by a service so it runs once per load. */
   discoverGpus?: () => Promise<GpuDiscovery>
   reservations?: GpuReservations
+}
+
+/** onnxruntime session config entries that stop its thread pools spinning between runs. */
+export const NO_SPINNING = {
+  session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } },
+} as const
+
+/**
+ * intra-op threads per worker-thread CPU session when the config names none: the cores left once
+ * the event loop has one, shared by the instances. onnxruntime's own default (one per core) makes
+ * its pool fight the HTTP thread: served on 2 cores, PP-OCR cls took 1.15–1.6 CPU ms per item with
+ * two intra-op threads and 0.68–0.95 with one (bench/README.md).
+ */
+export function defaultIntraOpThreads(instances: number, cores: number): number {
+  return Math.max(1, Math.floor((cores - 1) / Math.max(1, instances)))
+}
+
+/**
+ * What every session of a backend is created with: the attempt's providers, thread counts from the
+ * config or the defaults above, and spinning off unless the config allows it.
+ */
+export function sessionOptionsFor(
+  options: Pick<OnnxBackendOptions, 'intraOpThreads' | 'interOpThreads' | 'allowSpinning' | 'instances'>,
+  attempt: Pick<ProviderAttempt, 'providers' | 'executionProvider'>,
+  offThread: boolean,
+  cores: number,
+): ort.InferenceSession.SessionOptions {
+  const intraOp =
+    options.intraOpThreads ||
+    (offThread && attempt.executionProvider === 'cpu'
+      ? defaultIntraOpThreads(options.instances ?? 1, cores)
+      : undefined)
+  return {
+    executionProviders: attempt.providers,
+    graphOptimizationLevel: 'all',
+    // Errors only: warnings (e.g. unused initializers) would flood the daemon log on every load.
+    logSeverityLevel: 3,
+    ...(intraOp ? { intraOpNumThreads: intraOp } : {}),
+    ...(options.interOpThreads ? { interOpNumThreads: options.interOpThreads } : {}),
+    ...(options.allowSpinning ? {} : { extra: NO_SPINNING }),
+  }
 }
 
 /** The error a backend throws when it cannot load; `reason` is the one line for UNAVAILABLE. */
@@ -47,6 +98,8 @@ export class OnnxBackend implements Backend {
   private busy: number[] = []
   private nextSession = 0
   private description?: BackendDescription
+  /** Whether the sessions run in worker threads (decided per provider attempt). */
+  private offThread = false
   private releaseReservation?: () => void
   private readonly logger: CoreLogger
 
@@ -92,18 +145,13 @@ export class OnnxBackend implements Backend {
 
   private async openSessions(attempt: ProviderAttempt): Promise<OnnxSession[]> {
     const { options } = this
-    const sessionOptions: ort.InferenceSession.SessionOptions = {
-      executionProviders: attempt.providers,
-      graphOptimizationLevel: 'all',
-      // Errors only: warnings (e.g. unused initializers) would flood the daemon log on every load.
-      logSeverityLevel: 3,
-      ...(options.intraOpThreads ? { intraOpNumThreads: options.intraOpThreads } : {}),
-      ...(options.interOpThreads ? { interOpNumThreads: options.interOpThreads } : {}),
-    }
-    const open = options.workerThreads ? openWorkerSession : openInlineSession
+    const instances = Math.max(1, options.instances ?? 1)
+    this.offThread = options.workerThreads ?? attempt.executionProvider === 'cpu'
+    const sessionOptions = sessionOptionsFor(options, attempt, this.offThread, availableParallelism())
+    const open = this.offThread ? openWorkerSession : openInlineSession
     const sessions: OnnxSession[] = []
     try {
-      for (let i = 0; i < Math.max(1, options.instances ?? 1); i++) {
+      for (let i = 0; i < instances; i++) {
         sessions.push(await open(options.modelPath, sessionOptions))
       }
     } catch (err) {
@@ -131,6 +179,7 @@ export class OnnxBackend implements Backend {
       executionProvider: attempt.executionProvider,
       device: attempt.device,
       instances: this.sessions.length,
+      ...(this.offThread ? { workerThreads: true } : {}),
       ...(fallbackReason ? { fallbackReason } : {}),
     }
   }

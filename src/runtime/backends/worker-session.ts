@@ -1,7 +1,8 @@
 import { createRequire } from 'node:module'
 import { Worker } from 'node:worker_threads'
 import type * as ort from 'onnxruntime-node'
-import type { Tensor, TensorData } from '../infer/types.js'
+import { isMovable, movableCopy, recycleMovable } from '../infer/tensor-data.js'
+import type { Datatype, Tensor, TensorData } from '../infer/types.js'
 import type { OnnxSession } from './onnx-session.js'
 import { fromOrtParts, ORT_TYPE } from './onnx-tensors.js'
 
@@ -27,8 +28,10 @@ parentPort.on('message', async (msg) => {
       const results = msg.outputNames ? await session.run(feeds, msg.outputNames) : await session.run(feeds)
       const names = msg.outputNames || session.outputNames
       const outputs = names.map((name) => ({ name, type: results[name].type, dims: results[name].dims, data: results[name].data }))
-      const buffers = [...new Set(outputs.filter((o) => ArrayBuffer.isView(o.data)).map((o) => o.data.buffer))]
-      reply({ id: msg.id, ok: true, outputs }, buffers)
+      // The inputs' memory goes back for reuse; outputs move too (transfer, no copy).
+      const returned = msg.feeds.filter((f) => ArrayBuffer.isView(f.data)).map((f) => f.data.buffer)
+      const buffers = [...new Set([...returned, ...outputs.filter((o) => ArrayBuffer.isView(o.data)).map((o) => o.data.buffer)])]
+      reply({ id: msg.id, ok: true, outputs, returned }, buffers)
     } else if (msg.type === 'release') {
       if (session) await session.release()
       session = undefined
@@ -47,12 +50,19 @@ interface WorkerReply {
   inputMetadata?: ort.InferenceSession.ValueMetadata[]
   outputMetadata?: ort.InferenceSession.ValueMetadata[]
   outputs?: { name: string; type: string; dims: number[]; data: unknown }[]
+  /** The moved input buffers, handed back after the run. */
+  returned?: ArrayBuffer[]
 }
 
 const ortPath = createRequire(import.meta.url).resolve('onnxruntime-node')
 const utf8 = new TextDecoder()
 
-/** Inputs as the worker needs them; numeric data is copied into buffers of its own and moved. */
+/**
+ * Inputs as the worker needs them. A batch the batcher assembled owns its buffer, which moves to the
+ * worker with no copy; anything else (a view of a request body, which a shadow version or the cache
+ * may still read) is copied once into a buffer of its own, which then moves. The worker hands every
+ * moved buffer back with the results, for the next batch (recycleMovable).
+ */
 function feedsFor(inputs: Tensor[]): { feeds: unknown[]; transfer: ArrayBuffer[] } {
   const transfer: ArrayBuffer[] = []
   const feeds = inputs.map((tensor) => {
@@ -61,8 +71,10 @@ function feedsFor(inputs: Tensor[]): { feeds: unknown[]; transfer: ArrayBuffer[]
     if (Array.isArray(tensor.data)) {
       return { name: tensor.name, type, dims: tensor.shape, data: tensor.data.map((b) => utf8.decode(b)) }
     }
-    // A copy, never the caller's buffer: that may be a view of a request body still in use.
-    const data = (tensor.data as Exclude<TensorData, Uint8Array[]>).slice()
+    const numeric = tensor.data as Exclude<TensorData, Uint8Array[]>
+    const data = isMovable(numeric)
+      ? numeric
+      : movableCopy(numeric, tensor.datatype as Exclude<Datatype, 'BYTES'>)
     transfer.push(data.buffer as ArrayBuffer)
     return { name: tensor.name, type, dims: tensor.shape, data }
   })
@@ -71,8 +83,8 @@ function feedsFor(inputs: Tensor[]): { feeds: unknown[]; transfer: ArrayBuffer[]
 
 /**
  * A session in a worker thread: the event loop stays free while it computes (requests keep being
- * parsed, deadlines fire on time) and several instances really run at once. Costs one copy of the
- * inputs per run.
+ * parsed, deadlines fire on time) and several instances really run at once. Batches move to the
+ * worker and results move back without copies; a lone request's input is copied once (see feedsFor).
  */
 export async function openWorkerSession(
   modelPath: string,
@@ -117,6 +129,7 @@ export async function openWorkerSession(
     async run(inputs, outputNames) {
       const { feeds, transfer } = feedsFor(inputs)
       const reply = await call({ type: 'run', feeds, outputNames }, transfer)
+      for (const buffer of reply.returned ?? []) recycleMovable(buffer)
       return (reply.outputs ?? []).map((o) => fromOrtParts(o.name, o.type, o.dims, o.data))
     },
     async release() {

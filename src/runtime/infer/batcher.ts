@@ -1,9 +1,11 @@
-import { allocateData, copyInto, elementCount, sliceData } from './tensor-data.js'
+import { allocateMovable, copyInto, elementCount, sliceData } from './tensor-data.js'
 import type { Tensor } from './types.js'
 
 /**
  * Concatenates the inputs of compatible requests along dim 0: one preallocated buffer per input,
- * filled once. A single request passes through untouched (no copy at all).
+ * filled once; the buffer is movable (a worker-thread backend transfers it instead of copying, and
+ * hands it back for the next batch). A single
+ * request passes through untouched (no copy at all).
  */
 export function concatInputs(requests: { inputs: Tensor[]; batchSize: number }[]): Tensor[] {
   if (requests.length === 1) return requests[0].inputs
@@ -11,7 +13,8 @@ export function concatInputs(requests: { inputs: Tensor[]; batchSize: number }[]
   return requests[0].inputs.map((first, i) => {
     const itemShape = first.shape.slice(1)
     const perItem = elementCount(itemShape)
-    const data = allocateData(first.datatype, total * perItem)
+    // Every element is overwritten below, so spare memory of an earlier batch will do.
+    const data = allocateMovable(first.datatype, total * perItem)
     let offset = 0
     for (const request of requests) {
       copyInto(data, request.inputs[i].data, offset)

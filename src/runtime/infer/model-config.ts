@@ -17,8 +17,8 @@ export const ModelConfigSchema = Type.Object(
     /** Batch sizes worth dispatching at once, without waiting for the delay (Triton's preferred_batch_size). */
     preferred_batch_sizes: Type.Optional(Type.Array(Type.Integer({ minimum: 1 }), { minItems: 1 })),
     /**
-     * Sessions per loaded version; up to this many batches are dispatched at once. onnxruntime-node
-     * runs a session on the calling thread, so on the CPU more instances cost memory, not speed.
+     * Sessions per loaded version; up to this many batches are dispatched at once. Inline sessions
+     * (worker_threads: false) compute on the event loop, so there more instances cost memory, not speed.
      */
     instances: Type.Optional(Type.Integer({ minimum: 1, maximum: 64 })),
     /** Device policy: cuda (no fallback), webgpu, cpu, or auto (CUDA when a GPU is usable, else the CPU, logged). */
@@ -90,10 +90,15 @@ export const ModelConfigSchema = Type.Object(
     ),
     /**
      * Run each instance in a worker thread: the event loop stays free during compute (deadlines
-     * fire on time, requests keep being parsed) and instances run in parallel, for one input copy
-     * per batch. Off by default (the service default applies).
+     * fire on time, requests keep being parsed, the next batch is handed over while one computes)
+     * and instances run in parallel. Default: on for the CPU provider, off on GPUs; `false` opts out.
      */
     worker_threads: Type.Optional(Type.Boolean()),
+    /**
+     * Let onnxruntime's thread pools busy-wait between runs (onnxruntime's own default). Off by
+     * default: spinning threads steal the cores the HTTP thread and clients need.
+     */
+    allow_spinning: Type.Optional(Type.Boolean()),
     /** onnxruntime intra-op threads per session (0 or absent: onnxruntime's default). */
     intra_op_threads: Type.Optional(Type.Integer({ minimum: 0, maximum: 1024 })),
     /** onnxruntime inter-op threads per session. */

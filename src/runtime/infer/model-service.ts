@@ -47,7 +47,10 @@ export interface ModelServiceOptions {
   startupModels?: 'all' | 'none' | string[]
   /** How long an old version may take to finish its queued work after a reload or unload. */
   drainTimeoutMs?: number
-  /** Run sessions in worker threads unless a model's config says otherwise (config `worker_threads`). */
+  /**
+   * Run sessions in worker threads unless a model's config says otherwise (config `worker_threads`);
+   * absent: worker threads on the CPU provider.
+   */
   workerThreads?: boolean
   /** Builds a backend for a version; ONNX Runtime by default (a seam for other runtimes). */
   createBackend?: (options: OnnxBackendOptions) => Backend
@@ -267,7 +270,7 @@ export class HelixModelService implements ModelService {
     // Routing, validation and enqueueing happen in one synchronous stretch, so a reload that swaps
     // the routing table can never leave a request between an old table and a draining scheduler.
     const pending = slot.scheduler.enqueue(prepared, { signal: request.signal, timeoutMs: request.timeoutMs })
-    if (request.version === undefined) this.shadowCopy(entry, slot.version, request)
+    const shadowed = request.version === undefined && this.shadowCopy(entry, slot.version, request)
     const result = await pending
     const outputs = orderOutputs(result.outputs, prepared.outputs)
     if (cacheKey) slot.cache?.set(cacheKey, outputs)
@@ -277,11 +280,15 @@ export class HelixModelService implements ModelService {
       ...(request.id !== undefined ? { id: request.id } : {}),
       outputs,
       timing: result.timing,
+      ...(shadowed ? { inputsRetained: true } : {}),
     }
   }
 
-  /** Sends a copy to the shadow version; its answer and its errors are only logged. */
-  private shadowCopy(entry: ModelEntry, answered: string, request: InferRequest): void {
+  /**
+   * Sends a copy to the shadow version; its answer and its errors are only logged. True when the
+   * copy was queued: it still reads the request's input memory after the answer.
+   */
+  private shadowCopy(entry: ModelEntry, answered: string, request: InferRequest): boolean {
     const shadow = entry.shadow ? entry.versions.get(entry.shadow) : undefined
     if (
       !shadow ||
@@ -291,7 +298,7 @@ export class HelixModelService implements ModelService {
       !shadow.description ||
       !shadow.batching
     )
-      return
+      return false
     try {
       const prepared = prepareRequest(entry.name, shadow.description, request, shadow.batching)
       shadow.scheduler
@@ -308,11 +315,13 @@ export class HelixModelService implements ModelService {
             'shadow failed',
           ),
         )
+      return true
     } catch (err) {
       this.logger.debug(
         { model: entry.name, version: shadow.version, err: (err as Error).message },
         'shadow refused the input',
       )
+      return false
     }
   }
 
@@ -472,7 +481,9 @@ export class HelixModelService implements ModelService {
       instances: config.instances ?? 1,
       intraOpThreads: config.intra_op_threads,
       interOpThreads: config.inter_op_threads,
-      workerThreads: config.worker_threads ?? this.options.workerThreads ?? false,
+      // Undefined leaves it to the backend: worker threads for the CPU provider.
+      workerThreads: config.worker_threads ?? this.options.workerThreads,
+      allowSpinning: config.allow_spinning,
       label,
       logger: this.logger,
       discoverGpus: () => this.gpuSnapshot(),
@@ -522,6 +533,7 @@ export class HelixModelService implements ModelService {
       maxQueueSize: config.queue?.max_size ?? DEFAULT_QUEUE_SIZE,
       defaultTimeoutMs: config.queue?.timeout_ms,
       concurrency: description.instances,
+      queueAhead: description.workerThreads === true,
       execute: (inputs, outputs) => backend.run(inputs, outputs),
     })
     return {

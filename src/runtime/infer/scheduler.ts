@@ -19,6 +19,12 @@ export interface SchedulerOptions {
   defaultTimeoutMs?: number
   /** Batches that may run at once (the backend's instances). */
   concurrency: number
+  /**
+   * Hand each instance its next batch while the current one computes, when that batch is full
+   * (backends that compute off the event loop, e.g. in worker threads): the instance starts it the
+   * moment it is free instead of idling while the event loop answers the previous batch.
+   */
+  queueAhead?: boolean
   /** Runs one batch on the backend. */
   execute: (inputs: Tensor[], outputs?: string[]) => Promise<Tensor[]>
 }
@@ -210,10 +216,16 @@ export class Scheduler {
     )
   }
 
-  /** Dispatches every batch that is due while instances are free. */
+  /**
+   * Dispatches every batch that is due while instances are free. While every instance is busy only
+   * full batches go ahead (with queueAhead): the rest keeps gathering until an instance is free,
+   * so load forms full batches instead of a stream of tiny ones.
+   */
   private schedule(): void {
-    while (this.running < this.options.concurrency && this.queue.length > 0) {
-      const batch = this.takeBatch()
+    const { concurrency } = this.options
+    const limit = this.options.queueAhead ? 2 * concurrency : concurrency
+    while (this.running < limit && this.queue.length > 0) {
+      const batch = this.takeBatch(this.running >= concurrency)
       if (!batch) break
       this.running++
       void this.runBatch(batch)
@@ -221,8 +233,11 @@ export class Scheduler {
     if (this.queue.length === 0) this.clearTimer()
   }
 
-  /** The next batch if one is due now; otherwise arms the timer for when the oldest request is. */
-  private takeBatch(): Pending[] | undefined {
+  /**
+   * The next batch if one is due now (`onlyFull`: only when it is full); otherwise arms the timer
+   * for when the oldest request is due.
+   */
+  private takeBatch(onlyFull: boolean): Pending[] | undefined {
     const head = this.queue[0]
     if (!this.batching) {
       this.queue.shift()
@@ -236,6 +251,7 @@ export class Scheduler {
       if (p.request.shapeKey === head.request.shapeKey) available += p.request.batchSize
       if (available >= fullAt) break
     }
+    if (onlyFull && available < fullAt) return undefined
     const due = head.enqueuedAt + this.options.maxQueueDelayMs
     // While draining there is nobody left to wait for: run what is there.
     if (available < fullAt && now() < due && this.accepting) {
@@ -273,8 +289,8 @@ export class Scheduler {
       )
       const finished = now()
       for (const [i, p] of batch.entries()) {
-        // onnxruntime-node computes on the main thread, so deadline timers cannot fire during a
-        // run; check here so a late answer is still a timeout, as promised.
+        // Inline sessions (worker_threads: false) compute on the main thread, so deadline timers
+        // cannot fire during their runs; check here so a late answer is still a timeout, as promised.
         if (finished >= p.deadline) {
           p.reject(inferTimeout(this.options.model, p.timeoutMs, 'running'))
           continue

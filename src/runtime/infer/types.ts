@@ -121,6 +121,11 @@ export interface InferResult {
   timing: InferTiming
   /** True when the answer came from the model's response cache (timing is then all zeros). */
   cached?: boolean
+  /**
+   * True when something still reads the request's input memory after this answer (a shadow
+   * version's copy), so the caller must not reuse it (e.g. return a request body to a pool).
+   */
+  inputsRetained?: boolean
 }
 
 /**

@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { UserError } from '../../shared/errors.js'
-import { readBody } from '../protocol/read-body.js'
+import { BodyPool, readBody } from '../protocol/read-body.js'
 import { globalPlugin } from './global-plugin.js'
 
 export const HEADER_LENGTH = 'inference-header-content-length'
@@ -11,7 +11,14 @@ export class RawBody {
     readonly bytes: Buffer,
     /** Bytes of the JSON header (Inference-Header-Content-Length); the whole body when absent. */
     readonly headerLength: number,
+    /** Where `bytes` came from: give them back once nothing refers to them any more. */
+    readonly pool?: BodyPool,
   ) {}
+
+  /** Hands the memory back for the next request; the caller promises nothing reads it after this. */
+  release(): void {
+    this.pool?.give(this.bytes)
+  }
 }
 
 function headerLength(request: FastifyRequest): number | undefined {
@@ -66,12 +73,15 @@ export const bodyParsersPlugin = globalPlugin(
   'helix-body-parsers',
   async (app: FastifyInstance, options: { bodyLimit: number }) => {
     const limit = options.bodyLimit
+    // Binary-extension bodies are reused across requests (they are released by the infer route).
+    const pool = new BodyPool()
     const readRaw = async (request: FastifyRequest, payload: NodeJS.ReadableStream) => {
       const jsonLength = headerLength(request)
       const bytes = await readBody(payload as never, {
         contentLength: contentLength(request),
         limit,
         alignAt: jsonLength,
+        pool,
       })
       if (jsonLength !== undefined && jsonLength > bytes.length) {
         throw new UserError(
@@ -79,7 +89,7 @@ export const bodyParsersPlugin = globalPlugin(
           `${HEADER_LENGTH} is ${jsonLength} but the body has only ${bytes.length} bytes.`,
         )
       }
-      return new RawBody(bytes, jsonLength ?? bytes.length)
+      return new RawBody(bytes, jsonLength ?? bytes.length, pool)
     }
     app.removeAllContentTypeParsers()
     app.addContentTypeParser(

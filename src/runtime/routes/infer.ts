@@ -17,6 +17,8 @@ declare module 'fastify' {
   interface FastifyRequest {
     /** Raw tensor bytes after the JSON header of a binary-extension request. */
     binaryData?: Buffer
+    /** The binary-extension body those bytes live in (released for reuse after a clean answer). */
+    rawBody?: RawBody
   }
 }
 
@@ -28,6 +30,7 @@ async function splitBinaryBody(request: FastifyRequest) {
   if (!(body instanceof RawBody)) return
   request.body = parseJson(body.bytes.toString('utf8', 0, body.headerLength))
   request.binaryData = body.bytes.subarray(body.headerLength)
+  request.rawBody = body
 }
 
 /** POST /v2/models/{m}[/versions/{v}]/infer, JSON and the binary tensor extension. */
@@ -71,6 +74,14 @@ export async function inferRoutes(app: FastifyInstance, options: { service: Mode
     metrics.batchSize.observe({ model: result.modelName }, batchSize)
 
     const encoded = encodeInferResponse(result, decoded.outputs, decoded.binaryOutput)
+    // The answer is encoded and the inputs were copied into the batch (or the worker's buffer) when
+    // it ran, so the body's memory is free, unless a shadow copy still reads it. Errors keep theirs
+    // (a timed-out request's inputs may still be in a running batch); the GC takes those.
+    if (!result.inputsRetained) {
+      request.rawBody?.release()
+      request.rawBody = undefined
+      request.binaryData = undefined
+    }
     reply.header(
       'server-timing',
       `queue;dur=${queueMs.toFixed(3)}, compute;dur=${computeMs.toFixed(3)}, batch;desc=${batchSize}`,

@@ -66,7 +66,7 @@ describe('sessions in worker threads', () => {
   })
 
   it('keeps the event loop free during compute, so deadlines fire on time', async () => {
-    await addToRepository(join(dir, 'repo'), 'heavy', matmulChainModel(512, 24), {
+    await addToRepository(join(dir, 'repo'), 'heavy', matmulChainModel(512, 64), {
       config: { max_batch_size: 0, worker_threads: true },
     })
     const service = await createModelService({ repositoryDir: join(dir, 'repo'), defaultDevice: 'cpu' })

@@ -20,6 +20,8 @@ warmup: [{ inputs: { x: { shape: [1, 4], data: [1, 2, 3, 4] } } }]
 cache: { enabled: true, max_entries: 100 }
 intra_op_threads: 4
 inter_op_threads: 1
+worker_threads: false
+allow_spinning: true
 queue: { max_size: 64, timeout_ms: 500 }
 `
     expect(parseModelConfig(text)).toMatchObject({
@@ -27,6 +29,8 @@ queue: { max_size: 64, timeout_ms: 500 }
       device: 'cuda',
       queue: { max_size: 64, timeout_ms: 500 },
       shadow: { version: 3 },
+      worker_threads: false,
+      allow_spinning: true,
     })
     expect(parseModelConfig('')).toEqual({})
     expect(parseModelConfig('version_policy: { all: true }')).toEqual({ version_policy: { all: true } })

@@ -150,10 +150,12 @@ describe('versions, traffic splits, shadowing, cache and reload', () => {
     const s = await start({ logger })
     const r = await s.infer({ model: 'sh', inputs: [x] })
     expect([r.modelVersion, factorOf(r.outputs)]).toEqual(['1', 1])
+    // The shadow's copy still reads the inputs: callers must not reuse their memory yet.
+    expect(r.inputsRetained).toBe(true)
     await new Promise((resolve) => setTimeout(resolve, 50))
     expect(lines.filter((l) => l.msg === 'shadow answered').map((l) => l.obj.version)).toEqual(['2'])
     // Explicitly versioned calls are not shadowed.
-    await s.infer({ model: 'sh', version: '1', inputs: [x] })
+    expect((await s.infer({ model: 'sh', version: '1', inputs: [x] })).inputsRetained).toBeUndefined()
     await new Promise((resolve) => setTimeout(resolve, 50))
     expect(lines.filter((l) => l.msg === 'shadow answered')).toHaveLength(1)
     // A shadow that refuses the input never affects the caller.

@@ -95,11 +95,56 @@ describe('the real PP-OCR cls model', () => {
     expect(maxAbsDiff(got, expected)).toBeLessThanOrEqual(1e-5)
   })
 
-  it('sends Server-Timing with queue and compute durations', async () => {
+  it('answers concurrent binary requests each with its own result, wave after wave (pooled bodies)', async () => {
+    const item = [1, 3, 48, 192]
+    const count = item.reduce((a, b) => a * b, 1)
+    const inputs = Array.from({ length: 6 }, (_, k) =>
+      new Float32Array(count).map((_, i) => Math.cos(i * (k + 1)) * 0.5),
+    )
+    const session = await ort.InferenceSession.create(CLS_MODEL_PATH)
+    const direct: Float32Array[] = []
+    for (const data of inputs) {
+      direct.push(
+        (await session.run({ x: new ort.Tensor('float32', data, item) }))['softmax_0.tmp_0']
+          .data as Float32Array,
+      )
+    }
+    await session.release()
+    // The second wave's bodies land in memory the first wave gave back: answers must not mix.
+    for (const order of [inputs.map((_, k) => k), inputs.map((_, k) => inputs.length - 1 - k)]) {
+      const answers = await Promise.all(
+        order.map((k) =>
+          binaryInfer(
+            'cls',
+            {
+              inputs: [
+                { name: 'x', datatype: 'FP32', shape: item, parameters: { binary_data_size: count * 4 } },
+              ],
+              parameters: { binary_data_output: true },
+            },
+            inputs[k],
+          ),
+        ),
+      )
+      answers.forEach((res, i) => {
+        expect(res.statusCode).toBe(200)
+        const { tail } = splitBinaryResponse(
+          res.rawPayload,
+          Number(res.headers['inference-header-content-length']),
+        )
+        const got = new Float32Array(tail.buffer.slice(tail.byteOffset, tail.byteOffset + tail.byteLength))
+        expect(maxAbsDiff(got, direct[order[i]])).toBeLessThanOrEqual(1e-5)
+      })
+    }
+  })
+
+  it('sends Server-Timing with queue and compute durations and the batch size', async () => {
     const res = await infer('cls', {
       inputs: [{ name: 'x', datatype: 'FP32', shape, data: Array.from(input) }],
     })
-    expect(res.headers['server-timing']).toMatch(/^queue;dur=\d+\.\d{3}, compute;dur=\d+\.\d{3}$/)
+    expect(res.headers['server-timing']).toMatch(
+      new RegExp(`^queue;dur=\\d+\\.\\d{3}, compute;dur=\\d+\\.\\d{3}, batch;desc=${shape[0]}$`),
+    )
   })
 })
 
