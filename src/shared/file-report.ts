@@ -4,10 +4,6 @@ export interface FileReport {
   kept: string[]
 }
 
-export function emptyReport(): FileReport {
-  return { created: [], kept: [] }
-}
-
 export function mergeReports(...reports: FileReport[]): FileReport {
   return {
     created: reports.flatMap((r) => r.created),
