@@ -1,16 +1,17 @@
 // A real `helix serve` for the bench scripts, through the full stack: a fresh helix directory
 // (`helix init`), the embedded PostgreSQL, migrations, an API key with the infer and models:read scopes, and the
 // daemon with authentication and rate limiting on, served on an ephemeral loopback port.
-import { chmod, mkdtemp, rm, writeFile, readFile } from 'node:fs/promises'
+import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { parseDocument } from 'yaml'
 import { HELIX_BIN, helixBench, runNode, startListening } from './processes.js'
 
 /**
  * Rate limits far above what one machine can send, so the limiter runs on every request (its cost is
  * measured) without refusing any.
  */
-const BENCH_LIMITS = '\nrate_limit:\n  per_key_per_min: 100000000\n  per_ip_per_min: 100000000\n'
+const BENCH_LIMIT_PER_MIN = 100_000_000
 
 export async function serveModels(models, { auth = true } = {}) {
   const dir = await mkdtemp(join(tmpdir(), 'helix-bench-'))
@@ -22,11 +23,25 @@ export async function serveModels(models, { auth = true } = {}) {
   let key
   if (auth) {
     const config = join(dir, 'helix.yaml')
-    await writeFile(config, `${await readFile(config, 'utf8')}${BENCH_LIMITS}`)
+    const doc = parseDocument(await readFile(config, 'utf8'))
+    doc.setIn(['rate_limit', 'per_key_per_min'], BENCH_LIMIT_PER_MIN)
+    doc.setIn(['rate_limit', 'per_ip_per_min'], BENCH_LIMIT_PER_MIN)
+    await writeFile(config, doc.toString())
     await runNode([HELIX_BIN, 'db', 'start', '--dir', dir])
     await runNode([HELIX_BIN, 'db', 'migrate', '--dir', dir])
     key = JSON.parse(
-      await runNode([HELIX_BIN, 'apikeys', 'create', '--name', 'bench', '--scopes', 'infer,models:read', '--dir', dir, '--json']),
+      await runNode([
+        HELIX_BIN,
+        'apikeys',
+        'create',
+        '--name',
+        'bench',
+        '--scopes',
+        'infer,models:read',
+        '--dir',
+        dir,
+        '--json',
+      ]),
     ).key
   }
   const daemon = await startListening(HELIX_BIN, [
@@ -60,5 +75,17 @@ export async function serveModels(models, { auth = true } = {}) {
  * batches): load it for a few seconds, unmeasured, before the runs that count.
  */
 export async function warmUp(url, model, seconds = 3, keyArgs = []) {
-  await helixBench(['--url', url, '--model', model, '-c', '32', '-d', `${seconds}s`, '--warmup', '0s', ...keyArgs])
+  await helixBench([
+    '--url',
+    url,
+    '--model',
+    model,
+    '-c',
+    '32',
+    '-d',
+    `${seconds}s`,
+    '--warmup',
+    '0s',
+    ...keyArgs,
+  ])
 }
