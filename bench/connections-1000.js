@@ -46,7 +46,8 @@ try {
   line(`helix rate=${RATE}`, step)
   referenceClosed = (await helixBench(closed(echo.url, Math.min(SECONDS, 10)), limit)).steps[0]
   line('echo  c=1000', referenceClosed)
-  closedStep = (await helixBench([...closed(helix.url, Math.min(SECONDS, 10)), ...helix.keyArgs], limit)).steps[0]
+  closedStep = (await helixBench([...closed(helix.url, Math.min(SECONDS, 10)), ...helix.keyArgs], limit))
+    .steps[0]
   line('helix c=1000', closedStep)
 } finally {
   await helix.stop()

@@ -13,7 +13,19 @@ export const HELIX_BIN = join(ROOT, 'bin', 'run.js')
 export function startDaemon(dir, { args = [], env = {}, nodeArgs = [], timeoutMs = 60_000 } = {}) {
   const child = spawn(
     process.execPath,
-    [...nodeArgs, HELIX_BIN, 'serve', '--dir', dir, '--host', '127.0.0.1', '--port', '0', '--no-auth', ...args],
+    [
+      ...nodeArgs,
+      HELIX_BIN,
+      'serve',
+      '--dir',
+      dir,
+      '--host',
+      '127.0.0.1',
+      '--port',
+      '0',
+      '--no-auth',
+      ...args,
+    ],
     {
       env: { ...process.env, HELIX_LOG_LEVEL: 'warn', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],

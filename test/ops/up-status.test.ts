@@ -41,14 +41,18 @@ describe('up → status → stop, in process', () => {
       adminKey: expect.stringMatching(/^hx_/),
     })
     expect(ready.migrationsApplied.length).toBeGreaterThan(0)
-    expect(ready.curl).toContain(`--data @${home.path('data', 'demo-request.json')} ${ready.url}/v2/models/cls/infer`)
+    expect(ready.curl).toContain(
+      `--data @${home.path('data', 'demo-request.json')} ${ready.url}/v2/models/cls/infer`,
+    )
   })
 
   it('status sees the daemon, its model, the database, certificates, key and GPUs', async () => {
     const config = await loadConfig(home)
     const report = await collectStatus({ home, config, url: ready.url, apiKey: ready.adminKey })
     expect(report.daemon).toMatchObject({ reachable: true, ready: true, version: expect.any(String) })
-    expect(report.models).toEqual([expect.objectContaining({ name: 'cls', version: '1', state: 'READY', executionProvider: 'cpu' })])
+    expect(report.models).toEqual([
+      expect.objectContaining({ name: 'cls', version: '1', state: 'READY', executionProvider: 'cpu' }),
+    ])
     expect(report.database).toMatchObject({ mode: 'embedded', reachable: true })
     expect(report.jwt).toMatchObject({ alg: 'EdDSA', ageDays: 0, overdue: false })
     const text = renderStatus(report)
