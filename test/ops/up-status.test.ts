@@ -5,9 +5,11 @@ import { checkDatabase } from '../../src/ops/doctor.js'
 import { renderStatus } from '../../src/ops/render-status.js'
 import { collectStatus } from '../../src/ops/status.js'
 import { type UpReady, type UpResult, up } from '../../src/ops/up.js'
+import { serve } from '../../src/runtime/server.js'
 import { loadConfig } from '../../src/shared/config.js'
 import { HelixHome } from '../../src/shared/home.js'
 import { tempDir } from '../helpers/cli.js'
+import { freePort } from '../provision/render/nginx-run.js'
 
 /** up(), status and the database check in this process (the e2e tests drive the same through the binary). */
 describe('up → status → stop, in process', () => {
@@ -82,5 +84,43 @@ describe('up → status → stop, in process', () => {
     expect(report.daemon.reachable).toBe(false)
     expect(renderStatus(report)).toMatch(/^daemon .* not running/m)
     expect(renderStatus(report)).toMatch(/^database +embedded {2}DOWN/m)
+  })
+
+  it('status reaches a TLS daemon through the helix CA', async () => {
+    const port = await freePort()
+    let url = ''
+    const serving = serve(
+      home,
+      { port, tls: true, auth: false, logLevel: 'silent' },
+      {
+        signals: ['SIGUSR2'],
+        logDestination: 2,
+        onReady: (u) => {
+          url = u
+        },
+      },
+    )
+    const deadline = Date.now() + 60_000
+    while (url === '' && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100))
+    try {
+      expect(url).toBe(`https://127.0.0.1:${port}`)
+      const report = await collectStatus({ home, config: await loadConfig(home), url })
+      expect(report.daemon).toMatchObject({ reachable: true, ready: true })
+    } finally {
+      process.emit('SIGUSR2', 'SIGUSR2')
+      await serving
+    }
+  })
+
+  it('status of an empty directory says what is missing instead of failing', async () => {
+    const empty = new HelixHome(join(home.root, '..', 'empty'))
+    const report = await collectStatus({
+      home: empty,
+      config: await loadConfig(empty),
+      url: 'http://127.0.0.1:1',
+    })
+    expect(report.certificates).toEqual([])
+    expect(report.jwt.error).toContain('helix keys generate')
+    expect(renderStatus(report)).toMatch(/^jwt key +no current JWT signing key/m)
   })
 })
