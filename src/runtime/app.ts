@@ -19,6 +19,8 @@ import { repositoryRoutes } from './routes/repository.js'
 export interface BuildAppOptions {
   /** The inference core the routes call. */
   service: ModelService
+  /** Proxies whose X-Forwarded-For is believed for request.ip (server.trust_proxy). */
+  trustProxy?: string[]
   /** Largest request body in bytes (config.server.body_limit); 64 MiB by default. */
   bodyLimit?: number
   /** pino options, or false for no logs (tests). */
@@ -60,6 +62,7 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
       ? { loggerInstance: options.loggerInstance }
       : { logger: options.logger ?? false }),
     genReqId: requestId,
+    ...(options.trustProxy?.length ? { trustProxy: options.trustProxy } : {}),
     requestIdHeader: false,
     bodyLimit,
     // Draining: idle keep-alive sockets close at once, in-flight requests finish.

@@ -29,6 +29,8 @@ export interface RuntimeConfig {
   port: number
   tls?: RuntimeTls
   bodyLimit: number
+  /** Proxies whose X-Forwarded-For is believed (server.trust_proxy); empty: none. */
+  trustProxy: string[]
   /** How long shutdown waits for in-flight requests before closing their connections. */
   drainTimeoutMs: number
   logLevel: LogLevel
@@ -115,6 +117,7 @@ export async function loadRuntimeConfig(
     port: helix.server.port,
     ...(tls ? { tls } : {}),
     bodyLimit: helix.server.body_limit,
+    trustProxy: helix.server.trust_proxy,
     drainTimeoutMs: drainTimeout(env.HELIX_DRAIN_TIMEOUT_MS),
     logLevel: logLevel(flags.logLevel ?? env.HELIX_LOG_LEVEL),
     modelsDir: resolve(home.root, helix.models.repository),

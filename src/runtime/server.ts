@@ -98,6 +98,7 @@ export async function startDaemon(
     ...extra,
     service,
     bodyLimit: config.bodyLimit,
+    trustProxy: config.trustProxy,
     loggerInstance: logger,
     ...(config.tls ? { https: httpsOptions(config.tls) } : {}),
   })

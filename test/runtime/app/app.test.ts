@@ -271,3 +271,24 @@ describe('authentication hook', () => {
     }
   })
 })
+
+describe('behind a proxy (server.trust_proxy)', () => {
+  it('sees the client address from X-Forwarded-For only when the proxy is trusted', async () => {
+    const { buildApp } = await import('../../../src/runtime/app.js')
+    const seen: string[] = []
+    const remember = Object.assign(async (request: { ip: string }) => {
+      seen.push(request.ip)
+    }, {})
+    for (const trustProxy of [['127.0.0.1'], []]) {
+      const app = await buildApp({ service: t.service, trustProxy, authenticate: remember as never })
+      await app.inject({
+        method: 'GET',
+        url: '/v2/health/live',
+        remoteAddress: '127.0.0.1',
+        headers: { 'x-forwarded-for': '203.0.113.7' },
+      })
+      await app.close()
+    }
+    expect(seen).toEqual(['203.0.113.7', '127.0.0.1'])
+  })
+})

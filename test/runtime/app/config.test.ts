@@ -21,6 +21,7 @@ describe('loadRuntimeConfig', () => {
       host: '127.0.0.1',
       port: 8080,
       bodyLimit: 64 * 1024 * 1024,
+      trustProxy: [],
       drainTimeoutMs: DEFAULT_DRAIN_TIMEOUT_MS,
       logLevel: 'info',
       modelsDir: join(dir, 'models'),
@@ -31,13 +32,14 @@ describe('loadRuntimeConfig', () => {
   it('layers helix.yaml < env < flags', async () => {
     await writeFile(
       join(dir, 'helix.yaml'),
-      'server:\n  host: 0.0.0.0\n  port: 9000\n  body_limit: 4096\nmodels:\n  repository: /srv/models\n',
+      'server:\n  host: 0.0.0.0\n  port: 9000\n  body_limit: 4096\n  trust_proxy: [127.0.0.1]\nmodels:\n  repository: /srv/models\n',
     )
     const home = new HelixHome(dir)
     expect(await loadRuntimeConfig(home, {}, {})).toMatchObject({
       host: '0.0.0.0',
       port: 9000,
       bodyLimit: 4096,
+      trustProxy: ['127.0.0.1'],
       modelsDir: '/srv/models',
     })
     const env = { HELIX_PORT: '9100', HELIX_LOG_LEVEL: 'warn', HELIX_DRAIN_TIMEOUT_MS: '250' }
