@@ -91,7 +91,10 @@ describe('WebSocket authentication (real sockets, real PostgreSQL)', () => {
     ws.close()
     await expect(open(`${server.url}/v2/models/add/stream`)).rejects.toMatchObject({ status: 401 })
     await expect(
-      open(`${server.url}/v2/models/add/stream`, { authorization: `Bearer ${key.key.slice(0, -1)}x` }),
+      // One character changed (never to itself: a key that already ends in x would stay valid).
+      open(`${server.url}/v2/models/add/stream`, {
+        authorization: `Bearer ${key.key.slice(0, -1)}${key.key.endsWith('x') ? 'y' : 'x'}`,
+      }),
     ).rejects.toMatchObject({
       status: 401,
     })
