@@ -1,18 +1,17 @@
-import { X509Certificate } from 'node:crypto'
-import { readdir, readFile, stat, statfs } from 'node:fs/promises'
+import { readdir, stat, statfs } from 'node:fs/promises'
 import { createRequire } from 'node:module'
 import { createServer } from 'node:net'
 import { dirname, join } from 'node:path'
 import { execa } from 'execa'
-import { currentKid } from '../provision/jwt/key-set.js'
-import { readKeySet } from '../provision/jwt/key-store.js'
+import { listCertificates } from '../provision/certs/list.js'
+import type { CertificateSummary } from '../provision/certs/summary.js'
 import { databaseStatus, withDatabase } from '../provision/postgres/database.js'
 import { discoverGpus } from '../runtime/gpu/nvidia-smi.js'
 import type { HelixConfig } from '../shared/config.js'
 import { exists, type HelixHome } from '../shared/home.js'
 import { type CheckResult, fail, ok, warn } from './check.js'
+import { currentKeyAge } from './jwt-key-age.js'
 
-const DAY_MS = 86_400_000
 const GiB = 1024 ** 3
 
 /** Minimum Node.js version (package.json engines). */
@@ -157,53 +156,48 @@ export async function checkCertificates(
   config: HelixConfig,
   now: Date,
 ): Promise<CheckResult> {
-  const names = (await readdir(home.certsDir).catch(() => [] as string[])).filter(
-    (n) => n.endsWith('.crt') && n !== 'ca-bundle.crt',
-  )
-  if (names.length === 0)
-    return warn(
-      'certificates',
-      'no certificates yet',
-      'Run `helix init` (or `helix certs ca` and `helix certs issue server`).',
-    )
-  let soonest = { name: '', days: Number.POSITIVE_INFINITY }
-  for (const name of names) {
-    try {
-      const cert = new X509Certificate(await readFile(join(home.certsDir, name)))
-      const days = Math.floor((Date.parse(cert.validTo) - now.getTime()) / DAY_MS)
-      if (days < soonest.days) soonest = { name, days }
-    } catch {
-      return fail(
+  let certificates: CertificateSummary[]
+  try {
+    ;({ certificates } = await listCertificates(home, config, now))
+  } catch (err) {
+    if ((err as { code?: string }).code === 'CA_MISSING') {
+      return warn(
         'certificates',
-        `certs/${name} cannot be parsed`,
-        'Re-issue it with `helix certs rotate` (or `helix init --force`).',
+        'no certificates yet',
+        'Run `helix init` (or `helix certs ca` and `helix certs issue server`).',
       )
     }
-  }
-  if (soonest.days < 0)
     return fail(
       'certificates',
-      `certs/${soonest.name} has expired`,
+      (err as Error).message,
+      'Re-issue them with `helix certs rotate` (or `helix init --force`).',
+    )
+  }
+  const soonest = certificates.reduce((a, b) => (b.daysLeft < a.daysLeft ? b : a))
+  if (soonest.daysLeft < 0)
+    return fail(
+      'certificates',
+      `${soonest.file} has expired`,
       'Run `helix certs rotate` to re-issue the leaves.',
     )
-  if (soonest.days < config.tls.warn_days) {
+  if (soonest.daysLeft < config.tls.warn_days) {
     return warn(
       'certificates',
-      `certs/${soonest.name} expires in ${soonest.days} day(s)`,
+      `${soonest.file} expires in ${soonest.daysLeft} day(s)`,
       'Run `helix certs rotate` soon.',
     )
   }
   return ok(
     'certificates',
-    `${names.length} certificate(s); the first to expire (${soonest.name}) has ${soonest.days} days left`,
+    `${certificates.length} certificate(s); the first to expire (${soonest.file}) has ${soonest.daysLeft} days left`,
   )
 }
 
 /** Age of the current JWT signing key, from keys/keys.json (written by `helix keys`). */
 export async function checkJwtKeyAge(home: HelixHome, config: HelixConfig, now: Date): Promise<CheckResult> {
-  let set: Awaited<ReturnType<typeof readKeySet>>
+  let key: Awaited<ReturnType<typeof currentKeyAge>>
   try {
-    set = await readKeySet(home)
+    key = await currentKeyAge(home, now)
   } catch (err) {
     return fail(
       'jwt-keys',
@@ -211,22 +205,22 @@ export async function checkJwtKeyAge(home: HelixHome, config: HelixConfig, now: 
       'Restore the keys with `helix keys restore <backup>` or regenerate them with `helix keys generate --force`.',
     )
   }
-  if (!set) return warn('jwt-keys', 'no JWT signing keys yet', 'Run `helix init` or `helix keys generate`.')
-  const kid = currentKid(set)
-  if (!kid)
+  if (!key.exists)
+    return warn('jwt-keys', 'no JWT signing keys yet', 'Run `helix init` or `helix keys generate`.')
+  if (key.ageDays === undefined) {
     return fail(
       'jwt-keys',
       'keys/keys.json has no current key',
       'Run `helix keys rotate` to make a new current key.',
     )
-  const days = Math.floor((now.getTime() - Date.parse(set.keys[kid].created_at)) / DAY_MS)
-  return days > config.jwt.rotate_after_days
+  }
+  return key.ageDays > config.jwt.rotate_after_days
     ? warn(
         'jwt-keys',
-        `current JWT key is ${days} days old (rotate after ${config.jwt.rotate_after_days})`,
+        `current JWT key is ${key.ageDays} days old (rotate after ${config.jwt.rotate_after_days})`,
         'Run `helix keys rotate`.',
       )
-    : ok('jwt-keys', `current JWT key is ${days} day(s) old`)
+    : ok('jwt-keys', `current JWT key is ${key.ageDays} day(s) old`)
 }
 
 export async function checkDiskSpace(home: HelixHome): Promise<CheckResult> {

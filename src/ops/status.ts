@@ -2,16 +2,13 @@ import { readFile } from 'node:fs/promises'
 import { Agent, fetch as undiciFetch } from 'undici'
 import { listCertificates } from '../provision/certs/list.js'
 import type { CertificateSummary } from '../provision/certs/summary.js'
-import { currentKid } from '../provision/jwt/key-set.js'
-import { readKeySet } from '../provision/jwt/key-store.js'
 import { type StatusResult as DatabaseStatus, databaseStatus } from '../provision/postgres/database.js'
 import { discoverGpus, type GpuDiscovery } from '../runtime/gpu/nvidia-smi.js'
 import { daemonUrl, fromWireIndexRow } from '../runtime/infer/daemon-client.js'
 import type { ModelIndexEntry } from '../runtime/infer/types.js'
 import type { HelixConfig } from '../shared/config.js'
 import type { HelixHome } from '../shared/home.js'
-
-const DAY_MS = 86_400_000
+import { currentKeyAge } from './jwt-key-age.js'
 
 export interface DaemonStatus {
   url: string
@@ -98,11 +95,10 @@ async function daemonStatus(
 
 async function jwtStatus(home: HelixHome, config: HelixConfig, now: Date): Promise<StatusReport['jwt']> {
   try {
-    const set = await readKeySet(home)
-    const kid = set && currentKid(set)
-    if (!set || !kid) return { error: 'no current JWT signing key (run `helix keys generate`)' }
-    const ageDays = Math.floor((now.getTime() - Date.parse(set.keys[kid].created_at)) / DAY_MS)
-    return { kid, alg: set.keys[kid].alg, ageDays, overdue: ageDays > config.jwt.rotate_after_days }
+    const { kid, alg, ageDays } = await currentKeyAge(home, now)
+    if (!kid || ageDays === undefined)
+      return { error: 'no current JWT signing key (run `helix keys generate`)' }
+    return { kid, alg, ageDays, overdue: ageDays > config.jwt.rotate_after_days }
   } catch (err) {
     return { error: (err as Error).message }
   }
