@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { beforeAll, describe, expect, it } from 'vitest'
 import { createAccount } from '../../../src/runtime/auth/accounts.js'
 import {
   CLI_ACTOR,
@@ -7,51 +7,41 @@ import {
   rotateKey,
   secondsToPeriodEnd,
 } from '../../../src/runtime/auth/api-keys.js'
-import {
-  bearer,
-  type Daemon,
-  daemon,
-  type IdentityWorld,
-  INFER_BODY,
-  identityWorld,
-} from './identity-harness.js'
+import { bearer, INFER_BODY, identitySuite } from './identity-harness.js'
 
 const PASSWORD = 'correct horse battery staple'
 
 describe('API keys: scopes, rotation, revocation, limits, quotas and usage', () => {
-  let world: IdentityWorld
-  let d: Daemon
+  const suite = identitySuite({
+    rate_limit: { per_key_per_min: 1000, per_ip_per_min: 100_000, auth_per_ip_per_min: 1000 },
+  })
   let userToken: string
   let adminToken: string
   beforeAll(async () => {
-    world = await identityWorld()
-    d = await daemon(world, {
-      rate_limit: { per_key_per_min: 1000, per_ip_per_min: 100_000, auth_per_ip_per_min: 1000 },
-    })
-    const deps = d.identity.deps
+    const deps = suite.d.identity.deps
     await createAccount(deps, { email: 'user@example.test', password: PASSWORD })
     await createAccount(deps, { email: 'root@example.test', password: PASSWORD, role: 'admin' })
     const login = async (email: string) =>
       (
-        await d.app.inject({ method: 'POST', url: '/auth/login', payload: { email, password: PASSWORD } })
+        await suite.d.app.inject({
+          method: 'POST',
+          url: '/auth/login',
+          payload: { email, password: PASSWORD },
+        })
       ).json().access_token as string
     userToken = await login('user@example.test')
     adminToken = await login('root@example.test')
   })
-  afterAll(async () => {
-    await d?.close()
-    await world?.teardown()
-  })
 
   const infer = (key: string, model = 'add') =>
-    d.app.inject({
+    suite.d.app.inject({
       method: 'POST',
       url: `/v2/models/${model}/infer`,
       payload: INFER_BODY,
       headers: bearer(key),
     })
   const createViaApi = async (token: string, body: Record<string, unknown>) =>
-    d.app.inject({ method: 'POST', url: '/auth/apikeys', payload: body, headers: bearer(token) })
+    suite.d.app.inject({ method: 'POST', url: '/auth/apikeys', payload: body, headers: bearer(token) })
 
   it('a key with scope infer works for infer and gets 403 on admin routes', async () => {
     const res = await createViaApi(userToken, { name: 'ci', scopes: ['infer'] })
@@ -61,17 +51,21 @@ describe('API keys: scopes, rotation, revocation, limits, quotas and usage', () 
     expect(created.prefix).toBe(created.key.slice(0, 7))
     expect(created.last4).toBe(created.key.slice(-4))
     expect((await infer(created.key)).statusCode).toBe(200)
-    const load = await d.app.inject({
+    const load = await suite.d.app.inject({
       method: 'POST',
       url: '/v2/repository/models/add/load',
       headers: bearer(created.key),
     })
     expect(load.statusCode).toBe(403)
     expect(load.headers['www-authenticate']).toContain('insufficient_scope')
-    const meta = await d.app.inject({ method: 'GET', url: '/v2/models/add', headers: bearer(created.key) })
+    const meta = await suite.d.app.inject({
+      method: 'GET',
+      url: '/v2/models/add',
+      headers: bearer(created.key),
+    })
     expect(meta.statusCode).toBe(403)
     // the list never shows the secret or its hash
-    const list = await d.app.inject({ method: 'GET', url: '/auth/apikeys', headers: bearer(userToken) })
+    const list = await suite.d.app.inject({ method: 'GET', url: '/auth/apikeys', headers: bearer(userToken) })
     expect(list.json()).toEqual([
       expect.objectContaining({ id: created.id, prefix: created.prefix, last4: created.last4 }),
     ])
@@ -90,21 +84,23 @@ describe('API keys: scopes, rotation, revocation, limits, quotas and usage', () 
 
   it('admin keys reach admin routes; model load/unload is audited', async () => {
     const key = (await createViaApi(adminToken, { name: 'ops', scopes: ['admin'] })).json().key
-    const load = await d.app.inject({
+    const load = await suite.d.app.inject({
       method: 'POST',
       url: '/v2/repository/models/add/load',
       headers: bearer(key),
     })
     expect(load.statusCode, load.body).toBe(200)
     await new Promise((r) => setTimeout(r, 200))
-    const { rows } = await world.db.query("SELECT actor, target FROM audit_log WHERE action = 'model.load'")
+    const { rows } = await suite.world.db.query(
+      "SELECT actor, target FROM audit_log WHERE action = 'model.load'",
+    )
     expect(rows).toEqual([{ actor: expect.stringMatching(/^apikey:/), target: 'model:add' }])
   })
 
   it('revoke → 401 at once, with the same answer as an unknown key', async () => {
     const created = (await createViaApi(userToken, { name: 'temp', scopes: ['infer'] })).json()
     expect((await infer(created.key)).statusCode).toBe(200)
-    const del = await d.app.inject({
+    const del = await suite.d.app.inject({
       method: 'DELETE',
       url: `/auth/apikeys/${created.id}`,
       headers: bearer(userToken),
@@ -121,7 +117,7 @@ describe('API keys: scopes, rotation, revocation, limits, quotas and usage', () 
 
   it('rotate: both secrets work during the grace period, only the new one after it', async () => {
     const created = (await createViaApi(userToken, { name: 'rotating', scopes: ['infer'] })).json()
-    const rotated = await d.app.inject({
+    const rotated = await suite.d.app.inject({
       method: 'POST',
       url: `/auth/apikeys/${created.id}/rotate`,
       payload: { grace_seconds: 2 },
@@ -138,7 +134,7 @@ describe('API keys: scopes, rotation, revocation, limits, quotas and usage', () 
     expect((await infer(next.key)).statusCode).toBe(200)
     // usage follows the key id across the rotation
     await new Promise((r) => setTimeout(r, 200))
-    const usage = await d.app.inject({
+    const usage = await suite.d.app.inject({
       method: 'GET',
       url: `/auth/apikeys/${created.id}/usage`,
       headers: bearer(userToken),
@@ -186,7 +182,7 @@ describe('API keys: scopes, rotation, revocation, limits, quotas and usage', () 
     const two = {
       inputs: INFER_BODY.inputs.map((i) => ({ ...i, shape: [2, 4], data: [...i.data, ...i.data] })),
     }
-    const ok = await d.app.inject({
+    const ok = await suite.d.app.inject({
       method: 'POST',
       url: '/v2/models/add/infer',
       payload: two,
@@ -195,7 +191,7 @@ describe('API keys: scopes, rotation, revocation, limits, quotas and usage', () 
     expect(ok.statusCode, ok.body).toBe(200)
     expect((await infer(itemsKey.key)).statusCode).toBe(429)
     await new Promise((r) => setTimeout(r, 200))
-    const usage = await d.app.inject({
+    const usage = await suite.d.app.inject({
       method: 'GET',
       url: `/auth/apikeys/${itemsKey.id}/usage`,
       headers: bearer(userToken),
@@ -207,26 +203,31 @@ describe('API keys: scopes, rotation, revocation, limits, quotas and usage', () 
   })
 
   it('other users cannot see, rotate, revoke or read usage of a key (404, not 403)', async () => {
-    const mine = await createKey(d.identity.deps, CLI_ACTOR, { name: 'svc', scopes: ['infer'] })
+    const mine = await createKey(suite.d.identity.deps, CLI_ACTOR, { name: 'svc', scopes: ['infer'] })
     expect(mine.user_id).toBeNull()
     for (const [method, url] of [
       ['DELETE', `/auth/apikeys/${mine.id}`],
       ['POST', `/auth/apikeys/${mine.id}/rotate`],
       ['GET', `/auth/apikeys/${mine.id}/usage`],
     ] as const) {
-      const res = await d.app.inject({ method, url, headers: bearer(userToken) })
+      const res = await suite.d.app.inject({ method, url, headers: bearer(userToken) })
       expect(res.statusCode, url).toBe(404)
     }
     // a service key (no user) may infer but has no account
     expect(
-      (await d.app.inject({ method: 'GET', url: '/auth/me', headers: bearer(mine.key) })).statusCode,
+      (await suite.d.app.inject({ method: 'GET', url: '/auth/me', headers: bearer(mine.key) })).statusCode,
     ).toBe(403)
     expect(
-      (await d.app.inject({ method: 'DELETE', url: '/auth/apikeys/not-a-uuid', headers: bearer(userToken) }))
-        .statusCode,
+      (
+        await suite.d.app.inject({
+          method: 'DELETE',
+          url: '/auth/apikeys/not-a-uuid',
+          headers: bearer(userToken),
+        })
+      ).statusCode,
     ).toBe(400)
     // admins see every key
-    const all = await d.app.inject({
+    const all = await suite.d.app.inject({
       method: 'GET',
       url: '/auth/apikeys?all=true&include_revoked=true',
       headers: bearer(adminToken),
@@ -235,7 +236,7 @@ describe('API keys: scopes, rotation, revocation, limits, quotas and usage', () 
   })
 
   it('expired keys stop working; rotation of a revoked key is refused', async () => {
-    const key = await createKey(d.identity.deps, CLI_ACTOR, {
+    const key = await createKey(suite.d.identity.deps, CLI_ACTOR, {
       name: 'short',
       scopes: ['infer'],
       expiresAt: new Date(Date.now() + 1000),
@@ -244,30 +245,40 @@ describe('API keys: scopes, rotation, revocation, limits, quotas and usage', () 
     await new Promise((r) => setTimeout(r, 1100))
     expect((await infer(key.key)).statusCode).toBe(401)
     await expect(
-      createKey(d.identity.deps, CLI_ACTOR, { name: 'past', scopes: ['infer'], expiresAt: new Date(0) }),
+      createKey(suite.d.identity.deps, CLI_ACTOR, {
+        name: 'past',
+        scopes: ['infer'],
+        expiresAt: new Date(0),
+      }),
     ).rejects.toThrow(/future/)
-    await expect(createKey(d.identity.deps, CLI_ACTOR, { name: ' ', scopes: ['infer'] })).rejects.toThrow(
-      /name/,
-    )
     await expect(
-      createKey(d.identity.deps, CLI_ACTOR, { name: 'x', scopes: ['infer'], rateLimitPerMin: 0 }),
+      createKey(suite.d.identity.deps, CLI_ACTOR, { name: ' ', scopes: ['infer'] }),
+    ).rejects.toThrow(/name/)
+    await expect(
+      createKey(suite.d.identity.deps, CLI_ACTOR, { name: 'x', scopes: ['infer'], rateLimitPerMin: 0 }),
     ).rejects.toThrow(/positive/)
-    const revoked = await createKey(d.identity.deps, CLI_ACTOR, { name: 'gone', scopes: ['infer'] })
-    await d.app.inject({ method: 'DELETE', url: `/auth/apikeys/${revoked.id}`, headers: bearer(adminToken) })
-    await expect(rotateKey(d.identity.deps, CLI_ACTOR, revoked.id)).rejects.toMatchObject({
+    const revoked = await createKey(suite.d.identity.deps, CLI_ACTOR, { name: 'gone', scopes: ['infer'] })
+    await suite.d.app.inject({
+      method: 'DELETE',
+      url: `/auth/apikeys/${revoked.id}`,
+      headers: bearer(adminToken),
+    })
+    await expect(rotateKey(suite.d.identity.deps, CLI_ACTOR, revoked.id)).rejects.toMatchObject({
       code: 'NOT_FOUND',
     })
-    await expect(rotateKey(d.identity.deps, CLI_ACTOR, key.id, { graceSeconds: -1 })).rejects.toThrow(/grace/)
+    await expect(rotateKey(suite.d.identity.deps, CLI_ACTOR, key.id, { graceSeconds: -1 })).rejects.toThrow(
+      /grace/,
+    )
   })
 
   it('a demoted administrator loses admin rights at once, even with a token minted before', async () => {
     const loadAs = (token: string) =>
-      d.app.inject({ method: 'POST', url: '/v2/repository/models/add/load', headers: bearer(token) })
+      suite.d.app.inject({ method: 'POST', url: '/v2/repository/models/add/load', headers: bearer(token) })
     expect((await loadAs(adminToken)).statusCode).toBe(200)
-    await world.db.query("UPDATE users SET role = 'user' WHERE email = 'root@example.test'")
+    await suite.world.db.query("UPDATE users SET role = 'user' WHERE email = 'root@example.test'")
     expect((await loadAs(adminToken)).statusCode).toBe(403)
     expect(
-      (await d.app.inject({ method: 'GET', url: '/auth/me', headers: bearer(adminToken) })).json().role,
+      (await suite.d.app.inject({ method: 'GET', url: '/auth/me', headers: bearer(adminToken) })).json().role,
     ).toBe('user')
   })
 

@@ -1,32 +1,16 @@
 import { generateKeyPairSync } from 'node:crypto'
 import { base64url, SignJWT } from 'jose'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { listOutbox } from '../../../src/runtime/mail/outbox-mailer.js'
-import {
-  bearer,
-  type Daemon,
-  daemon,
-  type IdentityWorld,
-  INFER_BODY,
-  identityWorld,
-} from './identity-harness.js'
+import { bearer, INFER_BODY, identitySuite } from './identity-harness.js'
 
 const PASSWORD = 'correct horse battery staple'
 
 describe('users, sessions and tokens against a real daemon and PostgreSQL', () => {
-  let world: IdentityWorld
-  let d: Daemon
-  beforeAll(async () => {
-    world = await identityWorld()
-    d = await daemon(world)
-  })
-  afterAll(async () => {
-    await d?.close()
-    await world?.teardown()
-  })
+  const suite = identitySuite()
 
   const post = (url: string, payload: unknown, headers: Record<string, string> = {}) =>
-    d.app.inject({ method: 'POST', url, payload: payload as object, headers })
+    suite.d.app.inject({ method: 'POST', url, payload: payload as object, headers })
 
   async function registerAndLogin(email: string) {
     const reg = await post('/auth/register', { email, password: PASSWORD })
@@ -66,8 +50,8 @@ describe('users, sessions and tokens against a real daemon and PostgreSQL', () =
       .setProtectedHeader({ alg: 'EdDSA', kid, typ: 'at+jwt' })
       .sign(privateKey)
     const expired = await new SignJWT({ ...claims, iat: 1_000_000, nbf: 1_000_000, exp: 1_000_900 })
-      .setProtectedHeader({ alg: d.identity.deps.signer!.alg, kid, typ: 'at+jwt' })
-      .sign(d.identity.deps.signer!.privateKey)
+      .setProtectedHeader({ alg: suite.d.identity.deps.signer!.alg, kid, typ: 'at+jwt' })
+      .sign(suite.d.identity.deps.signer!.privateKey)
     for (const token of [none, stranger, expired, 'garbage', `${tokens.access_token}x`]) {
       const res = await post('/v2/models/add/infer', INFER_BODY, bearer(token))
       expect(res.statusCode, token).toBe(401)
@@ -93,7 +77,9 @@ describe('users, sessions and tokens against a real daemon and PostgreSQL', () =
     expect((await post('/v2/models/add/infer', INFER_BODY, bearer(rotated.access_token))).statusCode).toBe(
       401,
     )
-    const audit = await world.db.query("SELECT action FROM audit_log WHERE action = 'auth.refresh_reuse'")
+    const audit = await suite.world.db.query(
+      "SELECT action FROM audit_log WHERE action = 'auth.refresh_reuse'",
+    )
     expect(audit.rowCount).toBe(1)
   })
 
@@ -126,7 +112,7 @@ describe('users, sessions and tokens against a real daemon and PostgreSQL', () =
     expect(wrong.statusCode).toBe(401)
     expect(unknown.statusCode).toBe(401)
     expect(wrong.json()).toEqual(unknown.json())
-    const { rows } = await world.db.query(
+    const { rows } = await suite.world.db.query(
       "SELECT details FROM audit_log WHERE action = 'auth.login_failed' ORDER BY id",
     )
     expect(rows.map((r) => r.details.reason)).toEqual(['bad_password', 'unknown_email'])
@@ -146,19 +132,23 @@ describe('users, sessions and tokens against a real daemon and PostgreSQL', () =
     expect(
       (await post('/auth/register', { email: 'frank@example.test', password: PASSWORD })).statusCode,
     ).toBe(409)
-    const mail = await listOutbox(world.db, { to: 'frank@example.test' })
+    const mail = await listOutbox(suite.world.db, { to: 'frank@example.test' })
     expect(mail).toHaveLength(1)
     const token = /^ {2}([A-Za-z0-9_-]{40,})$/m.exec(mail[0].body)![1]
-    const verify = await d.app.inject({ method: 'GET', url: `/auth/email/verify?token=${token}` })
+    const verify = await suite.d.app.inject({ method: 'GET', url: `/auth/email/verify?token=${token}` })
     expect(verify.statusCode, verify.body).toBe(200)
-    expect((await d.app.inject({ method: 'GET', url: `/auth/email/verify?token=${token}` })).statusCode).toBe(
-      400,
-    )
+    expect(
+      (await suite.d.app.inject({ method: 'GET', url: `/auth/email/verify?token=${token}` })).statusCode,
+    ).toBe(400)
   })
 
   it('GET/PATCH /auth/me and password change (which ends every session)', async () => {
     const tokens = await registerAndLogin('gina@example.test')
-    const me = await d.app.inject({ method: 'GET', url: '/auth/me', headers: bearer(tokens.access_token) })
+    const me = await suite.d.app.inject({
+      method: 'GET',
+      url: '/auth/me',
+      headers: bearer(tokens.access_token),
+    })
     expect(me.json()).toMatchObject({
       email: 'gina@example.test',
       role: 'user',
@@ -166,7 +156,7 @@ describe('users, sessions and tokens against a real daemon and PostgreSQL', () =
       disabled: false,
     })
     expect(me.body).not.toContain('argon2')
-    const patched = await d.app.inject({
+    const patched = await suite.d.app.inject({
       method: 'PATCH',
       url: '/auth/me',
       headers: bearer(tokens.access_token),
@@ -187,7 +177,7 @@ describe('users, sessions and tokens against a real daemon and PostgreSQL', () =
     )
     expect(changed.statusCode, changed.body).toBe(200)
     expect(
-      (await d.app.inject({ method: 'GET', url: '/auth/me', headers: bearer(tokens.access_token) }))
+      (await suite.d.app.inject({ method: 'GET', url: '/auth/me', headers: bearer(tokens.access_token) }))
         .statusCode,
     ).toBe(401)
     expect((await post('/auth/refresh', { refresh_token: tokens.refresh_token })).statusCode).toBe(401)
@@ -198,7 +188,7 @@ describe('users, sessions and tokens against a real daemon and PostgreSQL', () =
   })
 
   it('publishes the JWKS without private members', async () => {
-    const res = await d.app.inject({ method: 'GET', url: '/.well-known/jwks.json' })
+    const res = await suite.d.app.inject({ method: 'GET', url: '/.well-known/jwks.json' })
     expect(res.statusCode).toBe(200)
     const { keys } = res.json() as { keys: Array<Record<string, unknown>> }
     expect(keys.length).toBeGreaterThan(0)

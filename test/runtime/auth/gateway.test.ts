@@ -1,31 +1,15 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { createAccount } from '../../../src/runtime/auth/accounts.js'
 import { CLI_ACTOR, createKey } from '../../../src/runtime/auth/api-keys.js'
-import {
-  bearer,
-  type Daemon,
-  daemon,
-  type IdentityWorld,
-  INFER_BODY,
-  identityWorld,
-} from './identity-harness.js'
+import { bearer, daemon, INFER_BODY, identitySuite } from './identity-harness.js'
 
 const PASSWORD = 'correct horse battery staple'
 
 describe('gateway: OpenAPI, explorer, CORS, public routes and config switches', () => {
-  let world: IdentityWorld
-  let d: Daemon
-  beforeAll(async () => {
-    world = await identityWorld()
-    d = await daemon(world)
-  })
-  afterAll(async () => {
-    await d?.close()
-    await world?.teardown()
-  })
+  const suite = identitySuite()
 
   it('serves an OpenAPI 3.1 document generated from the route schemas', async () => {
-    const res = await d.app.inject({ method: 'GET', url: '/openapi.json' })
+    const res = await suite.d.app.inject({ method: 'GET', url: '/openapi.json' })
     expect(res.statusCode).toBe(200)
     const doc = res.json()
     expect(doc.openapi).toBe('3.1.0')
@@ -48,13 +32,13 @@ describe('gateway: OpenAPI, explorer, CORS, public routes and config switches', 
   })
 
   it('serves the explorer page and its script (no inline script, so the CSP holds)', async () => {
-    const page = await d.app.inject({ method: 'GET', url: '/docs' })
+    const page = await suite.d.app.inject({ method: 'GET', url: '/docs' })
     expect(page.statusCode).toBe(200)
     expect(page.headers['content-type']).toContain('text/html')
     expect(page.body).toContain('<script src="/docs/explorer.js"></script>')
     expect(page.body).toContain('Paste an API key')
     expect(page.headers['content-security-policy']).toContain("script-src 'self'")
-    const script = await d.app.inject({ method: 'GET', url: '/docs/explorer.js' })
+    const script = await suite.d.app.inject({ method: 'GET', url: '/docs/explorer.js' })
     expect(script.statusCode).toBe(200)
     expect(script.headers['content-type']).toContain('javascript')
     expect(script.body).toContain("fetch('/openapi.json')")
@@ -62,19 +46,20 @@ describe('gateway: OpenAPI, explorer, CORS, public routes and config switches', 
   })
 
   it('health endpoints are public by default; model metadata is not', async () => {
-    expect((await d.app.inject({ method: 'GET', url: '/v2/health/live' })).statusCode).toBe(200)
-    expect((await d.app.inject({ method: 'GET', url: '/v2/health/ready' })).statusCode).toBe(200)
-    expect((await d.app.inject({ method: 'GET', url: '/v2' })).statusCode).toBe(401)
-    expect((await d.app.inject({ method: 'GET', url: '/v2/models/add' })).statusCode).toBe(401)
-    expect((await d.app.inject({ method: 'GET', url: '/no/such/route' })).statusCode).toBe(404)
-    expect((await d.app.inject({ method: 'GET', url: '/auth/me' })).statusCode).toBe(401)
-    const key = await createKey(d.identity.deps, CLI_ACTOR, { name: 'reader', scopes: ['models:read'] })
+    expect((await suite.d.app.inject({ method: 'GET', url: '/v2/health/live' })).statusCode).toBe(200)
+    expect((await suite.d.app.inject({ method: 'GET', url: '/v2/health/ready' })).statusCode).toBe(200)
+    expect((await suite.d.app.inject({ method: 'GET', url: '/v2' })).statusCode).toBe(401)
+    expect((await suite.d.app.inject({ method: 'GET', url: '/v2/models/add' })).statusCode).toBe(401)
+    expect((await suite.d.app.inject({ method: 'GET', url: '/no/such/route' })).statusCode).toBe(404)
+    expect((await suite.d.app.inject({ method: 'GET', url: '/auth/me' })).statusCode).toBe(401)
+    const key = await createKey(suite.d.identity.deps, CLI_ACTOR, { name: 'reader', scopes: ['models:read'] })
     expect(
-      (await d.app.inject({ method: 'GET', url: '/v2/models/add', headers: bearer(key.key) })).statusCode,
+      (await suite.d.app.inject({ method: 'GET', url: '/v2/models/add', headers: bearer(key.key) }))
+        .statusCode,
     ).toBe(200)
     expect(
       (
-        await d.app.inject({
+        await suite.d.app.inject({
           method: 'POST',
           url: '/v2/repository/index',
           headers: bearer(key.key),
@@ -82,7 +67,7 @@ describe('gateway: OpenAPI, explorer, CORS, public routes and config switches', 
         })
       ).statusCode,
     ).toBe(200)
-    const bad = await d.app.inject({
+    const bad = await suite.d.app.inject({
       method: 'GET',
       url: '/v2/models/add',
       headers: { authorization: 'Basic dXNlcjpwYXNz' },
@@ -91,7 +76,7 @@ describe('gateway: OpenAPI, explorer, CORS, public routes and config switches', 
   })
 
   it('CORS is closed by default: no Access-Control headers for a foreign origin', async () => {
-    const res = await d.app.inject({
+    const res = await suite.d.app.inject({
       method: 'OPTIONS',
       url: '/auth/login',
       headers: { origin: 'https://evil.example', 'access-control-request-method': 'POST' },
@@ -100,7 +85,7 @@ describe('gateway: OpenAPI, explorer, CORS, public routes and config switches', 
   })
 
   it('CORS allows the configured origins only', async () => {
-    const open = await daemon(world, { auth: { cors_origins: ['https://app.example'] } })
+    const open = await daemon(suite.world, { auth: { cors_origins: ['https://app.example'] } })
     try {
       const ok = await open.app.inject({
         method: 'OPTIONS',
@@ -121,7 +106,7 @@ describe('gateway: OpenAPI, explorer, CORS, public routes and config switches', 
   })
 
   it('registration can be turned off, and e-mail verification can be required before login', async () => {
-    const strict = await daemon(world, {
+    const strict = await daemon(suite.world, {
       auth: { allow_registration: false, require_email_verification: true },
     })
     try {
@@ -145,7 +130,7 @@ describe('gateway: OpenAPI, explorer, CORS, public routes and config switches', 
   })
 
   it('auth.enabled=false lets inference through without credentials (benchmarks only)', async () => {
-    const open = await daemon(world, { auth: { enabled: false } })
+    const open = await daemon(suite.world, { auth: { enabled: false } })
     try {
       const res = await open.app.inject({ method: 'POST', url: '/v2/models/add/infer', payload: INFER_BODY })
       expect(res.statusCode).toBe(200)
@@ -156,7 +141,7 @@ describe('gateway: OpenAPI, explorer, CORS, public routes and config switches', 
   })
 
   it('sign-in routes have a tight per-IP limit', async () => {
-    const tight = await daemon(world, {
+    const tight = await daemon(suite.world, {
       rate_limit: { auth_per_ip_per_min: 3, per_ip_per_min: 1000, per_key_per_min: 1000 },
     })
     try {

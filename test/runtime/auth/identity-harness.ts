@@ -1,5 +1,6 @@
 import { Writable } from 'node:stream'
 import type { FastifyInstance } from 'fastify'
+import { afterAll, beforeAll } from 'vitest'
 import { ensureJwtKeys } from '../../../src/provision/jwt/jwt-keys.js'
 import { buildApp, REDACTED_PATHS } from '../../../src/runtime/app.js'
 import { createIdentity, type Identity } from '../../../src/runtime/auth/identity.js'
@@ -117,4 +118,21 @@ export const INFER_BODY = {
 
 export function bearer(token: string): Record<string, string> {
   return { authorization: `Bearer ${token}` }
+}
+
+/**
+ * One world and one daemon for a describe block: beforeAll builds them (with these config overrides),
+ * afterAll tears them down. Read them as `suite.world` and `suite.d` inside hooks and tests.
+ */
+export function identitySuite(overrides: Record<string, unknown> = {}): { world: IdentityWorld; d: Daemon } {
+  const suite = {} as { world: IdentityWorld; d: Daemon }
+  beforeAll(async () => {
+    suite.world = await identityWorld()
+    suite.d = await daemon(suite.world, overrides)
+  })
+  afterAll(async () => {
+    await suite.d?.close()
+    await suite.world?.teardown()
+  })
+  return suite
 }
