@@ -5,6 +5,7 @@ import { renderModelList } from '../../runtime/infer/render-models.js'
 import { repositoryDir } from '../../runtime/infer/repository-location.js'
 import type { ModelIndexEntry } from '../../runtime/infer/types.js'
 import { HelixCommand } from '../../shared/base-command.js'
+import { daemonFlags } from '../../shared/daemon-flags.js'
 
 export default class ModelsList extends HelixCommand<ModelIndexEntry[]> {
   static summary = 'List the models of the repository: versions, state, device and execution provider.'
@@ -22,10 +23,7 @@ export default class ModelsList extends HelixCommand<ModelIndexEntry[]> {
       description: 'Ask the daemon at server.host:port of helix.yaml.',
       default: false,
     }),
-    'api-key': Flags.string({
-      description: 'API key (admin scope) for a daemon that requires one.',
-      env: 'HELIX_API_KEY',
-    }),
+    'api-key': daemonFlags['api-key'],
   }
 
   async run(): Promise<ModelIndexEntry[]> {

@@ -1,8 +1,6 @@
-import { Args, Flags } from '@oclif/core'
-import { authorization, daemonUrl, modelControl } from '../../runtime/infer/daemon-client.js'
-import { HelixCommand } from '../../shared/base-command.js'
+import ModelsLoad, { type ModelControlResult } from './load.js'
 
-export default class ModelsUnload extends HelixCommand<{ model: string; action: 'unload'; url: string }> {
+export default class ModelsUnload extends ModelsLoad {
   static summary = 'Ask the running daemon to unload a model (in-flight requests finish first).'
   static description =
     'POSTs /v2/repository/models/NAME/unload to the daemon at --url (default: server.host and server.port of helix.yaml).'
@@ -10,21 +8,8 @@ export default class ModelsUnload extends HelixCommand<{ model: string; action: 
     '<%= config.bin %> models unload cls',
     '<%= config.bin %> models unload cls --url http://127.0.0.1:8080',
   ]
-  static args = { name: Args.string({ description: 'Model name.', required: true }) }
-  static flags = {
-    ...HelixCommand.baseFlags,
-    url: Flags.string({ description: 'Daemon URL (default from helix.yaml server.host/port).' }),
-    'api-key': Flags.string({
-      description: 'API key (admin scope) for a daemon that requires one.',
-      env: 'HELIX_API_KEY',
-    }),
-  }
-
-  async run(): Promise<{ model: string; action: 'unload'; url: string }> {
-    const { args, flags } = await this.parse(ModelsUnload)
-    const url = flags.url ?? daemonUrl((await this.config_()).server)
-    await modelControl(url, args.name, 'unload', authorization(flags['api-key']))
-    this.log(`Model ${args.name}: unload done (${url}).`)
-    return { model: args.name, action: 'unload', url }
-  }
+  // oclif's parse() copies only a class's own static properties, so these are restated, not inherited.
+  static args = ModelsLoad.args
+  static flags = ModelsLoad.flags
+  protected readonly action: ModelControlResult['action'] = 'unload'
 }
