@@ -1,5 +1,6 @@
 import { performance } from 'node:perf_hooks'
 import { Client, type Dispatcher } from 'undici'
+import { Http1Lane, serializeRequest } from './http1-lane.js'
 import { parseServerTiming } from './server-timing.js'
 import { SseTokenParser } from './sse-tokens.js'
 import type { Sample } from './step-recorder.js'
@@ -8,16 +9,16 @@ import type { RequestPlan } from './types.js'
 type Outcome = Omit<Sample, 'at'>
 
 /**
- * Replays one prepared request over keep-alive undici connections (pipelining 1, as real clients use)
- * and turns each exchange into a Sample. Each connection is a "lane", one undici Client: a closed-loop
- * user owns one, and an open loop deals its arrivals round-robin over all of them, so `--connections`
- * really holds that many connections open (an undici Pool opens them only under backlog, and scans
- * its busy connections for a free one on every request — too costly for a generator that must stay
- * cheaper than the server it measures). Requests go through `dispatch` with a plain handler: no
- * response stream or header object per request. Never throws: failures become error kinds.
+ * Replays one prepared request over keep-alive connections (pipelining 1, as real clients use) and
+ * turns each exchange into a Sample. Each connection is a "lane": a closed-loop user owns one, and an
+ * open loop deals its arrivals round-robin over all of them, so `--connections` really holds that
+ * many connections open. Plain request/response exchanges go through Http1Lane (one pre-serialised
+ * write, a parser that skips bodies); streamed responses (SSE), whose tokens are timed, go through
+ * undici Clients with a plain dispatch handler. Never throws: failures become error kinds.
  */
 export class LoadClient {
-  private readonly dispatchers: Dispatcher[]
+  private dispatchers: Dispatcher[] = []
+  private lanes: Http1Lane[] = []
   private readonly options: Dispatcher.DispatchOptions
 
   /** `lanes` connections, chosen per request by `send(from, lane)`. */
@@ -26,13 +27,27 @@ export class LoadClient {
     lanes: number,
     timeoutMs: number,
   ) {
-    const options = {
-      pipelining: 1,
-      keepAliveTimeout: 30_000,
-      headersTimeout: timeoutMs,
-      bodyTimeout: timeoutMs,
+    const count = Math.max(1, lanes)
+    if (plan.stream === 'none') {
+      const url = new URL(plan.origin)
+      const target = {
+        host: url.hostname.replace(/^\[|\]$/g, ''),
+        port: Number(url.port) || (url.protocol === 'https:' ? 443 : 80),
+        tls: url.protocol === 'https:',
+        request: serializeRequest(url, plan.path, plan.method, plan.headers, plan.body),
+        responseHasBody: plan.method !== 'HEAD',
+        timeoutMs,
+      }
+      this.lanes = Array.from({ length: count }, () => new Http1Lane(target))
+    } else {
+      const options = {
+        pipelining: 1,
+        keepAliveTimeout: 30_000,
+        headersTimeout: timeoutMs,
+        bodyTimeout: timeoutMs,
+      }
+      this.dispatchers = Array.from({ length: count }, () => new Client(plan.origin, options))
     }
-    this.dispatchers = Array.from({ length: Math.max(1, lanes) }, () => new Client(plan.origin, options))
     this.options = {
       path: plan.path,
       method: plan.method as 'GET',
@@ -51,6 +66,18 @@ export class LoadClient {
    * time in a closed loop, the intended send time in an open loop (coordinated-omission correction).
    */
   send(from: number, lane = 0): Promise<Outcome> {
+    if (this.lanes.length > 0) {
+      return new Promise((resolve) => {
+        this.lanes[lane % this.lanes.length].send((status, serverTiming, error) => {
+          const latencyMs = performance.now() - from
+          resolve(
+            error === undefined
+              ? outcome(status, latencyMs, serverTiming, undefined, from)
+              : { latencyMs, error },
+          )
+        })
+      })
+    }
     const sse = this.plan.stream === 'sse' ? new SseTokenParser() : undefined
     return new Promise((resolve) => {
       let status = 0
@@ -82,6 +109,7 @@ export class LoadClient {
   }
 
   async close(): Promise<void> {
+    for (const lane of this.lanes) lane.close()
     await Promise.all(this.dispatchers.map((d) => d.destroy()))
   }
 }
