@@ -10,6 +10,7 @@ import ort from 'onnxruntime-node'
 import { ROOT } from './lib/daemon.js'
 import { closedLoop, rate } from './lib/measure.js'
 import { startServedModel } from './lib/served-model.js'
+import { writeNullClsModel } from './support/tiny-model.js'
 
 const MODEL = join(
   ROOT,
@@ -179,6 +180,10 @@ console.log(
 console.log(
   `CPU per item, (a)/(b): ${(cpuMsPerItem.raw / cpuMsPerItem.batched).toFixed(2)} — the ceiling of (b)/(a) when both are CPU-bound; load average during the rounds ${median(loads).toFixed(1)} (median)`,
 )
+const ceilings = await measureCeilings(cpuMsPerItem.raw)
+console.log(
+  `Ceilings on this machine, measured in this run: serving one item costs ${ceilings.servingCpuMs.toFixed(3)} CPU ms beyond the model (the same daemon and load on a model with the same input that does no math: ${ceilings.nullItemsPerSecond.toFixed(0)} items/s), so (b)/(a) ≤ ${ceilings.servedVsRaw.toFixed(2)}; one helix instance (1 thread, no spinning) runs ${ceilings.batchGain.toFixed(2)}× as many items/s at batch ${SERVED_BATCH} as at batch 1 (${ceilings.single.batch1.toFixed(0)} vs ${ceilings.single.batched.toFixed(0)}), so (b)/(c) ≤ ${ceilings.batchedVsUnbatched.toFixed(2)}`,
+)
 console.log(
   JSON.stringify({
     bench: 'served-vs-raw',
@@ -193,5 +198,79 @@ console.log(
     servedVsRawRounds: ratios.servedVsRaw.map((r) => Number(r.toFixed(2))),
     batchedVsUnbatchedRounds: ratios.batchedVsUnbatched.map((r) => Number(r.toFixed(2))),
     loadAverage: Number(median(loads).toFixed(1)),
+    ceilings: {
+      servingCpuMsPerItem: Number(ceilings.servingCpuMs.toFixed(3)),
+      servedVsRaw: Number(ceilings.servedVsRaw.toFixed(2)),
+      singleThreadItemsPerSecond: {
+        batch1: Math.round(ceilings.single.batch1),
+        [`batch${SERVED_BATCH}`]: Math.round(ceilings.single.batched),
+      },
+      batchedVsUnbatched: Number(ceilings.batchedVsUnbatched.toFixed(2)),
+    },
   }),
 )
+
+/**
+ * What this CPU allows at best, measured after the rounds. (b)/(a): the daemon and the load client
+ * share the cores with onnxruntime, so served work per item is at least raw work + serving work;
+ * serving work is measured on a model with the cls input that does almost no math, with (b)'s
+ * config. (b)/(c): on the CPU provider batching saves only onnxruntime's per-call overhead, which
+ * is what one helix instance gains from batch 1 to batch ${SERVED_BATCH}; serving work per item
+ * dilutes even that.
+ */
+async function measureCeilings(rawCpuMs) {
+  const nullModel = await startServedModel({
+    modelPath: await writeNullClsModel(),
+    config: { max_batch_size: SERVED_BATCH, max_queue_delay_ms: 2, instances: SERVED_INSTANCES },
+    input: 'x',
+    output: 'y',
+    item: randomItems(1),
+    itemShape: ITEM_SHAPE,
+    concurrency: CONCURRENCY,
+  })
+  let served
+  try {
+    await nullModel.measure(ROUND_MS, WARMUP_MS)
+    const before = nullModel.cpuSeconds()
+    served = await nullModel.measure(2 * ROUND_MS, 0)
+    served.cpu = nullModel.cpuSeconds() - before
+  } finally {
+    await nullModel.close()
+  }
+  const servingCpuMs = (1000 * served.cpu) / served.items
+  const session = await ort.InferenceSession.create(MODEL, {
+    intraOpNumThreads: 1,
+    extra: { session: { intra_op: { allow_spinning: '0' } } },
+  })
+  const single = {}
+  const cpuMs = {}
+  try {
+    for (const [key, batch] of [
+      ['batch1', 1],
+      ['batched', SERVED_BATCH],
+    ]) {
+      const tensor = new ort.Tensor('float32', randomItems(batch), [batch, ...ITEM_SHAPE])
+      const before = ownCpuSeconds()
+      const r = await closedLoop(
+        async () => {
+          await session.run({ x: tensor })
+          return batch
+        },
+        { durationMs: ROUND_MS, warmupMs: WARMUP_MS },
+      )
+      single[key] = r.itemsPerSecond
+      cpuMs[key] = ((ownCpuSeconds() - before) * 1000) / (r.items * (1 + WARMUP_MS / ROUND_MS))
+    }
+  } finally {
+    await session.release()
+  }
+  const batchGain = single.batched / single.batch1
+  return {
+    servingCpuMs,
+    nullItemsPerSecond: served.itemsPerSecond,
+    servedVsRaw: rawCpuMs / (rawCpuMs + servingCpuMs),
+    single,
+    batchGain,
+    batchedVsUnbatched: (cpuMs.batch1 + servingCpuMs) / (cpuMs.batched + servingCpuMs),
+  }
+}

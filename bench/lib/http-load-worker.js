@@ -1,12 +1,22 @@
 // The load client of bench/lib/http-load.js, in a worker thread of its own so the bench's main thread
-// (orchestration, raw onnxruntime runs) never delays a request. Keep-alive undici pool, closed loop.
+// (orchestration, raw onnxruntime runs) never delays a request. Closed loop over keep-alive
+// connections, one per client: helix bench's own HTTP/1.1 lanes (dist/bench/http1-lane.js), which
+// cost the shared CPU less than undici (bench/README.md, "helix bench vs autocannon").
 import { parentPort, workerData } from 'node:worker_threads'
-import { Pool } from 'undici'
+import { Http1Lane, serializeRequest } from '../../dist/bench/http1-lane.js'
 import { closedLoop } from './measure.js'
 
 const { url, path, headers, concurrency } = workerData
-const body = Buffer.from(workerData.body)
-const pool = new Pool(url, { connections: concurrency, pipelining: 1 })
+const origin = new URL(url)
+const target = {
+  host: origin.hostname,
+  port: Number(origin.port),
+  tls: origin.protocol === 'https:',
+  request: serializeRequest(origin, path, 'POST', headers, new Uint8Array(workerData.body)),
+  responseHasBody: true,
+  timeoutMs: 30_000,
+}
+const lanes = Array.from({ length: concurrency }, () => new Http1Lane(target))
 let batches = 0
 
 /** `batch;desc=N` of Server-Timing: the size of the batch this request rode in. */
@@ -15,21 +25,20 @@ function batchOf(header) {
   return match ? Number(match[1]) : undefined
 }
 
-const task = async () => {
-  const res = await pool.request({ path, method: 'POST', headers, body })
-  const bytes = Buffer.from(await res.body.arrayBuffer())
-  if (res.statusCode !== 200) throw new Error(`HTTP ${res.statusCode}: ${bytes.toString()}`)
-  if (bytes.length !== Number(res.headers['inference-header-content-length']) + 8)
-    throw new Error('unexpected response size')
-  const batch = batchOf(res.headers['server-timing'])
-  // Each batch of N single-item requests adds N × 1/N = 1: the number of batches the daemon ran.
-  if (batch) batches += 1 / batch
-  return 1
-}
+const task = (index) =>
+  new Promise((resolve, reject) => {
+    lanes[index].send((status, serverTiming, error) => {
+      if (error || status !== 200) return reject(new Error(error ?? `HTTP ${status}`))
+      const batch = batchOf(serverTiming)
+      // Each batch of N single-item requests adds N × 1/N = 1: the number of batches the daemon ran.
+      if (batch) batches += 1 / batch
+      resolve(1)
+    })
+  })
 
 parentPort.on('message', async (msg) => {
   if (msg.type === 'close') {
-    await pool.close()
+    for (const lane of lanes) lane.close()
     parentPort.close()
     return
   }

@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs'
 /**
  * Runs `task` back to back in `concurrency` loops for `durationMs` (after `warmupMs` whose results
  * are discarded) and returns { items, seconds, itemsPerSecond, errors }. `task` resolves with the
- * number of items it processed; `onMeasureStart` is called when the warm-up ends.
+ * number of items it processed (it is given the index of its loop); `onMeasureStart` is called when the warm-up ends.
  */
 export async function closedLoop(
   task,
@@ -18,10 +18,10 @@ export async function closedLoop(
   const warmupEnd = performance.now() + warmupMs
   const end = warmupEnd + durationMs
   let started = 0
-  const loop = async () => {
+  const loop = async (_, index) => {
     while (performance.now() < end) {
       try {
-        const n = await task()
+        const n = await task(index)
         if (measuring) items += n
       } catch (err) {
         if (measuring) errors++

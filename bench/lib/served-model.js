@@ -49,6 +49,7 @@ export async function startServedModel({
       outputs: [{ name: output, parameters: { binary_data: true } }],
     }),
   )
+  await checkOneRequest(daemon.url, header, tensor)
   const load = await startHttpLoad({
     url: daemon.url,
     path: '/v2/models/cls/infer',
@@ -67,6 +68,7 @@ export async function startServedModel({
       return r
     },
     cpuSeconds: () => (processCpuSeconds(daemon.pid) ?? Number.NaN) + ownCpuSeconds(),
+    daemonCpuSeconds: () => processCpuSeconds(daemon.pid) ?? Number.NaN,
     close: async () => {
       await load.close()
       const code = await daemon.stop()
@@ -74,6 +76,28 @@ export async function startServedModel({
       if (code !== 0) throw new Error(`helix serve exited with ${code} on SIGTERM`)
     },
   }
+}
+
+/**
+ * One request before the load, read in full: the load loop reads only status and Server-Timing, so
+ * this is where a wrong answer (not binary, not one item's output) stops the bench.
+ */
+async function checkOneRequest(url, header, tensor) {
+  const res = await fetch(`${url}/v2/models/cls/infer`, {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/octet-stream',
+      'inference-header-content-length': String(header.length),
+    },
+    body: Buffer.concat([header, tensor]),
+  })
+  const bytes = Buffer.from(await res.arrayBuffer())
+  if (res.status !== 200) throw new Error(`HTTP ${res.status}: ${bytes.toString()}`)
+  const jsonLength = Number(res.headers.get('inference-header-content-length'))
+  const outputs = JSON.parse(bytes.subarray(0, jsonLength).toString()).outputs
+  const expected = outputs.reduce((sum, o) => sum + o.parameters.binary_data_size, 0)
+  if (bytes.length !== jsonLength + expected || outputs[0].shape[0] !== 1)
+    throw new Error(`unexpected response: ${bytes.subarray(0, jsonLength).toString()}`)
 }
 
 /** The daemon listens before its models have loaded: poll the model's ready endpoint. */

@@ -39,3 +39,38 @@ export async function writeTinyModel() {
   await writeFile(file, onnx.ModelProto.encode(model).finish())
   return file
 }
+
+/**
+ * A model with the PP-OCR cls model's input (x FP32 [batch, 3, 48, 192]) that does almost no math
+ * (y = mean of each channel, [batch, 3]): served, it measures what serving one such item costs
+ * beyond the model itself (HTTP, 110 KB of body, batching, the worker hand-off).
+ */
+export async function writeNullClsModel() {
+  const graph = {
+    name: 'null-cls',
+    input: [valueInfo('x', ['batch', 3, 48, 192])],
+    output: [valueInfo('y', ['batch', 3])],
+    node: [
+      onnx.NodeProto.create({
+        opType: 'ReduceMean',
+        input: ['x'],
+        output: ['y'],
+        name: 'mean',
+        attribute: [
+          { name: 'axes', type: onnx.AttributeProto.AttributeType.INTS, ints: [2, 3] },
+          { name: 'keepdims', type: onnx.AttributeProto.AttributeType.INT, i: 0 },
+        ],
+      }),
+    ],
+  }
+  const model = onnx.ModelProto.create({
+    irVersion: 8,
+    producerName: 'helix-bench',
+    opsetImport: [{ domain: '', version: 13 }],
+    graph,
+  })
+  const dir = await mkdtemp(join(tmpdir(), 'helix-null-'))
+  const file = join(dir, 'null-cls.onnx')
+  await writeFile(file, onnx.ModelProto.encode(model).finish())
+  return file
+}

@@ -34,7 +34,8 @@ export function serializeRequest(
   const given = new Set(Object.keys(headers).map((h) => h.toLowerCase()))
   if (!given.has('host')) lines.push(`host: ${url.host}`)
   for (const [name, value] of Object.entries(headers)) {
-    if (/[\r\n]/.test(name + value) || !/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(name))
+    // A value is written as latin1: anything outside it (or CR/LF) is refused, not garbled.
+    if (!/^[\t\x20-\x7e\x80-\xff]*$/.test(value) || !/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(name))
       throw new TypeError(`invalid request header "${name}"`)
     if (name.toLowerCase() === 'content-length') continue
     lines.push(`${name}: ${value}`)
@@ -127,7 +128,7 @@ export class Http1Lane {
     socket.setNoDelay(true)
     // An idle-time limit: it fires only while a request waits, so idle keep-alive lanes survive.
     socket.setTimeout(this.target.timeoutMs)
-    socket.on('data', (chunk: Buffer) => this.onData(chunk))
+    socket.on('data', (chunk: Buffer) => this.onData(socket, chunk))
     socket.on('timeout', () => {
       if (this.callback) this.fail(socket, 'timeout')
     })
@@ -167,9 +168,11 @@ export class Http1Lane {
     this.next()
   }
 
-  private onData(chunk: Buffer): void {
+  private onData(socket: net.Socket, chunk: Buffer): void {
     let at = 0
-    while (at < chunk.length) {
+    // Once an exchange ends the connection (an error, Connection: close), the rest of its bytes are
+    // dropped: the next exchange may already be running on a new connection and must not read them.
+    while (at < chunk.length && this.socket === socket) {
       switch (this.state) {
         case State.Idle:
           return // bytes nobody asked for (a server bug): ignore them
@@ -281,7 +284,11 @@ export class Http1Lane {
       this.remaining = length
       this.state = State.Length
       if (length === 0) this.finish()
-    } else this.state = State.UntilClose
+    } else {
+      // Delimited by the end of the connection, which therefore cannot carry another exchange.
+      this.state = State.UntilClose
+      this.closeAfter = true
+    }
   }
 
   /** Reads one CRLF-terminated line of chunked framing (a chunk size, or a trailer). */
