@@ -32,7 +32,7 @@ const TARGETS = { servedVsRaw: 0.9, batchedVsUnbatched: 1.5 }
 // session is handed the next full batch before it finishes the current one). Two instances (two
 // worker threads of one intra-op thread each) measured best on 2 cores (bench/README.md); (b) and
 // (c) both get them. helix's defaults otherwise: worker threads, spinning off.
-const SERVED_BATCH = CONCURRENCY / 2
+const SERVED_BATCH = CONCURRENCY / 4
 const SERVED_INSTANCES = Number(process.env.BENCH_INSTANCES ?? 2)
 
 function randomItems(n) {

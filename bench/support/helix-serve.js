@@ -55,7 +55,7 @@ export async function serveModels(models, { auth = true } = {}) {
     '--log-level',
     'warn',
     ...(auth ? [] : ['--no-auth']),
-  ])
+  ], { nodeArgs: process.env.BENCH_DAEMON_NODE_ARGS?.split(' ').filter(Boolean) })
   return {
     url: daemon.url,
     dir,

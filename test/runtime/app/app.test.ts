@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { securityHeaders } from '../../../src/runtime/plugins/security.js'
 import { type TestApp, testApp } from './fixtures.js'
 
 let t: TestApp
@@ -179,10 +180,25 @@ describe('cross-cutting behaviour', () => {
     expect(hostile.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/)
   })
 
-  it('sets security headers', async () => {
-    const res = await t.app.inject({ method: 'GET', url: '/v2/health/live' })
-    expect(res.headers['x-content-type-options']).toBe('nosniff')
-    expect(res.headers['strict-transport-security']).toMatch(/max-age=63072000/)
+  it('sets security headers on answers and errors alike', async () => {
+    for (const url of ['/v2/health/live', '/no-such-route']) {
+      const res = await t.app.inject({ method: 'GET', url })
+      expect(res.headers['x-content-type-options']).toBe('nosniff')
+      expect(res.headers['strict-transport-security']).toBe('max-age=63072000; includeSubDomains')
+      expect(res.headers['content-security-policy']).toContain("default-src 'self'")
+      expect(res.headers['content-security-policy']).toContain("frame-ancestors 'self'")
+      expect(res.headers['x-frame-options']).toBe('SAMEORIGIN')
+      expect(res.headers['cross-origin-opener-policy']).toBe('same-origin')
+      expect(res.headers['referrer-policy']).toBe('no-referrer')
+      expect(res.headers['x-request-id']).toBeTruthy()
+    }
+  })
+
+  it('computes helmet headers once from its options', () => {
+    const headers = securityHeaders({ contentSecurityPolicy: false, hsts: { maxAge: 60 } })
+    expect(headers['content-security-policy']).toBeUndefined()
+    expect(headers['strict-transport-security']).toBe('max-age=60; includeSubDomains')
+    expect(Object.keys(headers).every((name) => name === name.toLowerCase())).toBe(true)
   })
 
   it('answers unknown routes with a 404 {"error"}', async () => {
