@@ -1,5 +1,6 @@
 import { HelixError } from '../../shared/errors.js'
 import { concatInputs, splitOutputs } from './batcher.js'
+import type { CancelSignal } from './cancel-signal.js'
 import { backendFailed, cancelled, inferTimeout, modelNotReady, QueueFullError } from './errors.js'
 import type { PreparedRequest } from './input-validation.js'
 import type { InferTiming, Tensor } from './types.js'
@@ -99,7 +100,7 @@ export class Scheduler {
 
   enqueue(
     request: PreparedRequest,
-    options: { signal?: AbortSignal; timeoutMs?: number } = {},
+    options: { signal?: CancelSignal; timeoutMs?: number } = {},
   ): Promise<ScheduledResult> {
     const { model } = this.options
     if (!this.accepting) return Promise.reject(modelNotReady(model, 'it is unloading'))

@@ -1,3 +1,5 @@
+import type { CancelSignal } from './cancel-signal.js'
+
 /**
  * The contract between the HTTP layer (routes, protocol codecs) and the inference core (model
  * repository, schedulers, backends). Routes never touch onnxruntime; the core never touches HTTP.
@@ -97,7 +99,7 @@ export interface InferRequest {
   /** Sticky A/B assignment key (API key id or a header value). */
   routingKey?: string
   /** Aborted when the client disconnects: queued work is dropped. */
-  signal?: AbortSignal
+  signal?: CancelSignal
   /** Per-request deadline in milliseconds. */
   timeoutMs?: number
   /** Request headers (lower-case names); a model's `sticky_header` is read from here before routingKey. */

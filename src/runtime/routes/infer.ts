@@ -1,5 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { isHelixError } from '../../shared/errors.js'
+import { RequestCancel } from '../infer/cancel-signal.js'
 import type { InferResult, ModelService } from '../infer/types.js'
 import { parseJson, RawBody } from '../plugins/body-parsers.js'
 import { decodeInferRequest } from '../protocol/infer-request.js'
@@ -42,9 +43,9 @@ export async function inferRoutes(app: FastifyInstance, options: { service: Mode
     const { model, version } = request.params
     const decoded = decodeInferRequest(request.body, request.binaryData)
     // A client that goes away before its answer has its queued work dropped.
-    const controller = new AbortController()
+    const cancel = new RequestCancel()
     const onClose = () => {
-      if (!reply.raw.writableEnded) controller.abort()
+      if (!reply.raw.writableEnded) cancel.abort()
     }
     reply.raw.once('close', onClose)
     let result: InferResult
@@ -57,7 +58,7 @@ export async function inferRoutes(app: FastifyInstance, options: { service: Mode
         ...(decoded.outputs ? { outputs: decoded.outputs } : {}),
         // A model's sticky_header (A/B assignment) is read from these.
         headers: request.headers,
-        signal: controller.signal,
+        signal: cancel,
       })
     } catch (err) {
       const status = isHelixError(err) ? err.code : 'INTERNAL'
