@@ -181,9 +181,13 @@ console.log(
   `CPU per item, (a)/(b): ${(cpuMsPerItem.raw / cpuMsPerItem.batched).toFixed(2)} — the ceiling of (b)/(a) when both are CPU-bound; load average during the rounds ${median(loads).toFixed(1)} (median)`,
 )
 const ceilings = await measureCeilings(cpuMsPerItem.raw)
-console.log(
-  `Ceilings on this machine, measured in this run: serving one item costs ${ceilings.servingCpuMs.toFixed(3)} CPU ms beyond the model (the same daemon and load on a model with the same input that does no math: ${ceilings.nullItemsPerSecond.toFixed(0)} items/s), so (b)/(a) ≤ ${ceilings.servedVsRaw.toFixed(2)}; one helix instance (1 thread, no spinning) runs ${ceilings.batchGain.toFixed(2)}× as many items/s at batch ${SERVED_BATCH} as at batch 1 (${ceilings.single.batch1.toFixed(0)} vs ${ceilings.single.batched.toFixed(0)}), so (b)/(c) ≤ ${ceilings.batchedVsUnbatched.toFixed(2)}`,
-)
+const ms = (v) => v.toFixed(3)
+console.log(`What this machine allows, measured in this run (CPU ms per item; both modes CPU-bound):
+  serving one item beyond the model (the same daemon and load on a model with the cls input that does
+  no math): ${ms(ceilings.servingCpuMs.batched)} batched (${ceilings.nullItemsPerSecond.batched.toFixed(0)} items/s), ${ms(ceilings.servingCpuMs.unbatched)} unbatched (${ceilings.nullItemsPerSecond.unbatched.toFixed(0)} items/s)
+  onnxruntime in one helix instance (1 thread, no spinning): ${ms(ceilings.singleCpuMs.batch1)} at batch 1, ${ms(ceilings.singleCpuMs.batched)} at batch ${SERVED_BATCH} (${ceilings.batchGain.toFixed(2)}× the items/s)
+  (b)/(a) ≈ raw / (raw + serving) = ${ceilings.servedVsRaw.toFixed(2)}
+  (b)/(c) ≈ ${ceilings.batchedVsUnbatched.toFixed(2)}, and below ${ceilings.batchedVsUnbatchedBound.toFixed(2)} even if serving a batched item cost nothing (higher only while (c) leaves a core idle)`)
 console.log(
   JSON.stringify({
     bench: 'served-vs-raw',
@@ -199,13 +203,17 @@ console.log(
     batchedVsUnbatchedRounds: ratios.batchedVsUnbatched.map((r) => Number(r.toFixed(2))),
     loadAverage: Number(median(loads).toFixed(1)),
     ceilings: {
-      servingCpuMsPerItem: Number(ceilings.servingCpuMs.toFixed(3)),
-      servedVsRaw: Number(ceilings.servedVsRaw.toFixed(2)),
-      singleThreadItemsPerSecond: {
-        batch1: Math.round(ceilings.single.batch1),
-        [`batch${SERVED_BATCH}`]: Math.round(ceilings.single.batched),
+      servingCpuMsPerItem: {
+        batched: Number(ceilings.servingCpuMs.batched.toFixed(3)),
+        unbatched: Number(ceilings.servingCpuMs.unbatched.toFixed(3)),
       },
+      singleThreadCpuMsPerItem: {
+        batch1: Number(ceilings.singleCpuMs.batch1.toFixed(3)),
+        [`batch${SERVED_BATCH}`]: Number(ceilings.singleCpuMs.batched.toFixed(3)),
+      },
+      servedVsRaw: Number(ceilings.servedVsRaw.toFixed(2)),
       batchedVsUnbatched: Number(ceilings.batchedVsUnbatched.toFixed(2)),
+      batchedVsUnbatchedBound: Number(ceilings.batchedVsUnbatchedBound.toFixed(2)),
     },
   }),
 )
@@ -214,30 +222,37 @@ console.log(
  * What this CPU allows at best, measured after the rounds. (b)/(a): the daemon and the load client
  * share the cores with onnxruntime, so served work per item is at least raw work + serving work;
  * serving work is measured on a model with the cls input that does almost no math, with (b)'s
- * config. (b)/(c): on the CPU provider batching saves only onnxruntime's per-call overhead, which
- * is what one helix instance gains from batch 1 to batch ${SERVED_BATCH}; serving work per item
- * dilutes even that.
+ * config and with batching off. (b)/(c): on the CPU provider batching saves onnxruntime's per-call
+ * overhead (what one helix instance gains from batch 1 to batch ${SERVED_BATCH}) and the per-run
+ * hand-off to the worker thread, both measured here; nothing else.
  */
 async function measureCeilings(rawCpuMs) {
-  const nullModel = await startServedModel({
-    modelPath: await writeNullClsModel(),
-    config: { max_batch_size: SERVED_BATCH, max_queue_delay_ms: 2, instances: SERVED_INSTANCES },
-    input: 'x',
-    output: 'y',
-    item: randomItems(1),
-    itemShape: ITEM_SHAPE,
-    concurrency: CONCURRENCY,
-  })
-  let served
-  try {
-    await nullModel.measure(ROUND_MS, WARMUP_MS)
-    const before = nullModel.cpuSeconds()
-    served = await nullModel.measure(2 * ROUND_MS, 0)
-    served.cpu = nullModel.cpuSeconds() - before
-  } finally {
-    await nullModel.close()
+  const nullModel = await writeNullClsModel()
+  const servingCpuMs = {}
+  const nullItemsPerSecond = {}
+  for (const [key, config] of [
+    ['batched', { max_batch_size: SERVED_BATCH, max_queue_delay_ms: 2, instances: SERVED_INSTANCES }],
+    ['unbatched', { max_batch_size: 0, instances: SERVED_INSTANCES }],
+  ]) {
+    const served = await startServedModel({
+      modelPath: nullModel,
+      config,
+      input: 'x',
+      output: 'y',
+      item: randomItems(1),
+      itemShape: ITEM_SHAPE,
+      concurrency: CONCURRENCY,
+    })
+    try {
+      await served.measure(ROUND_MS, WARMUP_MS)
+      const before = served.cpuSeconds()
+      const r = await served.measure(2 * ROUND_MS, 0)
+      servingCpuMs[key] = (1000 * (served.cpuSeconds() - before)) / r.items
+      nullItemsPerSecond[key] = r.itemsPerSecond
+    } finally {
+      await served.close()
+    }
   }
-  const servingCpuMs = (1000 * served.cpu) / served.items
   const session = await ort.InferenceSession.create(MODEL, {
     intraOpNumThreads: 1,
     extra: { session: { intra_op: { allow_spinning: '0' } } },
@@ -264,13 +279,15 @@ async function measureCeilings(rawCpuMs) {
   } finally {
     await session.release()
   }
-  const batchGain = single.batched / single.batch1
   return {
     servingCpuMs,
-    nullItemsPerSecond: served.itemsPerSecond,
-    servedVsRaw: rawCpuMs / (rawCpuMs + servingCpuMs),
+    nullItemsPerSecond,
+    servedVsRaw: rawCpuMs / (rawCpuMs + servingCpuMs.batched),
     single,
-    batchGain,
-    batchedVsUnbatched: (cpuMs.batch1 + servingCpuMs) / (cpuMs.batched + servingCpuMs),
+    singleCpuMs: cpuMs,
+    batchGain: single.batched / single.batch1,
+    batchedVsUnbatched:
+      (cpuMs.batch1 + servingCpuMs.unbatched) / (cpuMs.batched + servingCpuMs.batched),
+    batchedVsUnbatchedBound: (cpuMs.batch1 + servingCpuMs.unbatched) / cpuMs.batched,
   }
 }
