@@ -14,6 +14,8 @@ export interface LaneTarget {
   /** Whether the response to this request can have a body (false for HEAD). */
   responseHasBody: boolean
   timeoutMs: number
+  /** https: CAs to trust and the client certificate (PEM); certificates are always verified. */
+  tlsOptions?: { ca?: string[]; cert?: string; key?: string }
 }
 
 const CRLF_CRLF = Buffer.from('\r\n\r\n')
@@ -123,6 +125,7 @@ export class Http1Lane {
           port,
           servername: net.isIP(host) ? undefined : host,
           ALPNProtocols: ['http/1.1'],
+          ...this.target.tlsOptions,
         })
       : net.connect({ host, port })
     socket.setNoDelay(true)

@@ -37,6 +37,7 @@ export class LoadClient {
         request: serializeRequest(url, plan.path, plan.method, plan.headers, plan.body),
         responseHasBody: plan.method !== 'HEAD',
         timeoutMs,
+        ...(plan.tls ? { tlsOptions: plan.tls } : {}),
       }
       this.lanes = Array.from({ length: count }, () => new Http1Lane(target))
     } else {
@@ -45,6 +46,7 @@ export class LoadClient {
         keepAliveTimeout: 30_000,
         headersTimeout: timeoutMs,
         bodyTimeout: timeoutMs,
+        ...(plan.tls ? { connect: plan.tls } : {}),
       }
       this.dispatchers = Array.from({ length: count }, () => new Client(plan.origin, options))
     }

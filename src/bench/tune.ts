@@ -9,7 +9,7 @@ import { type BenchOptions, runSteps } from './run-bench.js'
 import { buildPlan } from './targets/build-plan.js'
 import { parseBaseUrl } from './targets/endpoint.js'
 import { probe, serverMessage } from './targets/preflight.js'
-import type { BenchResult, TuneCandidate, TuneResult } from './types.js'
+import type { BenchResult, TlsOptions, TuneCandidate, TuneResult } from './types.js'
 
 export interface TuneOptions extends BenchOptions {
   targetP99Ms: number
@@ -122,6 +122,7 @@ async function loadModel(
   const res = await probe({
     origin,
     path,
+    tls: options.target.tls,
     method: 'POST',
     headers: { ...auth, 'content-type': 'application/json' },
     body: Buffer.from(JSON.stringify(body)),
@@ -137,7 +138,8 @@ async function loadModel(
   }
   const readyPath = `${basePath}/v2/models/${encodeURIComponent(model)}/ready`
   const deadline = Date.now() + READY_TIMEOUT_MS
-  while ((await probe({ origin, path: readyPath, method: 'GET', headers: auth })).status !== 200) {
+  const tls = options.target.tls
+  while ((await probe({ origin, path: readyPath, method: 'GET', headers: auth, tls })).status !== 200) {
     if (Date.now() > deadline) {
       throw new Failure(
         'BENCH_TUNE_NOT_READY',
@@ -149,7 +151,7 @@ async function loadModel(
     }
     await sleep(100)
   }
-  if (config) await checkApplied(origin, basePath, model, auth, config)
+  if (config) await checkApplied(origin, basePath, model, auth, config, tls)
 }
 
 /** Metadata that reports max_batch_size must show the candidate, or the sweep would measure nothing. */
@@ -159,9 +161,11 @@ async function checkApplied(
   model: string,
   auth: Record<string, string>,
   config: Record<string, number>,
+  tls: TlsOptions | undefined,
 ): Promise<void> {
   const res = await probe({
     origin,
+    tls,
     path: `${basePath}/v2/models/${encodeURIComponent(model)}`,
     method: 'GET',
     headers: auth,

@@ -7,6 +7,15 @@
 export const TARGET_KINDS = ['kserve', 'openai-embeddings', 'openai-chat', 'http'] as const
 export type TargetKind = (typeof TARGET_KINDS)[number]
 
+/** TLS settings of an https:// target, as PEM text (plain data, so plans can go to worker threads). */
+export interface TlsOptions {
+  /** CAs to trust; absent: Node's default roots. */
+  ca?: string[]
+  /** Client certificate and key (mTLS). */
+  cert?: string
+  key?: string
+}
+
 /**
  * One prepared request, replayed unchanged for every call so the generator spends no time building
  * bodies. Plain data, so it can be posted to worker threads.
@@ -19,6 +28,8 @@ export interface RequestPlan {
   method: string
   headers: Record<string, string>
   body?: Uint8Array
+  /** https:// only: the CAs to trust and the client certificate. */
+  tls?: TlsOptions
   /** 'sse' reads a Server-Sent Events stream and times its tokens; 'none' just drains the body. */
   stream: 'none' | 'sse'
 }

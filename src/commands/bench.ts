@@ -13,7 +13,9 @@ import {
 } from '../bench/flag-values.js'
 import { progressWriter } from '../bench/report/progress-line.js'
 import { renderSummary } from '../bench/report/summary-table.js'
+import { tlsOptions } from '../bench/targets/tls.js'
 import { type BenchResult, TARGET_KINDS, type TargetKind } from '../bench/types.js'
+import { CERT_FILES, certPath } from '../provision/certs/cert-files.js'
 import { HelixCommand } from '../shared/base-command.js'
 import { Failure, UserError } from '../shared/errors.js'
 
@@ -40,6 +42,16 @@ export default class Bench extends HelixCommand<BenchResult> {
       description: 'KServe: benchmark one version (/v2/models/M/versions/V).',
     }),
     key: Flags.string({ description: 'API key, sent as Authorization: Bearer.', env: 'HELIX_API_KEY' }),
+    cacert: Flags.string({
+      description:
+        'https: PEM file of the CAs to trust instead of the default roots (default: those roots plus <dir>/certs/ca.crt when it exists).',
+    }),
+    'client-cert': Flags.string({
+      description: 'https with mTLS: client certificate (PEM), with --client-key.',
+    }),
+    'client-key': Flags.string({
+      description: "https with mTLS: the client certificate's private key (PEM).",
+    }),
     target: Flags.string({ description: 'What API to load.', options: [...TARGET_KINDS], default: 'kserve' }),
     binary: Flags.boolean({
       description: 'KServe: send and receive tensors with the binary extension.',
@@ -143,6 +155,13 @@ export default class Bench extends HelixCommand<BenchResult> {
         headers: parseHeaders(flags.header),
         prompt: flags.prompt,
         maxTokens: flags['max-tokens'],
+        tls: tlsOptions({
+          url: flags.url,
+          cacert: flags.cacert,
+          clientCert: flags['client-cert'],
+          clientKey: flags['client-key'],
+          helixCa: this.helixCa(),
+        }),
       },
       concurrency: parsePositiveIntList(flags.concurrency, 'concurrency'),
       rates: flags.rate ? parseRateList(flags.rate, 'rate') : undefined,
@@ -174,6 +193,12 @@ export default class Bench extends HelixCommand<BenchResult> {
       )
     }
     return result
+  }
+
+  /** The helix directory's CA: the overlap bundle while a CA rotation is under way, else ca.crt. */
+  private helixCa(): string {
+    const bundle = certPath(this.home, CERT_FILES.caBundle)
+    return existsSync(bundle) ? bundle : certPath(this.home, CERT_FILES.caCert)
   }
 
   private tuneOptions(flags: {

@@ -1,5 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process'
+import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
+import { Agent, request } from 'undici'
 import { HELIX_BIN, ROOT, runHelix, tempDir } from '../helpers/cli.js'
 
 export const CLS_MODEL = join(
@@ -17,20 +19,41 @@ export interface HelixDaemon {
   stop: () => Promise<void>
 }
 
-/** A real `helix serve` (the built binary) on an ephemeral loopback port, serving the PP-OCR cls model. */
-export async function startHelixWithCls(): Promise<HelixDaemon> {
+/**
+ * A real `helix serve` (the built binary) on an ephemeral loopback port, serving the PP-OCR cls model.
+ * `init` runs `helix init --yes` first (certificates for `--tls` / `--mtls` in `serveArgs`).
+ */
+export async function startHelixWithCls(
+  options: { init?: boolean; serveArgs?: string[] } = {},
+): Promise<HelixDaemon> {
   const tmp = await tempDir('helix-bench-serve-')
+  if (options.init) {
+    const init = await runHelix(['init', '--yes', '--dir', tmp.dir])
+    if (init.exitCode !== 0) throw new Error(`helix init failed: ${init.stderr}`)
+  }
   const added = await runHelix(['models', 'add', 'cls', CLS_MODEL, '--dir', tmp.dir])
   if (added.exitCode !== 0) throw new Error(`helix models add failed: ${added.stderr}`)
   const child = spawn(
     process.execPath,
-    [HELIX_BIN, 'serve', '--dir', tmp.dir, '--host', '127.0.0.1', '--port', '0', '--no-auth'],
+    [
+      HELIX_BIN,
+      'serve',
+      '--dir',
+      tmp.dir,
+      '--host',
+      '127.0.0.1',
+      '--port',
+      '0',
+      '--no-auth',
+      ...(options.serveArgs ?? []),
+    ],
     {
       env: { ...process.env, HELIX_DIR: undefined, HELIX_LOG_LEVEL: 'warn' },
       stdio: ['ignore', 'pipe', 'pipe'],
     },
   )
   const url = await listening(child)
+  await clsReady(url, tmp.dir)
   return {
     url,
     dir: tmp.dir,
@@ -42,6 +65,34 @@ export async function startHelixWithCls(): Promise<HelixDaemon> {
       }
       await tmp.cleanup()
     },
+  }
+}
+
+/** The daemon listens before its models load: wait until cls answers ready (over TLS with the helix CA). */
+async function clsReady(url: string, dir: string): Promise<void> {
+  const https = url.startsWith('https:')
+  const dispatcher = https
+    ? new Agent({
+        connect: {
+          ca: await readFile(join(dir, 'certs', 'ca.crt'), 'utf8'),
+          cert: await readFile(join(dir, 'certs', 'client.crt'), 'utf8'),
+          key: await readFile(join(dir, 'certs', 'client.key'), 'utf8'),
+        },
+      })
+    : undefined
+  try {
+    const deadline = Date.now() + 60_000
+    while (Date.now() < deadline) {
+      const res = await request(`${url}/v2/models/cls/ready`, dispatcher ? { dispatcher } : {}).catch(
+        () => undefined,
+      )
+      await res?.body.dump()
+      if (res?.statusCode === 200) return
+      await new Promise((resolve) => setTimeout(resolve, 100))
+    }
+    throw new Error(`cls was not ready at ${url} within 60 s`)
+  } finally {
+    await dispatcher?.close()
   }
 }
 

@@ -40,6 +40,7 @@ export async function httpPlan(options: TargetOptions, auth: Record<string, stri
     headers: { ...contentType, ...recordedHeaders, ...auth, ...options.headers },
     ...(body ? { body } : {}),
     stream: 'none',
+    ...(options.tls ? { tls: options.tls } : {}),
   }
 }
 

@@ -30,7 +30,7 @@ export async function kservePlan(
     })
   }
   const modelPath = `${basePath}/v2/models/${encodeURIComponent(options.model)}${options.modelVersion ? `/versions/${encodeURIComponent(options.modelVersion)}` : ''}`
-  const res = await probe({ origin, path: modelPath, method: 'GET', headers: auth })
+  const res = await probe({ origin, path: modelPath, method: 'GET', headers: auth, tls: options.tls })
   requireSuccess(
     res,
     origin + modelPath,
@@ -67,6 +67,7 @@ export async function kservePlan(
       headers: { ...auth, ...encoded.headers, ...options.headers },
       body: encoded.body,
       stream: 'none',
+      ...(options.tls ? { tls: options.tls } : {}),
     },
     metadata,
   }

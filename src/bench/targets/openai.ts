@@ -34,5 +34,6 @@ export function openaiPlan(options: TargetOptions, auth: Record<string, string>)
     },
     body: Buffer.from(JSON.stringify(body)),
     stream: chat ? 'sse' : 'none',
+    ...(options.tls ? { tls: options.tls } : {}),
   }
 }

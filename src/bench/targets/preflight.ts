@@ -1,4 +1,4 @@
-import { request } from 'undici'
+import { Agent, request } from 'undici'
 import { Failure, UserError } from '../../shared/errors.js'
 import { errorKind } from '../load-client.js'
 import type { RequestPlan } from '../types.js'
@@ -14,9 +14,10 @@ const PROBE_TIMEOUT_MS = 15_000
 
 /** Sends one request before the load starts, turning transport failures into one clear error. */
 export async function probe(
-  plan: Pick<RequestPlan, 'origin' | 'path' | 'method' | 'headers' | 'body'>,
+  plan: Pick<RequestPlan, 'origin' | 'path' | 'method' | 'headers' | 'body' | 'tls'>,
 ): Promise<ProbeResponse> {
   const url = plan.origin + plan.path
+  const dispatcher = plan.tls ? new Agent({ connect: plan.tls }) : undefined
   try {
     const res = await request(url, {
       method: plan.method as 'GET',
@@ -24,14 +25,31 @@ export async function probe(
       body: plan.body,
       headersTimeout: PROBE_TIMEOUT_MS,
       bodyTimeout: PROBE_TIMEOUT_MS,
+      ...(dispatcher ? { dispatcher } : {}),
     })
     return { status: res.statusCode, headers: res.headers, text: await res.body.text() }
   } catch (err) {
-    throw new Failure('BENCH_UNREACHABLE', `Cannot reach ${url}: ${errorKind(err)}`, {
-      hint: 'Check --url and that the server is running (for example `helix serve`).',
+    const kind = errorKind(err)
+    throw new Failure('BENCH_UNREACHABLE', `Cannot reach ${url}: ${kind}`, {
+      hint: unreachableHint(kind, plan),
       cause: err,
     })
+  } finally {
+    await dispatcher?.close()
   }
+}
+
+/** What to do about a failed connection: certificate trouble has its own remedies. */
+export function unreachableHint(kind: string, plan?: Pick<RequestPlan, 'origin' | 'tls'>): string {
+  // Alerts the server sent (it wants a client certificate it trusts) come before our own checks.
+  if (/ALERT_(CERTIFICATE_REQUIRED|HANDSHAKE_FAILURE|BAD_CERTIFICATE|UNKNOWN_CA)/.test(kind))
+    return 'The server wants a client certificate it trusts (mTLS): pass --client-cert and --client-key.'
+  if (/CERT|SELF_SIGNED|UNABLE_TO_(GET|VERIFY)|ALTNAME/.test(kind))
+    return "The server's certificate is not trusted: pass --cacert with the CA that signed it (for helix serve --tls, <helix dir>/certs/ca.crt, which --dir picks up by itself)."
+  // A TLS 1.3 server that wants a client certificate often just closes the connection.
+  if (kind === 'socket closed' && plan?.origin.startsWith('https:') && !plan.tls?.cert)
+    return 'The server closed the connection: if it requires client certificates (helix serve --mtls), pass --client-cert and --client-key.'
+  return 'Check --url and that the server is running (for example `helix serve`).'
 }
 
 /** The server's own error message: KServe `{"error":"…"}`, OpenAI `{"error":{"message"}}`, or the text. */

@@ -1,4 +1,4 @@
-import type { TargetKind } from '../types.js'
+import type { TargetKind, TlsOptions } from '../types.js'
 
 /** Everything that decides what request the benchmark sends. */
 export interface TargetOptions {
@@ -23,4 +23,6 @@ export interface TargetOptions {
   /** OpenAI chat: the user message; embeddings: the input text. */
   prompt?: string
   maxTokens: number
+  /** https:// targets: CAs and client certificate (see tls.ts). */
+  tls?: TlsOptions
 }

@@ -1,35 +1,10 @@
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { BenchResult } from '../../../src/bench/types.js'
-import Bench from '../../../src/commands/bench.js'
 import { startServer, type TestServer } from '../../bench/servers.js'
-import { ROOT, tempDir } from '../../helpers/cli.js'
-
-/** The command in this process (the e2e tests run the built binary): flags → service → outputs. */
-async function bench(
-  args: string[],
-): Promise<{ result?: BenchResult; out: string; err: string; exit?: number }> {
-  let out = ''
-  let err = ''
-  // oclif prints through console.log; errors go straight to process.stderr.
-  const stdout = vi.spyOn(console, 'log').mockImplementation((...s: unknown[]) => {
-    out += `${s.join(' ')}\n`
-  })
-  const stderr = vi.spyOn(process.stderr, 'write').mockImplementation((s) => {
-    err += String(s)
-    return true
-  })
-  try {
-    const result = (await Bench.run(args, ROOT)) as BenchResult
-    return { result, out, err }
-  } catch (e) {
-    return { out, err, exit: (e as { oclif?: { exit?: number } }).oclif?.exit }
-  } finally {
-    stdout.mockRestore()
-    stderr.mockRestore()
-  }
-}
+import { tempDir } from '../../helpers/cli.js'
+import { benchInProcess as bench } from './bench-in-process.js'
 
 describe('Bench command in process', () => {
   let fast: TestServer
