@@ -286,8 +286,7 @@ async function measureCeilings(rawCpuMs) {
     single,
     singleCpuMs: cpuMs,
     batchGain: single.batched / single.batch1,
-    batchedVsUnbatched:
-      (cpuMs.batch1 + servingCpuMs.unbatched) / (cpuMs.batched + servingCpuMs.batched),
+    batchedVsUnbatched: (cpuMs.batch1 + servingCpuMs.unbatched) / (cpuMs.batched + servingCpuMs.batched),
     batchedVsUnbatchedBound: (cpuMs.batch1 + servingCpuMs.unbatched) / cpuMs.batched,
   }
 }

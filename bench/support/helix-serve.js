@@ -47,18 +47,22 @@ export async function serveModels(models, { auth = true, configs = {} } = {}) {
       ]),
     ).key
   }
-  const daemon = await startListening(HELIX_BIN, [
-    'serve',
-    '--dir',
-    dir,
-    '--host',
-    '127.0.0.1',
-    '--port',
-    '0',
-    '--log-level',
-    'warn',
-    ...(auth ? [] : ['--no-auth']),
-  ], { nodeArgs: process.env.BENCH_DAEMON_NODE_ARGS?.split(' ').filter(Boolean) })
+  const daemon = await startListening(
+    HELIX_BIN,
+    [
+      'serve',
+      '--dir',
+      dir,
+      '--host',
+      '127.0.0.1',
+      '--port',
+      '0',
+      '--log-level',
+      'warn',
+      ...(auth ? [] : ['--no-auth']),
+    ],
+    { nodeArgs: process.env.BENCH_DAEMON_NODE_ARGS?.split(' ').filter(Boolean) },
+  )
   return {
     url: daemon.url,
     dir,

@@ -28,14 +28,19 @@ export async function writeTinyModel() {
     initializer: [onnx.TensorProto.create({ name: 'k', dataType: 1, dims: [1], floatData: [2] })],
     node: [onnx.NodeProto.create({ opType: 'Mul', input: ['x', 'k'], output: ['y'], name: 'mul' })],
   }
+  return writeModel(graph)
+}
+
+/** Writes an opset-13 model around `graph` to a fresh temp directory; returns the .onnx path. */
+async function writeModel(graph) {
   const model = onnx.ModelProto.create({
     irVersion: 8,
     producerName: 'helix-bench',
     opsetImport: [{ domain: '', version: 13 }],
     graph,
   })
-  const dir = await mkdtemp(join(tmpdir(), 'helix-tiny-'))
-  const file = join(dir, 'tiny.onnx')
+  const dir = await mkdtemp(join(tmpdir(), 'helix-bench-model-'))
+  const file = join(dir, `${graph.name}.onnx`)
   await writeFile(file, onnx.ModelProto.encode(model).finish())
   return file
 }
@@ -63,14 +68,5 @@ export async function writeNullClsModel() {
       }),
     ],
   }
-  const model = onnx.ModelProto.create({
-    irVersion: 8,
-    producerName: 'helix-bench',
-    opsetImport: [{ domain: '', version: 13 }],
-    graph,
-  })
-  const dir = await mkdtemp(join(tmpdir(), 'helix-null-'))
-  const file = join(dir, 'null-cls.onnx')
-  await writeFile(file, onnx.ModelProto.encode(model).finish())
-  return file
+  return writeModel(graph)
 }

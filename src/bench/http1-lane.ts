@@ -182,38 +182,36 @@ export class Http1Lane {
         case State.Head:
           at = this.readHead(chunk, at)
           break
-        case State.Length: {
-          const take = Math.min(this.remaining, chunk.length - at)
-          this.remaining -= take
-          at += take
+        case State.Length:
+          at = this.skip(chunk, at)
           if (this.remaining === 0) this.finish()
           break
-        }
         case State.ChunkSize:
         case State.Trailers:
           at = this.readLine(chunk, at)
           break
-        case State.ChunkData: {
-          const take = Math.min(this.remaining, chunk.length - at)
-          this.remaining -= take
-          at += take
+        case State.ChunkData:
+          at = this.skip(chunk, at)
           if (this.remaining === 0) {
             this.state = State.ChunkDataEnd
             this.remaining = 2
           }
           break
-        }
-        case State.ChunkDataEnd: {
-          const take = Math.min(this.remaining, chunk.length - at)
-          this.remaining -= take
-          at += take
+        case State.ChunkDataEnd:
+          at = this.skip(chunk, at)
           if (this.remaining === 0) this.state = State.ChunkSize
           break
-        }
         case State.UntilClose:
           return
       }
     }
+  }
+
+  /** Passes over up to `remaining` bytes of body or framing; returns where it stopped in `chunk`. */
+  private skip(chunk: Buffer, at: number): number {
+    const take = Math.min(this.remaining, chunk.length - at)
+    this.remaining -= take
+    return at + take
   }
 
   /** Collects the status line and headers; returns where the body starts in `chunk`. */
