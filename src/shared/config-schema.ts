@@ -73,7 +73,8 @@ export const HelixConfigSchema = Type.Object(
         /** Largest request body in bytes. */
         body_limit: Type.Integer({ minimum: 1024, default: 64 * 1024 * 1024 }),
         /**
-         * Proxies whose X-Forwarded-For is believed (addresses or CIDRs, e.g. the nginx host), so per-IP
+         * Proxies whose X-Forwarded-For is believed (addresses, CIDRs or loopback/linklocal/uniquelocal,
+         * e.g. the nginx host; env HELIX_TRUST_PROXY), so per-IP
          * rate limits and audit entries see the real client; empty: the socket's address is used.
          */
         trust_proxy: Type.Array(Type.String(), { default: [] }),

@@ -1,4 +1,5 @@
 import { readFile } from 'node:fs/promises'
+import { isIP } from 'node:net'
 import { Value } from '@sinclair/typebox/value'
 import { parse as parseYaml } from 'yaml'
 import { type HelixConfig, HelixConfigSchema } from './config-schema.js'
@@ -19,6 +20,10 @@ function envOverrides(env: NodeJS.ProcessEnv): Record<string, unknown> {
   if (env.HELIX_HOST) set('server', 'host', env.HELIX_HOST)
   if (env.HELIX_PORT) set('server', 'port', Number(env.HELIX_PORT))
   if (env.HELIX_DEVICE) set('models', 'device', env.HELIX_DEVICE)
+  if (env.HELIX_TRUST_PROXY !== undefined) {
+    const list = env.HELIX_TRUST_PROXY.split(',').map((s) => s.trim())
+    set('server', 'trust_proxy', list.filter(Boolean))
+  }
   return out
 }
 
@@ -52,7 +57,30 @@ export function parseConfig(raw: unknown, source = 'helix.yaml'): HelixConfig {
       hint: `Fix ${where} in ${source} (see the comments in the file for allowed values).`,
     })
   }
-  return withDefaults as HelixConfig
+  const config = withDefaults as HelixConfig
+  const badProxy = config.server.trust_proxy.find((entry) => !isProxyEntry(entry))
+  if (badProxy !== undefined) {
+    throw new UserError(
+      'CONFIG_INVALID',
+      `${source}: server.trust_proxy: '${badProxy}' is not an address or range`,
+      {
+        hint: 'List the proxies in front of helix as IP addresses or CIDR ranges (10.0.0.0/8), or loopback, linklocal, uniquelocal.',
+      },
+    )
+  }
+  return config
+}
+
+const PROXY_NAMES = new Set(['loopback', 'linklocal', 'uniquelocal'])
+
+/** An entry Fastify's trustProxy (proxy-addr) understands: an IP, a CIDR range, or a named range. */
+function isProxyEntry(entry: string): boolean {
+  if (PROXY_NAMES.has(entry)) return true
+  const [address, bits, extra] = entry.split('/')
+  const family = isIP(address)
+  if (family === 0 || extra !== undefined) return false
+  if (bits === undefined) return true
+  return /^\d{1,3}$/.test(bits) && Number(bits) <= (family === 4 ? 32 : 128)
 }
 
 /**

@@ -54,6 +54,19 @@ describe('helix.yaml config', () => {
     })
   })
 
+  it('accepts the proxy addresses, ranges and names Fastify understands, and names a bad one', () => {
+    const good = ['127.0.0.1', '10.0.0.0/8', '::1', 'fd00::/8', 'loopback', 'linklocal', 'uniquelocal']
+    expect(parseConfig({ server: { trust_proxy: good } }).server.trust_proxy).toEqual(good)
+    for (const bad of ['nginx', '10.0.0.0/33', '::/129', '1.2.3.4/8/1', '10.0.0.0/', '300.1.1.1', '']) {
+      expect(() => parseConfig({ server: { trust_proxy: ['127.0.0.1', bad] } }), bad).toThrow(
+        expect.objectContaining({
+          code: 'CONFIG_INVALID',
+          message: `helix.yaml: server.trust_proxy: '${bad}' is not an address or range`,
+        }),
+      )
+    }
+  })
+
   it('rejects YAML syntax errors and non-mappings clearly', async () => {
     await writeFile(home.configFile, 'server: [1, 2\n')
     await expect(loadConfig(home, {}, {})).rejects.toMatchObject({

@@ -161,6 +161,9 @@ describe('docker files', () => {
     expect(services.postgres.environment.POSTGRES_PASSWORD_FILE).toBe('/run/secrets/db_password')
     expect(services.postgres.secrets).toEqual(['db_password'])
     expect(services.helix.secrets).toEqual(['db_password'])
+    // Only nginx reaches helix (its port is not published): believe the client address it forwards.
+    expect(services.helix.environment.HELIX_TRUST_PROXY).toBe('uniquelocal')
+    expect(services.helix.ports).toBeUndefined()
     expect(services.nginx.secrets).toEqual(['tls_server_key'])
     // No password in the environment of any service.
     expect(

@@ -171,6 +171,8 @@ describe('helm chart', () => {
     // The ConfigMap's helix.yaml is a valid helix configuration.
     const helixYaml = parseConfig(parse(String(byKind(objects, 'ConfigMap')!.data!['helix.yaml'])))
     expect(helixYaml.domain).toBe('api.example.com')
+    // Behind the ingress controller: per-IP limits see the forwarded client address.
+    expect(helixYaml.server.trust_proxy).toEqual(['uniquelocal'])
     expect(byKind(objects, 'Service')!.spec.selector).toEqual(deployment.spec.selector.matchLabels)
   })
 

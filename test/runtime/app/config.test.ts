@@ -42,12 +42,20 @@ describe('loadRuntimeConfig', () => {
       trustProxy: ['127.0.0.1'],
       modelsDir: '/srv/models',
     })
-    const env = { HELIX_PORT: '9100', HELIX_LOG_LEVEL: 'warn', HELIX_DRAIN_TIMEOUT_MS: '250' }
+    const env = {
+      HELIX_PORT: '9100',
+      HELIX_LOG_LEVEL: 'warn',
+      HELIX_DRAIN_TIMEOUT_MS: '250',
+      HELIX_TRUST_PROXY: 'uniquelocal, 10.1.2.3 ,fd00::/8',
+    }
     expect(await loadRuntimeConfig(home, {}, env)).toMatchObject({
       port: 9100,
       logLevel: 'warn',
       drainTimeoutMs: 250,
+      trustProxy: ['uniquelocal', '10.1.2.3', 'fd00::/8'],
     })
+    // An empty HELIX_TRUST_PROXY trusts nobody, whatever helix.yaml says.
+    expect((await loadRuntimeConfig(home, {}, { HELIX_TRUST_PROXY: '' })).trustProxy).toEqual([])
     expect(await loadRuntimeConfig(home, { port: 0, host: '::1', logLevel: 'debug' }, env)).toMatchObject({
       port: 0,
       host: '::1',
