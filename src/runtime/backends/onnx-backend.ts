@@ -46,13 +46,27 @@ export const NO_SPINNING = {
 } as const
 
 /**
+ * Sessions of a model run in worker threads on the CPU when its config names no `instances`: two,
+ * so one computes while the next batch is handed to the other (a GPU session gets one). On 2 cores
+ * PP-OCR cls served 1771 items/s with one instance and 2879 with two, in the same minute
+ * (bench/README.md); each instance costs the model's memory again, so big models may want 1.
+ */
+export const DEFAULT_CPU_INSTANCES = 2
+
+/** Instances when the config names none: DEFAULT_CPU_INSTANCES for worker-thread CPU sessions, else 1. */
+export function defaultInstances(offThread: boolean, executionProvider: string): number {
+  return offThread && executionProvider === 'cpu' ? DEFAULT_CPU_INSTANCES : 1
+}
+
+/**
  * intra-op threads per worker-thread CPU session when the config names none: the cores left once
- * the event loop has one, shared by the instances. onnxruntime's own default (one per core) makes
- * its pool fight the HTTP thread: served on 2 cores, PP-OCR cls took 1.15–1.6 CPU ms per item with
- * two intra-op threads and 0.68–0.95 with one (bench/README.md).
+ * the event loop has one, shared by the instances (rounded up: a core's worth of oversubscription
+ * costs less than an idle core). One session spanning every core makes its pool fight the HTTP
+ * thread: served on 2 cores, PP-OCR cls took 1.15–1.6 CPU ms per item with one session of two
+ * intra-op threads and 0.68–0.95 with one thread (bench/README.md).
  */
 export function defaultIntraOpThreads(instances: number, cores: number): number {
-  return Math.max(1, Math.floor((cores - 1) / Math.max(1, instances)))
+  return Math.max(1, Math.ceil((cores - 1) / Math.max(1, instances)))
 }
 
 /**
@@ -68,7 +82,7 @@ export function sessionOptionsFor(
   const intraOp =
     options.intraOpThreads ||
     (offThread && attempt.executionProvider === 'cpu'
-      ? defaultIntraOpThreads(options.instances ?? 1, cores)
+      ? defaultIntraOpThreads(options.instances ?? DEFAULT_CPU_INSTANCES, cores)
       : undefined)
   return {
     executionProviders: attempt.providers,
@@ -145,8 +159,11 @@ export class OnnxBackend implements Backend {
 
   private async openSessions(attempt: ProviderAttempt): Promise<OnnxSession[]> {
     const { options } = this
-    const instances = Math.max(1, options.instances ?? 1)
     this.offThread = options.workerThreads ?? attempt.executionProvider === 'cpu'
+    const instances = Math.max(
+      1,
+      options.instances ?? defaultInstances(this.offThread, attempt.executionProvider),
+    )
     const sessionOptions = sessionOptionsFor(options, attempt, this.offThread, availableParallelism())
     const open = this.offThread ? openWorkerSession : openInlineSession
     const sessions: OnnxSession[] = []

@@ -17,8 +17,10 @@ export const ModelConfigSchema = Type.Object(
     /** Batch sizes worth dispatching at once, without waiting for the delay (Triton's preferred_batch_size). */
     preferred_batch_sizes: Type.Optional(Type.Array(Type.Integer({ minimum: 1 }), { minItems: 1 })),
     /**
-     * Sessions per loaded version; up to this many batches are dispatched at once. Inline sessions
-     * (worker_threads: false) compute on the event loop, so there more instances cost memory, not speed.
+     * Sessions per loaded version; up to this many batches are dispatched at once. Default: 2 for
+     * worker-thread CPU sessions (one computes while the other takes the next batch), 1 on a GPU.
+     * Inline sessions (worker_threads: false) compute on the event loop, so there more instances cost
+     * memory, not speed.
      */
     instances: Type.Optional(Type.Integer({ minimum: 1, maximum: 64 })),
     /** Device policy: cuda (no fallback), webgpu, cpu, or auto (CUDA when a GPU is usable, else the CPU, logged). */

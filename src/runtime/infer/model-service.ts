@@ -478,7 +478,8 @@ export class HelixModelService implements ModelService {
       device: config.device ?? this.options.defaultDevice ?? 'auto',
       gpu: config.gpu,
       memoryBudgetMiB: config.memory_budget_mb,
-      instances: config.instances ?? 1,
+      // Undefined leaves it to the backend: two worker-thread sessions on the CPU, one on a GPU.
+      instances: config.instances,
       intraOpThreads: config.intra_op_threads,
       interOpThreads: config.inter_op_threads,
       // Undefined leaves it to the backend: worker threads for the CPU provider.

@@ -2,6 +2,8 @@ import { availableParallelism } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
+  DEFAULT_CPU_INSTANCES,
+  defaultInstances,
   defaultIntraOpThreads,
   NO_SPINNING,
   OnnxBackend,
@@ -75,8 +77,11 @@ describe('session options', () => {
     const defaults = sessionOptionsFor({}, cpu, true, 2)
     expect(defaults.extra).toEqual(NO_SPINNING)
     expect(defaults.intraOpNumThreads).toBe(1)
-    expect(sessionOptionsFor({}, cpu, true, 16).intraOpNumThreads).toBe(15)
-    expect(sessionOptionsFor({ instances: 2 }, cpu, true, 16).intraOpNumThreads).toBe(7)
+    // Two instances by default share the cores left after the event loop's, rounded up.
+    expect(sessionOptionsFor({}, cpu, true, 16).intraOpNumThreads).toBe(8)
+    expect(sessionOptionsFor({ instances: 1 }, cpu, true, 16).intraOpNumThreads).toBe(15)
+    expect(sessionOptionsFor({ instances: 3 }, cpu, true, 16).intraOpNumThreads).toBe(5)
+    expect(sessionOptionsFor({ instances: 2 }, cpu, true, 4).intraOpNumThreads).toBe(2)
     expect(sessionOptionsFor({ allowSpinning: true }, cpu, true, 2).extra).toBeUndefined()
     expect(sessionOptionsFor({ intraOpThreads: 3, interOpThreads: 2 }, cpu, true, 2)).toMatchObject({
       intraOpNumThreads: 3,
@@ -87,6 +92,12 @@ describe('session options', () => {
     const cuda = { providers: ['cuda', 'cpu'], executionProvider: 'cuda' as const }
     expect(sessionOptionsFor({}, cuda, true, 16).intraOpNumThreads).toBeUndefined()
     expect(defaultIntraOpThreads(4, 2)).toBe(1)
+    // Two sessions in worker threads on the CPU, one on a GPU or on the event loop.
+    expect(defaultInstances(true, 'cpu')).toBe(DEFAULT_CPU_INSTANCES)
+    expect(DEFAULT_CPU_INSTANCES).toBe(2)
+    expect(defaultInstances(false, 'cpu')).toBe(1)
+    expect(defaultInstances(true, 'cuda')).toBe(1)
+    expect(defaultInstances(true, 'webgpu')).toBe(1)
     expect(defaultIntraOpThreads(1, availableParallelism())).toBeGreaterThanOrEqual(1)
   })
 

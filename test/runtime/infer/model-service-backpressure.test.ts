@@ -40,9 +40,10 @@ describe('backpressure, deadlines and cancellation', () => {
     const refused = settled
       .filter((s): s is PromiseRejectedResult => s.status === 'rejected')
       .map((s) => s.reason)
-    // One runs, one is handed to its worker thread ahead of time, two wait: six are refused.
-    expect(ok).toHaveLength(4)
-    expect(refused).toHaveLength(6)
+    // Two CPU instances by default: two run, two are handed to their worker threads ahead of time,
+    // two wait; four are refused.
+    expect(ok).toHaveLength(6)
+    expect(refused).toHaveLength(4)
     for (const error of refused) {
       expect(error).toBeInstanceOf(QueueFullError)
       expect(error.code).toBe('QUEUE_FULL')
