@@ -28,12 +28,10 @@ const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 6)
 const ROUND_MS = Number(process.env.BENCH_ROUND_MS ?? 2500)
 const WARMUP_MS = 500
 const TARGETS = { servedVsRaw: 0.9, batchedVsUnbatched: 1.5 }
-// Half the clients per batch: one batch gathers while the other computes (the worker-thread
-// session is handed the next full batch before it finishes the current one). Two instances (two
-// worker threads of one intra-op thread each) measured best on 2 cores (bench/README.md); (b) and
-// (c) both get them. helix's defaults otherwise: worker threads, spinning off.
-const SERVED_BATCH = CONCURRENCY / 4
-const SERVED_INSTANCES = Number(process.env.BENCH_INSTANCES ?? 2)
+// (b) and (c) run on helix's defaults: two worker-thread instances of one intra-op thread each (on
+// 2 cores), spinning off, max_batch_size 32 and max_queue_delay_ms 2 with batches cut so each
+// instance has one computing and one ready (~8 at 32 clients). BENCH_INSTANCES overrides instances.
+const INSTANCES = process.env.BENCH_INSTANCES ? { instances: Number(process.env.BENCH_INSTANCES) } : {}
 
 function randomItems(n) {
   const data = new Float32Array(n * ITEM_ELEMENTS)
@@ -100,22 +98,18 @@ console.log(
     .join(' ')}`,
 )
 const raw = await rawRunner()
-const batched = await servedRunner({
-  max_batch_size: SERVED_BATCH,
-  max_queue_delay_ms: 2,
-  instances: SERVED_INSTANCES,
-})
-const unbatched = await servedRunner({ max_batch_size: 0, instances: SERVED_INSTANCES })
+const batched = await servedRunner({ ...INSTANCES })
+const unbatched = await servedRunner({ max_batch_size: 0, ...INSTANCES })
 const modes = [
   { key: 'raw', label: `(a) raw onnxruntime-node, batch ${raw.batch}`, runner: raw },
   {
     key: 'batched',
-    label: `(b) helix serve, dynamic batching (max ${SERVED_BATCH}, ${SERVED_INSTANCES} instances)`,
+    label: `(b) helix serve, dynamic batching (helix's defaults${INSTANCES.instances ? `, ${INSTANCES.instances} instances` : ''})`,
     runner: batched,
   },
   {
     key: 'unbatched',
-    label: `(c) helix serve, batching off (${SERVED_INSTANCES} instances)`,
+    label: `(c) helix serve, batching off (max_batch_size 0)`,
     runner: unbatched,
   },
 ]
@@ -180,20 +174,20 @@ console.log(
 console.log(
   `CPU per item, (a)/(b): ${(cpuMsPerItem.raw / cpuMsPerItem.batched).toFixed(2)} — the ceiling of (b)/(a) when both are CPU-bound; load average during the rounds ${median(loads).toFixed(1)} (median)`,
 )
-const ceilings = await measureCeilings(cpuMsPerItem.raw)
+const ceilingBatch = Math.max(1, Math.round(meanBatch.batched ?? 1))
+const ceilings = await measureCeilings(cpuMsPerItem.raw, ceilingBatch)
 const ms = (v) => v.toFixed(3)
 console.log(`What this machine allows, measured in this run (CPU ms per item; both modes CPU-bound):
   serving one item beyond the model (the same daemon and load on a model with the cls input that does
   no math): ${ms(ceilings.servingCpuMs.batched)} batched (${ceilings.nullItemsPerSecond.batched.toFixed(0)} items/s), ${ms(ceilings.servingCpuMs.unbatched)} unbatched (${ceilings.nullItemsPerSecond.unbatched.toFixed(0)} items/s)
-  onnxruntime in one helix instance (1 thread, no spinning): ${ms(ceilings.singleCpuMs.batch1)} at batch 1, ${ms(ceilings.singleCpuMs.batched)} at batch ${SERVED_BATCH} (${ceilings.batchGain.toFixed(2)}× the items/s)
+  onnxruntime in one helix instance (1 thread, no spinning): ${ms(ceilings.singleCpuMs.batch1)} at batch 1, ${ms(ceilings.singleCpuMs.batched)} at batch ${ceilingBatch}, (b)'s mean batch (${ceilings.batchGain.toFixed(2)}× the items/s)
   (b)/(a) ≈ raw / (raw + serving) = ${ceilings.servedVsRaw.toFixed(2)}
   (b)/(c) ≈ ${ceilings.batchedVsUnbatched.toFixed(2)}, and below ${ceilings.batchedVsUnbatchedBound.toFixed(2)} even if serving a batched item cost nothing (higher only while (c) leaves a core idle)`)
 console.log(
   JSON.stringify({
     bench: 'served-vs-raw',
     rawBatch: raw.batch,
-    servedMaxBatch: SERVED_BATCH,
-    servedInstances: SERVED_INSTANCES,
+    servedConfig: { batched: { ...INSTANCES }, unbatched: { max_batch_size: 0, ...INSTANCES } },
     itemsPerSecond: Object.fromEntries(Object.entries(perSecond).map(([k, v]) => [k, Math.round(v)])),
     cpuMsPerItem: Object.fromEntries(Object.entries(cpuMsPerItem).map(([k, v]) => [k, Number(v.toFixed(3))])),
     meanBatch: Object.fromEntries(Object.entries(meanBatch).map(([k, v]) => [k, v && Number(v.toFixed(1))])),
@@ -209,7 +203,7 @@ console.log(
       },
       singleThreadCpuMsPerItem: {
         batch1: Number(ceilings.singleCpuMs.batch1.toFixed(3)),
-        [`batch${SERVED_BATCH}`]: Number(ceilings.singleCpuMs.batched.toFixed(3)),
+        [`batch${ceilingBatch}`]: Number(ceilings.singleCpuMs.batched.toFixed(3)),
       },
       servedVsRaw: Number(ceilings.servedVsRaw.toFixed(2)),
       batchedVsUnbatched: Number(ceilings.batchedVsUnbatched.toFixed(2)),
@@ -223,16 +217,16 @@ console.log(
  * share the cores with onnxruntime, so served work per item is at least raw work + serving work;
  * serving work is measured on a model with the cls input that does almost no math, with (b)'s
  * config and with batching off. (b)/(c): on the CPU provider batching saves onnxruntime's per-call
- * overhead (what one helix instance gains from batch 1 to batch ${SERVED_BATCH}) and the per-run
+ * overhead (what one helix instance gains from batch 1 to (b)'s mean batch) and the per-run
  * hand-off to the worker thread, both measured here; nothing else.
  */
-async function measureCeilings(rawCpuMs) {
+async function measureCeilings(rawCpuMs, batchSize) {
   const nullModel = await writeNullClsModel()
   const servingCpuMs = {}
   const nullItemsPerSecond = {}
   for (const [key, config] of [
-    ['batched', { max_batch_size: SERVED_BATCH, max_queue_delay_ms: 2, instances: SERVED_INSTANCES }],
-    ['unbatched', { max_batch_size: 0, instances: SERVED_INSTANCES }],
+    ['batched', { ...INSTANCES }],
+    ['unbatched', { max_batch_size: 0, ...INSTANCES }],
   ]) {
     const served = await startServedModel({
       modelPath: nullModel,
@@ -262,7 +256,7 @@ async function measureCeilings(rawCpuMs) {
   try {
     for (const [key, batch] of [
       ['batch1', 1],
-      ['batched', SERVED_BATCH],
+      ['batched', batchSize],
     ]) {
       const tensor = new ort.Tensor('float32', randomItems(batch), [batch, ...ITEM_SHAPE])
       const before = ownCpuSeconds()

@@ -117,7 +117,11 @@ describe('inference through the model service', () => {
       expect(Array.from(r.outputs[0].data as Float32Array)).toEqual([i + 1, i + 1, i + 1, i + 1])
     }
     expect(Math.max(...results.map((r) => r.timing.batchSize))).toBe(4)
-    expect(results.reduce((n, r) => n + 1 / r.timing.batchSize, 0)).toBeCloseTo(3, 5)
+    // The first batch fills to the cap; with it running, the rest are cut for double buffering.
+    expect(results[0].timing.batchSize).toBe(4)
+    const batches = results.reduce((n, r) => n + 1 / r.timing.batchSize, 0)
+    expect(batches).toBeGreaterThanOrEqual(3 - 1e-9)
+    expect(batches).toBeLessThanOrEqual(6 + 1e-9)
     expect(
       (
         await rejection(

@@ -64,29 +64,31 @@ describe('Scheduler with queueAhead (worker-thread backends)', () => {
     return { scheduler, sizes, release: () => release() }
   }
 
-  it('hands over the next batch while one computes only when it is full', async () => {
+  it('hands each instance its next batch while one computes, cut from the load in flight', async () => {
     const { scheduler, sizes, release } = gated(true)
     const answers: Promise<ScheduledResult>[] = []
     answers.push(scheduler.enqueue(request(0)))
+    // Nothing running: the classic rule (full, or due after the delay, 0 here).
     expect(scheduler.stats().inFlightBatches).toBe(1)
-    for (let v = 1; v <= 3; v++) answers.push(scheduler.enqueue(request(v)))
-    // Three are due (delay 0) but an instance is busy: they wait for a fuller batch.
-    expect(scheduler.stats()).toMatchObject({ inFlightBatches: 1, queueDepth: 3 })
-    answers.push(scheduler.enqueue(request(4)))
-    // Four make a full batch: it goes ahead at once, queued behind the running one.
+    answers.push(scheduler.enqueue(request(1)))
+    // One batch running, two items in flight: one computing and one ready per instance = batches of 1.
     expect(scheduler.stats()).toMatchObject({ inFlightBatches: 2, queueDepth: 0 })
-    answers.push(scheduler.enqueue(request(5)), scheduler.enqueue(request(6)))
-    expect(scheduler.stats()).toMatchObject({ inFlightBatches: 2, queueDepth: 2 })
+    for (let v = 2; v <= 7; v++) answers.push(scheduler.enqueue(request(v)))
+    // The instance has a batch computing and one ready: the rest waits.
+    expect(scheduler.stats()).toMatchObject({ inFlightBatches: 2, queueDepth: 6 })
     release()
-    const results = await Promise.all(answers.slice(0, 5))
-    expect(results.map((r) => r.timing.batchSize)).toEqual([1, 4, 4, 4, 4])
-    expect(results.map((r) => (r.outputs[0].data as Float32Array)[0])).toEqual([1, 2, 3, 4, 5])
-    // The instance is free again: what gathered meanwhile runs as one batch.
+    await Promise.all(answers.slice(0, 2))
+    // Seven in flight on one instance: the batch made ready holds ceil(7 / 2) = 4 (the cap). The two
+    // left are fewer than ceil(6 / 2) = 3, so they wait for the instance although due (delay 0).
+    expect(scheduler.stats()).toMatchObject({ inFlightBatches: 1, queueDepth: 2 })
     release()
-    const rest = await Promise.all(answers.slice(5))
-    expect(rest.map((r) => r.timing.batchSize)).toEqual([2, 2])
-    expect(rest.map((r) => (r.outputs[0].data as Float32Array)[0])).toEqual([6, 7])
-    expect(sizes).toEqual([1, 4, 2])
+    await Promise.all(answers.slice(2, 6))
+    expect(scheduler.stats()).toMatchObject({ inFlightBatches: 1, queueDepth: 0 })
+    release()
+    const results = await Promise.all(answers)
+    expect(sizes).toEqual([1, 1, 4, 2])
+    expect(results.map((r) => r.timing.batchSize)).toEqual([1, 1, 4, 4, 4, 4, 2, 2])
+    expect(results.map((r) => (r.outputs[0].data as Float32Array)[0])).toEqual([1, 2, 3, 4, 5, 6, 7, 8])
   })
 
   it('without queueAhead waits for the running batch before dispatching even a full one', async () => {
@@ -102,7 +104,7 @@ describe('Scheduler with queueAhead (worker-thread backends)', () => {
 })
 
 describe('batching under concurrent load (model service, worker-thread default)', () => {
-  it('forms only full batches when many requests arrive at once', async () => {
+  it('keeps the instances fed with batches up to max_batch_size when many requests arrive at once', async () => {
     const { dir, cleanup } = await tempDir()
     await addToRepository(dir, 'add', addModel(), { config: { max_batch_size: 8, max_queue_delay_ms: 1000 } })
     const service = await createModelService({ repositoryDir: dir, defaultDevice: 'cpu' })
@@ -115,8 +117,11 @@ describe('batching under concurrent load (model service, worker-thread default)'
           }),
         ),
       )
-      // A 1 s delay could not have fired: every batch was dispatched because it was full.
-      expect(results.every((r) => r.timing.batchSize === 8)).toBe(true)
+      // The first batch fills to the cap (nothing runs yet); later ones are cut so each instance has
+      // one computing and one ready. None waited for the 1 s delay.
+      expect(results[0].timing.batchSize).toBe(8)
+      expect(results.every((r) => r.timing.batchSize <= 8)).toBe(true)
+      expect(Math.max(...results.map((r) => r.timing.queueMs))).toBeLessThan(1000)
       expect(results.map((r) => Array.from(r.outputs[0].data as Float32Array))).toEqual(
         Array.from({ length: 64 }, (_, i) => [2 * i, i, i, i]),
       )
