@@ -1,7 +1,8 @@
 // 1000 concurrent connections against a small model through `helix serve` for 30 s (product brief:
 // no errors, P95 < 100 ms, ≥ 1000 req/s), with a bare Fastify echo server under the same load as the
 // reference measured in the same run. The load is 1000 users, each on its own keep-alive connection,
-// together offering 1000 req/s as a Poisson stream (open loop, latency from the intended send time).
+// together offering 1100 req/s as a Poisson stream (open loop, latency from the intended send time):
+// 10 % above the brief's 1000, so the random arrivals of a 30 s run cannot fall just short of it.
 // A closed loop of 1000 clients would instead measure saturation: by Little's law its latency is
 // 1000 / throughput, so it is reported too, as the capacity at that concurrency.
 import { join } from 'node:path'
@@ -12,7 +13,7 @@ import { writeTinyModel } from './support/tiny-model.js'
 
 const CONNECTIONS = 1000
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 30)
-const RATE = Number(process.env.BENCH_RATE ?? 1000)
+const RATE = Number(process.env.BENCH_RATE ?? 1100)
 const TARGETS = { errors: 0, p95Ms: 100, throughput: 1000 }
 
 const model = await writeTinyModel()

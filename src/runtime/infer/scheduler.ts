@@ -286,17 +286,20 @@ export class Scheduler {
   }
 
   /**
-   * The batch size that counts as full. Under load (a batch already running) with queueAhead,
-   * batches are cut so each instance has one computing and one ready: the items in flight /
-   * (2 × instances), up to the cap. A batch holding every waiting client would leave its instance
-   * idle while those clients get their answers and send again: PP-OCR cls at 32 clients on 2
-   * instances served 1771 items/s at batches of 16 and 2879 at batches of 8 (bench/README.md). With
-   * nothing running, or without queueAhead, the cap counts and max_queue_delay_ms is waited for.
+   * The batch size that counts as full. Under load with queueAhead (a batch running, or at least two
+   * items per instance waiting), batches are cut so each instance has one computing and one ready:
+   * the items in flight / (2 × instances), up to the cap. A batch holding every waiting client would
+   * leave its instance idle while those clients get their answers and send again: PP-OCR cls at 32
+   * clients on 2 instances served 1771 items/s at batches of 16 and 2879 at batches of 8
+   * (bench/README.md). Light load, or no queueAhead: the cap counts and max_queue_delay_ms is
+   * waited for.
    */
   private doubleBuffered(cap: number): number {
-    if (!this.options.queueAhead || this.running === 0) return cap
+    if (!this.options.queueAhead) return cap
+    const perInstance = 2 * this.options.concurrency
     const inFlight = this.queuedItems + this.runningItems
-    return Math.min(cap, Math.max(1, Math.ceil(inFlight / (2 * this.options.concurrency))))
+    if (this.running === 0 && inFlight < perInstance) return cap
+    return Math.min(cap, Math.max(1, Math.ceil(inFlight / perInstance)))
   }
 
   private async runBatch(batch: Pending[]): Promise<void> {
