@@ -7,14 +7,20 @@ export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..')
 export const HELIX_BIN = join(ROOT, 'bin', 'run.js')
 
 /**
- * Spawns `helix serve --dir <dir> --port 0 …` and resolves with its URL once it prints
- * "listening on <url>". `nodeArgs` go to node itself (e.g. --cpu-prof). Rejects when it exits first or does not listen within timeoutMs.
+ * Spawns `helix serve --dir <dir> --port 0 …` (with --no-auth unless `auth`) and resolves with its
+ * URL once it prints "listening on <url>". `nodeArgs` go to node itself (e.g. --cpu-prof); the
+ * env BENCH_DAEMON_NODE_ARGS adds more. Rejects when it exits first or does not listen within timeoutMs.
  */
-export function startDaemon(dir, { args = [], env = {}, nodeArgs = [], timeoutMs = 60_000 } = {}) {
+export function startDaemon(
+  dir,
+  { args = [], env = {}, nodeArgs = [], auth = false, timeoutMs = 60_000 } = {},
+) {
+  const extraNodeArgs = process.env.BENCH_DAEMON_NODE_ARGS?.split(' ').filter(Boolean) ?? []
   const child = spawn(
     process.execPath,
     [
       ...nodeArgs,
+      ...extraNodeArgs,
       HELIX_BIN,
       'serve',
       '--dir',
@@ -23,7 +29,7 @@ export function startDaemon(dir, { args = [], env = {}, nodeArgs = [], timeoutMs
       '127.0.0.1',
       '--port',
       '0',
-      '--no-auth',
+      ...(auth ? [] : ['--no-auth']),
       ...args,
     ],
     {

@@ -5,7 +5,8 @@ import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseDocument } from 'yaml'
-import { HELIX_BIN, helixBench, runNode, startListening } from './processes.js'
+import { startDaemon } from '../lib/daemon.js'
+import { HELIX_BIN, helixBench, runNode } from './processes.js'
 
 /**
  * Rate limits far above what one machine can send, so the limiter runs on every request (its cost is
@@ -47,22 +48,7 @@ export async function serveModels(models, { auth = true, configs = {} } = {}) {
       ]),
     ).key
   }
-  const daemon = await startListening(
-    HELIX_BIN,
-    [
-      'serve',
-      '--dir',
-      dir,
-      '--host',
-      '127.0.0.1',
-      '--port',
-      '0',
-      '--log-level',
-      'warn',
-      ...(auth ? [] : ['--no-auth']),
-    ],
-    { nodeArgs: process.env.BENCH_DAEMON_NODE_ARGS?.split(' ').filter(Boolean) },
-  )
+  const daemon = await startDaemon(dir, { auth })
   return {
     url: daemon.url,
     dir,

@@ -9,8 +9,8 @@ export const HELIX_BIN = join(ROOT, 'bin', 'run.js')
 export const AUTOCANNON_BIN = join(ROOT, 'node_modules', 'autocannon', 'autocannon.js')
 
 /** Starts `node script args` and resolves with { url, stop } once it prints "listening on <url>". */
-export function startListening(script, args = [], { env = {}, nodeArgs = [], timeoutMs = 60_000 } = {}) {
-  const child = spawn(process.execPath, [...nodeArgs, script, ...args], {
+export function startListening(script, args = [], { env = {}, timeoutMs = 60_000 } = {}) {
+  const child = spawn(process.execPath, [script, ...args], {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   })

@@ -1,22 +1,15 @@
 import { createHash } from 'node:crypto'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { beforeAll, describe, expect, it } from 'vitest'
 import { UsageRecorder } from '../../../src/runtime/auth/usage-recorder.js'
-import { migrate } from '../../../src/runtime/db/migrator.js'
 import type { DatabasePool } from '../../../src/runtime/db/pool.js'
 import { apiKeys, users } from '../../../src/runtime/db/repositories/index.js'
-import { databaseTargets, openPool, provisionDatabase, type TestDatabase } from '../db/database-targets.js'
+import { databaseTargets, useMigratedDatabase } from '../db/database-targets.js'
 
 describe.each(databaseTargets())('UsageRecorder against the %s database', (kind) => {
-  let db: TestDatabase
+  const database = useMigratedDatabase(kind)
   let pool: DatabasePool
-  beforeAll(async () => {
-    db = await provisionDatabase(kind)
-    pool = openPool(db)
-    await migrate(pool)
-  })
-  afterAll(async () => {
-    await pool?.close()
-    await db?.teardown()
+  beforeAll(() => {
+    pool = database.pool
   })
 
   it('writes every buffered request row, field for field, and sums usage per key in one flush', async () => {

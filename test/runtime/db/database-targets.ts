@@ -1,6 +1,8 @@
 import { randomBytes } from 'node:crypto'
 import pg from 'pg'
+import { afterAll, beforeAll } from 'vitest'
 import { startEmbedded, stopEmbedded } from '../../../src/provision/postgres/embedded-server.js'
+import { migrate } from '../../../src/runtime/db/migrator.js'
 import { DatabasePool } from '../../../src/runtime/db/pool.js'
 import { type DatabaseTarget, resolveDatabase } from '../../../src/runtime/db/resolve.js'
 import { type HelixConfig, parseConfig } from '../../../src/shared/config.js'
@@ -80,6 +82,24 @@ export async function provisionDatabase(kind: TargetKind): Promise<TestDatabase>
 
 export function openPool(db: TestDatabase): DatabasePool {
   return new DatabasePool(db.target, db.config.database)
+}
+
+/**
+ * For a describe block: a database of `kind`, migrated, with a pool on it (`.pool` once beforeAll
+ * has run), torn down after the block.
+ */
+export function useMigratedDatabase(kind: TargetKind): { pool: DatabasePool } {
+  const state = {} as { pool: DatabasePool; db?: TestDatabase }
+  beforeAll(async () => {
+    state.db = await provisionDatabase(kind)
+    state.pool = openPool(state.db)
+    await migrate(state.pool)
+  })
+  afterAll(async () => {
+    await state.pool?.close()
+    await state.db?.teardown()
+  })
+  return state
 }
 
 /** "Drop everything": every table of the schema, the migrations ledger included. */

@@ -1,6 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { migrate } from '../../../src/runtime/db/migrator.js'
+import { beforeAll, describe, expect, it } from 'vitest'
 import type { DatabasePool } from '../../../src/runtime/db/pool.js'
 import {
   apiKeys,
@@ -13,24 +12,17 @@ import {
   users,
 } from '../../../src/runtime/db/repositories/index.js'
 import { isHelixError } from '../../../src/shared/errors.js'
-import { databaseTargets, openPool, provisionDatabase, type TestDatabase } from './database-targets.js'
+import { databaseTargets, useMigratedDatabase } from './database-targets.js'
 
 const hash = (s: string) => createHash('sha256').update(s).digest('hex')
 const token = () => randomBytes(16).toString('base64url')
 const inMinutes = (m: number) => new Date(Date.now() + m * 60_000)
 
 describe.each(databaseTargets())('repositories against the %s database', (kind) => {
-  let db: TestDatabase
+  const database = useMigratedDatabase(kind)
   let pool: DatabasePool
-
-  beforeAll(async () => {
-    db = await provisionDatabase(kind)
-    pool = openPool(db)
-    await migrate(pool)
-  })
-  afterAll(async () => {
-    await pool?.close()
-    await db?.teardown()
+  beforeAll(() => {
+    pool = database.pool
   })
 
   it('users: unique e-mail regardless of case, profile changes, password stamp, disable, delete', async () => {
