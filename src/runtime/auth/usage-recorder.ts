@@ -68,18 +68,27 @@ export class UsageRecorder {
               [...counters.keys()],
             ])
           }
-          // One JSON document for the whole batch: JSON.stringify is native, where 14 array parameters
-          // cost node-postgres an escaping pass per element (~4 % of the daemon's CPU at 20k req/s).
           await tx.query(
             `INSERT INTO request_log (at, request_id, user_id, api_key_id, method, route, model, model_version, status,
                                       duration_ms, items, tokens, ip, user_agent)
-             SELECT COALESCE(r."at", now()), r."requestId", r."userId", r."apiKeyId", r."method", r."route", r."model",
-                    r."modelVersion", r."status", r."durationMs", COALESCE(r."items", 0), COALESCE(r."tokens", 0),
-                    r."ip", r."userAgent"
-             FROM json_to_recordset($1::json) AS r("at" timestamptz, "requestId" text, "userId" uuid, "apiKeyId" uuid,
-                  "method" text, "route" text, "model" text, "modelVersion" text, "status" int, "durationMs" float8,
-                  "items" int, "tokens" int, "ip" inet, "userAgent" text)`,
-            [JSON.stringify(requests)],
+             SELECT * FROM unnest($1::timestamptz[], $2::text[], $3::uuid[], $4::uuid[], $5::text[], $6::text[], $7::text[],
+                                  $8::text[], $9::int[], $10::float8[], $11::int[], $12::int[], $13::inet[], $14::text[])`,
+            [
+              requests.map((r) => r.at ?? new Date()),
+              requests.map((r) => r.requestId),
+              requests.map((r) => r.userId ?? null),
+              requests.map((r) => r.apiKeyId ?? null),
+              requests.map((r) => r.method),
+              requests.map((r) => r.route),
+              requests.map((r) => r.model ?? null),
+              requests.map((r) => r.modelVersion ?? null),
+              requests.map((r) => r.status),
+              requests.map((r) => r.durationMs),
+              requests.map((r) => r.items ?? 0),
+              requests.map((r) => r.tokens ?? 0),
+              requests.map((r) => r.ip ?? null),
+              requests.map((r) => r.userAgent ?? null),
+            ],
           )
         })
       } catch (err) {
