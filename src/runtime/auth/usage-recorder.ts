@@ -1,3 +1,6 @@
+import { Readable } from 'node:stream'
+import { pipeline } from 'node:stream/promises'
+import { from as copyFrom } from 'pg-copy-streams'
 import type { DatabasePool } from '../db/pool.js'
 import type { RequestLogEntry } from '../db/repositories/request-log.js'
 import type { AuthLogger } from './identity-deps.js'
@@ -68,28 +71,10 @@ export class UsageRecorder {
               [...counters.keys()],
             ])
           }
-          await tx.query(
-            `INSERT INTO request_log (at, request_id, user_id, api_key_id, method, route, model, model_version, status,
-                                      duration_ms, items, tokens, ip, user_agent)
-             SELECT * FROM unnest($1::timestamptz[], $2::text[], $3::uuid[], $4::uuid[], $5::text[], $6::text[], $7::text[],
-                                  $8::text[], $9::int[], $10::float8[], $11::int[], $12::int[], $13::inet[], $14::text[])`,
-            [
-              requests.map((r) => r.at ?? new Date()),
-              requests.map((r) => r.requestId),
-              requests.map((r) => r.userId ?? null),
-              requests.map((r) => r.apiKeyId ?? null),
-              requests.map((r) => r.method),
-              requests.map((r) => r.route),
-              requests.map((r) => r.model ?? null),
-              requests.map((r) => r.modelVersion ?? null),
-              requests.map((r) => r.status),
-              requests.map((r) => r.durationMs),
-              requests.map((r) => r.items ?? 0),
-              requests.map((r) => r.tokens ?? 0),
-              requests.map((r) => r.ip ?? null),
-              requests.map((r) => r.userAgent ?? null),
-            ],
-          )
+          // COPY, PostgreSQL's bulk path: a third less CPU on the server than INSERT … unnest($1…$14)
+          // and no per-element escaping by node-postgres (bench/README.md, full-stack-vs-echo).
+          const copy = tx.query(copyFrom(`COPY request_log (${LOG_COLUMNS.join(', ')}) FROM STDIN`))
+          await pipeline(Readable.from([requestLogRows(requests)]), copy)
         })
       } catch (err) {
         // Bookkeeping must never fail a request; a lost batch is logged (without its contents).
@@ -103,4 +88,56 @@ export class UsageRecorder {
     clearInterval(this.timer)
     await this.flush()
   }
+}
+
+const LOG_COLUMNS = [
+  'at',
+  'request_id',
+  'user_id',
+  'api_key_id',
+  'method',
+  'route',
+  'model',
+  'model_version',
+  'status',
+  'duration_ms',
+  'items',
+  'tokens',
+  'ip',
+  'user_agent',
+] as const
+
+const COPY_ESCAPES: Record<string, string> = { '\\': '\\\\', '\t': '\\t', '\n': '\\n', '\r': '\\r' }
+
+/** One value in COPY's text format: \N for NULL, backslash escapes for \\ TAB LF CR. */
+function copyValue(value: string | number | Date | null | undefined): string {
+  if (value === null || value === undefined) return '\\N'
+  const text = value instanceof Date ? value.toISOString() : String(value)
+  return /[\\\t\n\r]/.test(text) ? text.replace(/[\\\t\n\r]/g, (c) => COPY_ESCAPES[c]) : text
+}
+
+/** The buffered requests as COPY text rows, in LOG_COLUMNS order. */
+export function requestLogRows(requests: RequestLogEntry[]): string {
+  let out = ''
+  for (const r of requests) {
+    out += `${[
+      r.at ?? new Date(),
+      r.requestId,
+      r.userId,
+      r.apiKeyId,
+      r.method,
+      r.route,
+      r.model,
+      r.modelVersion,
+      r.status,
+      r.durationMs,
+      r.items ?? 0,
+      r.tokens ?? 0,
+      r.ip,
+      r.userAgent,
+    ]
+      .map(copyValue)
+      .join('\t')}\n`
+  }
+  return out
 }

@@ -27,7 +27,7 @@ describe.each(databaseTargets())('UsageRecorder against the %s database', (kind)
     recorder.record({
       served: true,
       at,
-      requestId: 'req-1',
+      requestId: 'req-1\nline2\r',
       userId: owner.id,
       apiKeyId: key.id,
       method: 'POST',
@@ -39,7 +39,7 @@ describe.each(databaseTargets())('UsageRecorder against the %s database', (kind)
       items: 8,
       tokens: 3,
       ip: '::1',
-      userAgent: 'helix-bench "quoted" \\ back,slash {brace} ünï',
+      userAgent: 'helix-bench "quoted" \\ back,slash {brace} ünï\ttab \\N',
     })
     recorder.record({
       served: false,
@@ -67,7 +67,7 @@ describe.each(databaseTargets())('UsageRecorder against the %s database', (kind)
     )
     expect(rows).toHaveLength(3)
     expect(rows[0]).toMatchObject({
-      request_id: 'req-1',
+      request_id: 'req-1\nline2\r',
       user_id: owner.id,
       api_key_id: key.id,
       method: 'POST',
@@ -79,7 +79,7 @@ describe.each(databaseTargets())('UsageRecorder against the %s database', (kind)
       items: 8,
       tokens: 3,
       ip: '::1',
-      user_agent: 'helix-bench "quoted" \\ back,slash {brace} ünï',
+      user_agent: 'helix-bench "quoted" \\ back,slash {brace} ünï\ttab \\N',
     })
     expect((rows[0].at as Date).toISOString()).toBe(at.toISOString())
     // Absent fields: NULL, counts 0, the time of the flush.
