@@ -71,7 +71,7 @@ export class UsageRecorder {
               [...counters.keys()],
             ])
           }
-          // COPY, PostgreSQL's bulk path: a third less CPU on the server than INSERT … unnest($1…$14)
+          // COPY, PostgreSQL's bulk path: a sixth less CPU on the server than INSERT … unnest($1…$14)
           // and no per-element escaping by node-postgres (bench/README.md, full-stack-vs-echo).
           const copy = tx.query(copyFrom(`COPY request_log (${LOG_COLUMNS.join(', ')}) FROM STDIN`))
           await pipeline(Readable.from([requestLogRows(requests)]), copy)
