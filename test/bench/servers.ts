@@ -24,10 +24,12 @@ export interface ServerOptions {
   status?: number
   /** Required bearer token; other requests get 401. */
   key?: string
+  /** Serve HTTPS with this PEM key and certificate. */
+  https?: { key: string; cert: string }
 }
 
 export async function startServer(options: ServerOptions = {}): Promise<TestServer> {
-  const app = Fastify()
+  const app = options.https ? Fastify({ https: options.https }) : Fastify()
   const hits = new Map<string, number>()
   const arrivals: number[] = []
   let inFlight = 0

@@ -1,8 +1,9 @@
-import { copyFile, writeFile } from 'node:fs/promises'
+import { copyFile, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { unreachableHint } from '../../../src/bench/targets/preflight.js'
 import { type HelixDaemon, startHelixWithCls } from '../../bench/helix-daemon.js'
+import { startServer } from '../../bench/servers.js'
 import { tempDir } from '../../helpers/cli.js'
 import { benchInProcess as bench } from './bench-in-process.js'
 
@@ -90,6 +91,43 @@ describe('helix bench over TLS and mTLS', () => {
         .split('\n')
         .filter((l) => l.includes('Error')).length,
     ).toBeLessThanOrEqual(1)
+  })
+
+  it('streams chat tokens over TLS (the undici path) with the same trust', async () => {
+    const certs = join(tls.dir, 'certs')
+    const chat = await startServer({
+      https: {
+        key: await readFile(join(certs, 'server.key'), 'utf8'),
+        cert: await readFile(join(certs, 'server.crt'), 'utf8'),
+      },
+    })
+    try {
+      expect(chat.url).toMatch(/^https:/)
+      const args = [
+        '--target',
+        'openai-chat',
+        '--url',
+        chat.url,
+        '--model',
+        'llm',
+        '-c',
+        '1',
+        '-n',
+        '4',
+        '--warmup',
+        '0s',
+        '--json',
+      ]
+      const ok = await bench([...args, '--dir', tls.dir])
+      expect(ok.exit, ok.err).toBeUndefined()
+      expect(ok.result?.steps[0].successes).toBe(4)
+      expect(ok.result?.steps[0].stream?.interTokenLatency.count).toBe(12)
+      const untrusted = await bench([...args, '--dir', other.dir])
+      expect(untrusted.exit).toBe(1)
+      expect(untrusted.err).toContain('--cacert')
+    } finally {
+      await chat.close()
+    }
   })
 
   it('refuses TLS flags that cannot work, before connecting', async () => {
