@@ -5,9 +5,9 @@
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { ROOT } from './lib/daemon.js'
 import { startHttpLoad } from './lib/http-load.js'
 import { rate } from './lib/measure.js'
+import { ROOT } from './support/processes.js'
 
 const dist = (p) => import(join(ROOT, 'dist', p))
 const { buildApp } = await dist('runtime/app.js')
@@ -25,14 +25,7 @@ const CONCURRENCY = 16
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 7)
 const ROUND_MS = Number(process.env.BENCH_ROUND_MS ?? 2000)
 const TARGET = 0.95
-const MODEL = join(
-  ROOT,
-  'node_modules',
-  '@gutenye',
-  'ocr-models',
-  'assets',
-  'ch_ppocr_mobile_v2.0_cls_infer.onnx',
-)
+const MODEL = (await dist('ops/demo-model.js')).demoModelPath()
 
 const dir = await mkdtemp(join(tmpdir(), 'helix-bench-auth-'))
 const home = new HelixHome(dir)

@@ -7,19 +7,12 @@
 import { loadavg } from 'node:os'
 import { join } from 'node:path'
 import ort from 'onnxruntime-node'
-import { ROOT } from './lib/daemon.js'
 import { closedLoop, rate } from './lib/measure.js'
 import { startServedModel } from './lib/served-model.js'
+import { ROOT } from './support/processes.js'
 import { writeNullClsModel } from './support/tiny-model.js'
 
-const MODEL = join(
-  ROOT,
-  'node_modules',
-  '@gutenye',
-  'ocr-models',
-  'assets',
-  'ch_ppocr_mobile_v2.0_cls_infer.onnx',
-)
+const MODEL = (await import(join(ROOT, 'dist', 'ops', 'demo-model.js'))).demoModelPath()
 const ITEM_SHAPE = [3, 48, 192]
 const ITEM_ELEMENTS = ITEM_SHAPE.reduce((a, b) => a * b, 1)
 const CONCURRENCY = 32

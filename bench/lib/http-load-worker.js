@@ -3,19 +3,14 @@
 // connections, one per client: helix bench's own HTTP/1.1 lanes (dist/bench/http1-lane.js), which
 // cost the shared CPU less than undici (bench/README.md, "helix bench vs autocannon").
 import { parentPort, workerData } from 'node:worker_threads'
-import { Http1Lane, serializeRequest } from '../../dist/bench/http1-lane.js'
+import { Http1Lane, laneTarget } from '../../dist/bench/http1-lane.js'
 import { closedLoop } from './measure.js'
 
 const { url, path, headers, concurrency } = workerData
-const origin = new URL(url)
-const target = {
-  host: origin.hostname,
-  port: Number(origin.port),
-  tls: origin.protocol === 'https:',
-  request: serializeRequest(origin, path, 'POST', headers, new Uint8Array(workerData.body)),
-  responseHasBody: true,
-  timeoutMs: 30_000,
-}
+const target = laneTarget(
+  { origin: new URL(url).origin, path, method: 'POST', headers, body: new Uint8Array(workerData.body) },
+  30_000,
+)
 const lanes = Array.from({ length: concurrency }, () => new Http1Lane(target))
 let batches = 0
 

@@ -8,9 +8,12 @@ export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..')
 export const HELIX_BIN = join(ROOT, 'bin', 'run.js')
 export const AUTOCANNON_BIN = join(ROOT, 'node_modules', 'autocannon', 'autocannon.js')
 
-/** Starts `node script args` and resolves with { url, stop } once it prints "listening on <url>". */
-export function startListening(script, args = [], { env = {}, timeoutMs = 60_000 } = {}) {
-  const child = spawn(process.execPath, [script, ...args], {
+/**
+ * Starts `node [nodeArgs] script args` and resolves with { url, child, stop } once it prints
+ * "listening on <url>"; `stop()` sends SIGTERM (SIGKILL after 15 s) and resolves with the exit code.
+ */
+export function startListening(script, args = [], { env = {}, nodeArgs = [], timeoutMs = 60_000 } = {}) {
+  const child = spawn(process.execPath, [...nodeArgs, script, ...args], {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   })
@@ -38,12 +41,12 @@ export function startListening(script, args = [], { env = {}, timeoutMs = 60_000
 }
 
 function stop(child) {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve()
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(child.exitCode)
   return new Promise((resolvePromise) => {
     const timer = setTimeout(() => child.kill('SIGKILL'), 15_000)
-    child.once('exit', () => {
+    child.once('exit', (code) => {
       clearTimeout(timer)
-      resolvePromise()
+      resolvePromise(code)
     })
     child.kill('SIGTERM')
   })

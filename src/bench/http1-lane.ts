@@ -1,5 +1,6 @@
 import net from 'node:net'
 import tls from 'node:tls'
+import type { RequestPlan } from './types.js'
 
 /** What a finished exchange reports: the status and the raw Server-Timing header, or a failure. */
 export type LaneCallback = (status: number, serverTiming: string | undefined, error?: string) => void
@@ -19,6 +20,23 @@ export interface LaneTarget {
 }
 
 const CRLF_CRLF = Buffer.from('\r\n\r\n')
+
+/** Where lanes replaying `plan` connect and what they send (IPv6 brackets stripped, default ports). */
+export function laneTarget(
+  plan: Pick<RequestPlan, 'origin' | 'path' | 'method' | 'headers' | 'body' | 'tls'>,
+  timeoutMs: number,
+): LaneTarget {
+  const url = new URL(plan.origin)
+  return {
+    host: url.hostname.replace(/^\[|\]$/g, ''),
+    port: Number(url.port) || (url.protocol === 'https:' ? 443 : 80),
+    tls: url.protocol === 'https:',
+    request: serializeRequest(url, plan.path, plan.method, plan.headers, plan.body),
+    responseHasBody: plan.method !== 'HEAD',
+    timeoutMs,
+    ...(plan.tls ? { tlsOptions: plan.tls } : {}),
+  }
+}
 
 /**
  * Serialises one request once, so every send is a single write of the same bytes (what wrk and

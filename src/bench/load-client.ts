@@ -1,6 +1,6 @@
 import { performance } from 'node:perf_hooks'
 import { Client, type Dispatcher } from 'undici'
-import { Http1Lane, serializeRequest } from './http1-lane.js'
+import { Http1Lane, laneTarget } from './http1-lane.js'
 import { parseServerTiming } from './server-timing.js'
 import { SseTokenParser } from './sse-tokens.js'
 import type { Sample } from './step-recorder.js'
@@ -29,16 +29,7 @@ export class LoadClient {
   ) {
     const count = Math.max(1, lanes)
     if (plan.stream === 'none') {
-      const url = new URL(plan.origin)
-      const target = {
-        host: url.hostname.replace(/^\[|\]$/g, ''),
-        port: Number(url.port) || (url.protocol === 'https:' ? 443 : 80),
-        tls: url.protocol === 'https:',
-        request: serializeRequest(url, plan.path, plan.method, plan.headers, plan.body),
-        responseHasBody: plan.method !== 'HEAD',
-        timeoutMs,
-        ...(plan.tls ? { tlsOptions: plan.tls } : {}),
-      }
+      const target = laneTarget(plan, timeoutMs)
       this.lanes = Array.from({ length: count }, () => new Http1Lane(target))
     } else {
       const options = {

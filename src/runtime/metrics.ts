@@ -1,6 +1,9 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client'
 import type { ModelService } from './infer/types.js'
 
+/** Buckets of the per-request queue and compute histograms: 0.5 ms to 2.5 s. */
+const INFERENCE_SECONDS_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5]
+
 /**
  * The daemon's Prometheus metrics. The names are a contract: the generated alert rules and Grafana
  * dashboard query them. One registry per app so several apps (tests) never share counters.
@@ -27,7 +30,7 @@ export class HelixMetrics {
     name: 'helix_inference_queue_seconds',
     help: 'Time an inference request waited in its scheduler queue.',
     labelNames: ['model', 'version'] as const,
-    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    buckets: INFERENCE_SECONDS_BUCKETS,
     registers: [this.registry],
   })
 
@@ -35,7 +38,7 @@ export class HelixMetrics {
     name: 'helix_inference_compute_seconds',
     help: 'Backend time of the batch an inference request ran in.',
     labelNames: ['model', 'version'] as const,
-    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    buckets: INFERENCE_SECONDS_BUCKETS,
     registers: [this.registry],
   })
 

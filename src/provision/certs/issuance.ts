@@ -15,19 +15,27 @@ import { generateKeyPair, privateKeyDer, type SigningKeyPair } from './key-pair.
 import { buildPkcs12 } from './pkcs12.js'
 import { caValidity, leafValidity } from './validity.js'
 
-/** Files to write for one issuance, in the order they are committed. */
-export interface Issuance {
-  files: PlannedFile[]
-  /** The same files, relative to the helix directory, for the report. */
-  names: CertFile[]
+/** A file to write, with its name relative to the helix directory (for the report). */
+export interface PlannedCertFile extends PlannedFile {
+  name: CertFile
 }
 
-function planned(home: HelixHome, file: CertFile, data: string | Uint8Array, mode: number) {
-  return { path: certPath(home, file), data, mode }
+/** Files to write for one issuance, in the order they are committed. */
+export interface Issuance {
+  files: PlannedCertFile[]
+}
+
+function planned(home: HelixHome, file: CertFile, data: string | Uint8Array, mode: number): PlannedCertFile {
+  return { path: certPath(home, file), name: file, data, mode }
+}
+
+/** The issuance's files relative to the helix directory, in commit order. */
+export function issuedNames(issuance: Issuance): CertFile[] {
+  return issuance.files.map((f) => f.name)
 }
 
 export function mergeIssuances(...parts: Issuance[]): Issuance {
-  return { files: parts.flatMap((p) => p.files), names: parts.flatMap((p) => p.names) }
+  return { files: parts.flatMap((p) => p.files) }
 }
 
 /** A new root CA (key 0600). */
@@ -45,7 +53,6 @@ export async function planAuthority(
       planned(home, CERT_FILES.caCert, issued.pem, PUBLIC_MODE),
       planned(home, CERT_FILES.caKey, keys.privateKeyPem, PRIVATE_MODE),
     ],
-    names: [CERT_FILES.caCert, CERT_FILES.caKey],
   }
 }
 
@@ -55,7 +62,6 @@ export function planBundle(home: HelixHome, pems: string[]): Issuance {
     files: [
       planned(home, CERT_FILES.caBundle, pems.map((pem) => `${pem.trimEnd()}\n`).join(''), PUBLIC_MODE),
     ],
-    names: [CERT_FILES.caBundle],
   }
 }
 
@@ -98,7 +104,6 @@ export async function planServer(
       planned(home, CERT_FILES.serverCert, issued.pem, PUBLIC_MODE),
       planned(home, CERT_FILES.serverKey, keys.privateKeyPem, PRIVATE_MODE),
     ],
-    names: [CERT_FILES.serverCert, CERT_FILES.serverKey],
   }
 }
 
@@ -118,7 +123,7 @@ export async function planClientP12(
     friendlyName,
     password,
   })
-  return { files: [planned(home, CERT_FILES.clientP12, p12, PRIVATE_MODE)], names: [CERT_FILES.clientP12] }
+  return { files: [planned(home, CERT_FILES.clientP12, p12, PRIVATE_MODE)] }
 }
 
 export interface ClientRequest {
@@ -157,6 +162,5 @@ export async function planClient(
       planned(home, CERT_FILES.clientKey, keys.privateKeyPem, PRIVATE_MODE),
       ...p12.files,
     ],
-    names: [CERT_FILES.clientCert, CERT_FILES.clientKey, ...p12.names],
   }
 }

@@ -8,7 +8,7 @@ import { loadAuthority } from './authority-store.js'
 import { CERT_FILES, parseCertificates } from './cert-files.js'
 import type { Authority, LeafKind } from './certificate-profiles.js'
 import { DEFAULT_CLIENT_NAME } from './certificates.js'
-import { planClient, planServer } from './issuance.js'
+import { issuedNames, planClient, planServer } from './issuance.js'
 import { generateP12Password, validateP12Password } from './p12-password.js'
 import { serverSubjectAltNames } from './subject-alt-names.js'
 import { type CertificateSummary, summarize } from './summary.js'
@@ -70,7 +70,7 @@ export async function issueCertificate(
       'server',
       warnDays,
     )
-    return { kind, created: plan.names, kept: [], certificate }
+    return { kind, created: issuedNames(plan), kept: [], certificate }
   }
   const generated = options.p12Password === undefined ? generateP12Password() : undefined
   const plan = await planClient(home, authority, {
@@ -87,7 +87,7 @@ export async function issueCertificate(
   )
   return {
     kind,
-    created: plan.names,
+    created: issuedNames(plan),
     kept: [],
     certificate,
     ...(generated ? { clientP12Password: generated } : {}),

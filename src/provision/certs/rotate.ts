@@ -8,6 +8,7 @@ import type { Authority } from './certificate-profiles.js'
 import { DEFAULT_CLIENT_NAME } from './certificates.js'
 import {
   type Issuance,
+  issuedNames,
   mergeIssuances,
   planAuthority,
   planBundle,
@@ -83,7 +84,7 @@ async function finishRoll(home: HelixHome): Promise<RotateResult> {
   if (bundle.length === 0) return { action: 'finish', created: [], kept: [], trusted: [subjectOf(ca)] }
   const plan = planBundle(home, [ca.pem])
   await commitFiles(plan.files)
-  return { action: 'finish', created: plan.names, kept: [], trusted: [subjectOf(ca)] }
+  return { action: 'finish', created: issuedNames(plan), kept: [], trusted: [subjectOf(ca)] }
 }
 
 /** `helix certs rotate [--ca | --finish]` (see the lifecycle above). Everything is one atomic commit. */
@@ -106,7 +107,7 @@ export async function rotateCertificates(
     const others = bundle.filter((b) => !b.certificate.raw.equals(ca.certificate.raw))
     return {
       action: 'leaves',
-      created: plan.names,
+      created: issuedNames(plan),
       kept: [],
       trusted: [ca, ...others].map(subjectOf),
       ...secret,
@@ -129,5 +130,5 @@ export async function rotateCertificates(
   const plan = mergeIssuances(caPlan, bundle, leaves)
   await commitFiles(plan.files)
   const trusted = [caPlan.authority.certificate.subject, ...previous.map(subjectOf)]
-  return { action: 'ca', created: plan.names, kept: [], trusted, ...secret }
+  return { action: 'ca', created: issuedNames(plan), kept: [], trusted, ...secret }
 }
