@@ -1,4 +1,3 @@
-import { execFileSync } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import http from 'node:http'
 import net from 'node:net'
@@ -8,6 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import tls from 'node:tls'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { Http1Lane, type LaneTarget, serializeRequest } from '../../src/bench/http1-lane.js'
+import { writeSelfSigned } from '../helpers/openssl.js'
 import { startServer } from './servers.js'
 
 /**
@@ -638,29 +638,14 @@ describe('Http1Lane over TLS', () => {
   let dir: string
   let key: Buffer
   let cert: Buffer
-  beforeAll(() => {
+  beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'helix-lane-tls-'))
-    execFileSync(
-      'openssl',
-      [
-        'req',
-        '-x509',
-        '-newkey',
-        'ec',
-        '-pkeyopt',
-        'ec_paramgen_curve:prime256v1',
-        '-nodes',
-        '-days',
-        '1',
-        '-subj',
-        '/CN=localhost',
-        '-keyout',
-        join(dir, 'key.pem'),
-        '-out',
-        join(dir, 'cert.pem'),
-      ],
-      { stdio: 'ignore' },
-    )
+    await writeSelfSigned({
+      keyOut: join(dir, 'key.pem'),
+      certOut: join(dir, 'cert.pem'),
+      days: 1,
+      subject: '/CN=localhost',
+    })
     key = readFileSync(join(dir, 'key.pem'))
     cert = readFileSync(join(dir, 'cert.pem'))
   })

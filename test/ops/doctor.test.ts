@@ -1,7 +1,6 @@
 import { chmod, copyFile, mkdir, writeFile } from 'node:fs/promises'
 import { createServer, type Server } from 'node:net'
 import { join } from 'node:path'
-import { execa } from 'execa'
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import {
   checkCertificates,
@@ -18,28 +17,13 @@ import { renderChecks } from '../../src/ops/render-checks.js'
 import { loadConfig } from '../../src/shared/config.js'
 import { HelixHome } from '../../src/shared/home.js'
 import { ROOT, runHelix, tempDir } from '../helpers/cli.js'
+import { writeSelfSigned } from '../helpers/openssl.js'
 
 const DAY = 86_400_000
 
 /** A self-signed certificate valid for `days` days from now, made by the real openssl. */
 async function writeCert(path: string, days: number): Promise<void> {
-  await execa('openssl', [
-    'req',
-    '-x509',
-    '-newkey',
-    'ec',
-    '-pkeyopt',
-    'ec_paramgen_curve:P-256',
-    '-nodes',
-    '-keyout',
-    `${path}.tmpkey`,
-    '-out',
-    path,
-    '-days',
-    String(days),
-    '-subj',
-    '/CN=test',
-  ])
+  await writeSelfSigned({ keyOut: `${path}.tmpkey`, certOut: path, days, subject: '/CN=test' })
 }
 
 describe('helix doctor checks', () => {

@@ -1,6 +1,7 @@
 import { mkdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { execa } from 'execa'
+import { writeSelfSigned } from '../../helpers/openssl.js'
 
 /**
  * Writes a real CA, a server certificate for localhost/127.0.0.1 and two client certificates (one
@@ -13,19 +14,12 @@ export async function writeTestCerts(helixDir: string): Promise<{ certsDir: stri
   await mkdir(strangerDir, { recursive: true })
   const ssl = (args: string[], cwd = certsDir) => execa('openssl', args, { cwd })
   const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes']
-  await ssl([
-    'req',
-    '-x509',
-    ...ec,
-    '-keyout',
-    'ca.key',
-    '-out',
-    'ca.crt',
-    '-days',
-    '2',
-    '-subj',
-    '/CN=helix test CA',
-  ])
+  await writeSelfSigned({
+    keyOut: join(certsDir, 'ca.key'),
+    certOut: join(certsDir, 'ca.crt'),
+    days: 2,
+    subject: '/CN=helix test CA',
+  })
   await ssl(['req', ...ec, '-keyout', 'server.key', '-out', 'server.csr', '-subj', '/CN=localhost'])
   await writeFile(
     join(certsDir, 'server.ext'),
@@ -67,21 +61,11 @@ export async function writeTestCerts(helixDir: string): Promise<{ certsDir: stri
     '-extfile',
     'client.ext',
   ])
-  await ssl(
-    [
-      'req',
-      '-x509',
-      ...ec,
-      '-keyout',
-      'client.key',
-      '-out',
-      'client.crt',
-      '-days',
-      '2',
-      '-subj',
-      '/CN=stranger',
-    ],
-    strangerDir,
-  )
+  await writeSelfSigned({
+    keyOut: join(strangerDir, 'client.key'),
+    certOut: join(strangerDir, 'client.crt'),
+    days: 2,
+    subject: '/CN=stranger',
+  })
   return { certsDir, strangerDir }
 }
