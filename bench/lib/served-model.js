@@ -68,7 +68,6 @@ export async function startServedModel({
       return r
     },
     cpuSeconds: () => (processCpuSeconds(daemon.pid) ?? Number.NaN) + ownCpuSeconds(),
-    daemonCpuSeconds: () => processCpuSeconds(daemon.pid) ?? Number.NaN,
     close: async () => {
       await load.close()
       const code = await daemon.stop()

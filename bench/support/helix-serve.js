@@ -14,16 +14,13 @@ import { HELIX_BIN, helixBench, runNode } from './processes.js'
  */
 const BENCH_LIMIT_PER_MIN = 100_000_000
 
-/** `configs`: config.yaml text by model name, written after `helix models add`. */
-export async function serveModels(models, { auth = true, configs = {} } = {}) {
+export async function serveModels(models, { auth = true } = {}) {
   const dir = await mkdtemp(join(tmpdir(), 'helix-bench-'))
   // As root the embedded server runs as an unprivileged user, who must be able to reach its data.
   await chmod(dir, 0o755)
   await runNode([HELIX_BIN, 'init', '--yes', '--dir', dir, '--only', 'nginx'])
   for (const [name, file] of Object.entries(models))
     await runNode([HELIX_BIN, 'models', 'add', name, file, '--dir', dir])
-  for (const [name, yaml] of Object.entries(configs))
-    await writeFile(join(dir, 'models', name, 'config.yaml'), yaml)
   let key
   if (auth) {
     const config = join(dir, 'helix.yaml')
