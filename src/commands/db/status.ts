@@ -22,6 +22,8 @@ export default class DbStatus extends HelixCommand<StatusResult> {
     if (s.port) rows.push(['port', s.port])
     if (s.pid) rows.push(['pid', s.pid])
     if (s.dataDir) rows.push(['data', `${s.dataDir} (${megabytes(s.dataSizeBytes ?? 0)})`])
+    if (s.relocatedBecause) rows.push(['why there', `outside the helix directory: ${s.relocatedBecause}`])
+    if (s.binDir) rows.push(['binaries', s.binDir])
     if (s.serverVersion) rows.push(['server', `PostgreSQL ${s.serverVersion}`])
     if (s.migrations) {
       rows.push(['schema', s.migrations.schemaVersion ?? '(empty)'])

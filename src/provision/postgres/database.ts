@@ -1,4 +1,4 @@
-import { embeddedDataDir, embeddedUrl, readEmbeddedState } from '../../runtime/db/embedded-state.js'
+import { clusterDataDir, embeddedUrl, readEmbeddedState } from '../../runtime/db/embedded-state.js'
 import {
   type MigrateResult,
   type MigrationState,
@@ -14,9 +14,12 @@ import {
   resolveDatabase,
 } from '../../runtime/db/resolve.js'
 import type { HelixConfig } from '../../shared/config.js'
+import { UserError } from '../../shared/errors.js'
 import type { HelixHome } from '../../shared/home.js'
 import {
+  destroyEmbedded,
   directorySize,
+  type EmbeddedDestroyResult,
   type EmbeddedStartResult,
   type EmbeddedStopResult,
   runningPid,
@@ -34,6 +37,7 @@ export interface ExternalResult {
 
 export type StartResult = EmbeddedStartResult | ExternalResult
 export type StopResult = EmbeddedStopResult | ExternalResult
+export type DestroyResult = EmbeddedDestroyResult
 
 export interface StatusResult {
   mode: DatabaseMode
@@ -45,6 +49,10 @@ export interface StatusResult {
   pid?: number
   dataDir?: string
   dataSizeBytes?: number
+  /** Why the embedded cluster lives outside the helix directory, when it does. */
+  relocatedBecause?: string
+  /** The copied server binaries the embedded server runs, when it cannot run the installed ones. */
+  binDir?: string
   serverVersion?: string
   /** Null when the database could not be reached. */
   migrations: MigrationState | null
@@ -95,6 +103,16 @@ export async function stopDatabase(home: HelixHome, config: HelixConfig): Promis
   return { mode: 'external', url: target.redactedUrl, stopped: false }
 }
 
+/** Removes the embedded cluster for good; an external database is not helix's to drop. */
+export async function destroyDatabase(home: HelixHome, config: HelixConfig): Promise<DestroyResult> {
+  if (databaseMode(config) === 'external') {
+    throw new UserError('DB_EXTERNAL', 'helix does not destroy an external database (DATABASE_URL).', {
+      hint: 'Drop it with your own tools (dropdb, or your provider), or unset DATABASE_URL to act on the embedded one.',
+    })
+  }
+  return destroyEmbedded(home, config)
+}
+
 export async function databaseUrl(home: HelixHome, config: HelixConfig, redact: boolean): Promise<UrlResult> {
   const target = await resolveDatabase(home, config)
   return { mode: target.mode, url: redact ? target.redactedUrl : target.url, redacted: redact }
@@ -114,9 +132,11 @@ export async function databaseStatus(home: HelixHome, config: HelixConfig): Prom
   const status: StatusResult = { mode, running: false, reachable: false, migrations: null }
   let target: DatabaseTarget | undefined
   if (mode === 'embedded') {
-    const dataDir = embeddedDataDir(home)
     const state = await readEmbeddedState(home)
+    const dataDir = clusterDataDir(home, state)
     status.dataDir = dataDir
+    if (state?.relocated_because) status.relocatedBecause = state.relocated_because
+    if (state?.bin_dir) status.binDir = state.bin_dir
     status.dataSizeBytes = await directorySize(dataDir)
     status.pid = await runningPid(dataDir)
     status.running = status.pid !== undefined

@@ -17,8 +17,10 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { execa } from 'execa'
 import pg from 'pg'
 import {
+  clusterDataDir,
   type EmbeddedState,
   embeddedDataDir,
+  embeddedStateFile,
   embeddedUrl,
   readEmbeddedState,
   writeEmbeddedState,
@@ -27,8 +29,14 @@ import { redactUrl } from '../../runtime/db/redact.js'
 import type { HelixConfig } from '../../shared/config.js'
 import { Failure, UserError } from '../../shared/errors.js'
 import { exists, type HelixHome } from '../../shared/home.js'
-import { postgresBinaries } from './binaries.js'
+import { type PostgresBinaries, postgresBinaries } from './binaries.js'
 import { findFreePort, isPortFree } from './free-port.js'
+import {
+  closedDirectory,
+  prepareRelocatedParent,
+  reachableBinaries,
+  relocatedDataDir,
+} from './server-location.js'
 import { resolveServerUser, type ServerUser } from './server-user.js'
 import { withStartLock } from './start-lock.js'
 
@@ -46,6 +54,10 @@ export interface EmbeddedStartResult {
   url: string
   dataDir: string
   osUser?: string
+  /** Why the cluster lives outside the helix directory, when it does. */
+  relocatedBecause?: string
+  /** The copied server binaries, when the OS user cannot run the installed ones. */
+  binDir?: string
 }
 
 export interface EmbeddedStopResult {
@@ -84,39 +96,62 @@ function asUser(user: ServerUser) {
   } as const
 }
 
+/** Where a new cluster goes, and why it is not in the helix directory when it is not. */
+interface Placement {
+  dataDir: string
+  relocatedBecause?: string
+}
+
 /**
- * As root, the server's OS user must be able to reach the data directory: the helix directory and
- * data/ get o+x (traverse, not list; secrets in there stay 0600), and any directory above the helix
- * directory that the user cannot traverse is reported rather than changed behind the user's back.
+ * As root, the server's OS user must reach the data directory. Inside the helix directory, that
+ * directory and data/ get o+x (enter, not list; secrets in there stay 0600). When a directory above
+ * the helix directory is closed to that user (root's 0700 home, say), the cluster goes under the
+ * system directory instead (server-location.ts): the user's own permissions are never changed.
  */
-async function grantTraversal(home: HelixHome, user: ServerUser): Promise<void> {
-  if (user.uid === undefined) return
+async function placeCluster(home: HelixHome, user: ServerUser): Promise<Placement> {
+  if (user.uid === undefined) return { dataDir: embeddedDataDir(home) }
+  const closed = await closedDirectory(dirname(home.root), user)
+  if (!closed) {
+    await openHelixDirectory(home)
+    return { dataDir: embeddedDataDir(home) }
+  }
+  await prepareRelocatedParent()
+  return {
+    dataDir: await relocatedDataDir(home),
+    relocatedBecause: `the PostgreSQL user ${user.name} cannot enter ${closed}`,
+  }
+}
+
+async function openHelixDirectory(home: HelixHome): Promise<void> {
   for (const dir of [home.root, home.dataDir]) {
     const info = await stat(dir)
     if ((info.mode & 0o001) === 0) await chmod(dir, (info.mode & 0o7777) | 0o001)
   }
-  let dir = dirname(home.root)
-  while (true) {
-    const info = await stat(dir)
-    const traversable = info.uid === user.uid ? (info.mode & 0o100) !== 0 : (info.mode & 0o001) !== 0
-    if (!traversable) {
-      throw new UserError(
-        'DB_DIR_NOT_ACCESSIBLE',
-        `The PostgreSQL user ${user.name} cannot enter ${dir}, above the helix directory.`,
-        {
-          hint: `Put the helix directory somewhere ${user.name} can reach (e.g. /srv/helix or /var/lib/helix), or run \`chmod o+x ${dir}\`.`,
-        },
-      )
-    }
-    const parent = dirname(dir)
-    if (parent === dir) break
-    dir = parent
+}
+
+/** A cluster made earlier inside the helix directory must still be reachable by its OS user. */
+async function checkReachable(home: HelixHome, user: ServerUser): Promise<void> {
+  if (user.uid === undefined) return
+  await openHelixDirectory(home)
+  const closed = await closedDirectory(dirname(home.root), user)
+  if (closed) {
+    throw new UserError(
+      'DB_DIR_NOT_ACCESSIBLE',
+      `The PostgreSQL user ${user.name} cannot enter ${closed}, above the helix directory that holds the cluster.`,
+      {
+        hint: `This cluster was made when ${closed} was open. Run \`chmod o+x ${closed}\` again, or back it up (\`helix db backup\`), \`helix db destroy --yes\`, and start afresh: a new cluster goes to ${await relocatedDataDir(home)}.`,
+      },
+    )
   }
 }
 
 /** initdb into a temp directory renamed into place only on success: a failed init leaves nothing behind. */
-async function initCluster(dataDir: string, user: ServerUser, password: string): Promise<void> {
-  const { initdb } = await postgresBinaries()
+async function initCluster(
+  dataDir: string,
+  user: ServerUser,
+  password: string,
+  initdb: string,
+): Promise<void> {
   const temp = `${dataDir}.init-${randomBytes(4).toString('hex')}`
   const pwfile = `${temp}.pw`
   await rm(temp, { recursive: true, force: true })
@@ -189,8 +224,8 @@ async function ensureDatabase(state: EmbeddedState): Promise<void> {
  * detaches the postmaster (setsid) so it keeps running after the CLI exits. A no-op when it runs.
  */
 export async function startEmbedded(home: HelixHome, config: HelixConfig): Promise<EmbeddedStartResult> {
-  const dataDir = embeddedDataDir(home)
   const state = await readEmbeddedState(home)
+  const dataDir = clusterDataDir(home, state)
   const pid = await runningPid(dataDir)
   // The common case, already running, needs no lock and writes nothing.
   if (state && pid) return alreadyRunning(state, pid, dataDir)
@@ -208,20 +243,36 @@ function alreadyRunning(state: EmbeddedState, pid: number, dataDir: string): Emb
     url: redactUrl(embeddedUrl(state)),
     dataDir,
     osUser: state.os_user,
+    ...locationOf(state),
   }
 }
 
+function locationOf(state: EmbeddedState): Pick<EmbeddedStartResult, 'relocatedBecause' | 'binDir'> {
+  return {
+    ...(state.relocated_because ? { relocatedBecause: state.relocated_because } : {}),
+    ...(state.bin_dir ? { binDir: state.bin_dir } : {}),
+  }
+}
+
+/** The binaries the server's OS user can run, recorded in the state when they are a copy. */
+async function serverBinaries(user: ServerUser): Promise<{ binaries: PostgresBinaries; binDir?: string }> {
+  const { binaries, copied } = await reachableBinaries(await postgresBinaries(), user)
+  return copied ? { binaries, binDir: dirname(binaries.initdb) } : { binaries }
+}
+
 async function startUnlocked(home: HelixHome, config: HelixConfig): Promise<EmbeddedStartResult> {
-  const dataDir = embeddedDataDir(home)
   let state = await readEmbeddedState(home)
+  let dataDir = clusterDataDir(home, state)
   // Re-checked under the lock: a concurrent start may have finished while this one waited.
   const pidBefore = await runningPid(dataDir)
   if (state && pidBefore) return alreadyRunning(state, pidBefore, dataDir)
   const user = await resolveServerUser(config.database.os_user)
-  await grantTraversal(home, user)
+  const { binaries, binDir } = await serverBinaries(user)
 
   let initialised = false
   if (!(await exists(join(dataDir, 'PG_VERSION')))) {
+    const placement = await placeCluster(home, user)
+    dataDir = placement.dataDir
     if (await exists(dataDir)) {
       const entries = await readdir(dataDir)
       if (entries.length > 0) {
@@ -232,13 +283,17 @@ async function startUnlocked(home: HelixHome, config: HelixConfig): Promise<Embe
       await rm(dataDir, { recursive: true })
     }
     const password = randomBytes(32).toString('base64url')
-    await initCluster(dataDir, user, password)
+    await initCluster(dataDir, user, password, binaries.initdb)
     state = {
       port: await findFreePort(),
       user: EMBEDDED_SUPERUSER,
       password,
       database: EMBEDDED_DATABASE,
       ...(user.name ? { os_user: user.name } : {}),
+      ...(placement.relocatedBecause
+        ? { data_dir: dataDir, relocated_because: placement.relocatedBecause }
+        : {}),
+      ...(binDir ? { bin_dir: binDir } : {}),
     }
     await writeEmbeddedState(home, state)
     initialised = true
@@ -250,6 +305,13 @@ async function startUnlocked(home: HelixHome, config: HelixConfig): Promise<Embe
         hint: 'Restore data/postgres.json from a backup of the helix directory, or move data/postgres away to start afresh.',
       },
     )
+  } else {
+    if (!state.data_dir) await checkReachable(home, user)
+    if (state.bin_dir !== binDir) {
+      const { bin_dir: _, ...rest } = state
+      state = { ...rest, ...(binDir ? { bin_dir: binDir } : {}) }
+      await writeEmbeddedState(home, state)
+    }
   }
   if (!(await isPortFree(state.port))) {
     // Another program took the recorded port while the server was stopped: move to a free one.
@@ -257,7 +319,7 @@ async function startUnlocked(home: HelixHome, config: HelixConfig): Promise<Embe
     await writeEmbeddedState(home, state)
   }
 
-  const { pg_ctl } = await postgresBinaries()
+  const { pg_ctl } = binaries
   const logFile = join(dataDir, 'server.log')
   const pgCtlStart = (port: number) =>
     execa(pg_ctl, ['start', '-D', dataDir, '-l', logFile, '-w', '-t', '60', '-o', `-p ${port}`], {
@@ -293,21 +355,24 @@ async function startUnlocked(home: HelixHome, config: HelixConfig): Promise<Embe
     url: redactUrl(embeddedUrl(state)),
     dataDir,
     osUser: user.name,
+    ...locationOf(state),
   }
 }
 
 /** Stops the embedded server (fast shutdown: sessions end, data is flushed) and waits for it to exit. */
 export async function stopEmbedded(home: HelixHome, config: HelixConfig): Promise<EmbeddedStopResult> {
-  if (!(await runningPid(embeddedDataDir(home)))) return { mode: 'embedded', stopped: false }
+  if (!(await runningPid(clusterDataDir(home, await readEmbeddedState(home))))) {
+    return { mode: 'embedded', stopped: false }
+  }
   return withStartLock(home, () => stopUnlocked(home, config))
 }
 
 async function stopUnlocked(home: HelixHome, config: HelixConfig): Promise<EmbeddedStopResult> {
-  const dataDir = embeddedDataDir(home)
+  const dataDir = clusterDataDir(home, await readEmbeddedState(home))
   const pid = await runningPid(dataDir)
   if (!pid) return { mode: 'embedded', stopped: false }
-  const { pg_ctl } = await postgresBinaries()
   const user = await serverUserOf(dataDir, config)
+  const { pg_ctl } = (await serverBinaries(user)).binaries
   let result = await execa(pg_ctl, ['stop', '-D', dataDir, '-m', 'fast', '-w', '-t', '60'], {
     ...asUser(user),
     stdio: 'ignore',
@@ -324,6 +389,37 @@ async function stopUnlocked(home: HelixHome, config: HelixConfig): Promise<Embed
     })
   }
   return { mode: 'embedded', stopped: true, pid }
+}
+
+export interface EmbeddedDestroyResult {
+  mode: 'embedded'
+  /** True when a server was running and was stopped first. */
+  stopped: boolean
+  /** The data directory that was removed; undefined when there was no cluster. */
+  removed?: string
+}
+
+/**
+ * `helix db destroy`: stops the server, then removes its data directory (wherever it lives) and
+ * data/postgres.json. The directory is first renamed aside, so an interrupted destroy leaves either
+ * the whole cluster or none of it.
+ */
+export async function destroyEmbedded(home: HelixHome, config: HelixConfig): Promise<EmbeddedDestroyResult> {
+  const { stopped } = await stopEmbedded(home, config)
+  return withStartLock(home, async () => {
+    const state = await readEmbeddedState(home)
+    const dataDir = clusterDataDir(home, state)
+    const there = await exists(dataDir)
+    if (there) {
+      const aside = `${dataDir}.destroy-${randomBytes(4).toString('hex')}`
+      await rename(dataDir, aside)
+      await rm(embeddedStateFile(home), { force: true })
+      await rm(aside, { recursive: true, force: true })
+    } else {
+      await rm(embeddedStateFile(home), { force: true })
+    }
+    return { mode: 'embedded', stopped, ...(there ? { removed: dataDir } : {}) }
+  })
 }
 
 /**

@@ -20,6 +20,15 @@ export const EmbeddedStateSchema = Type.Object({
   database: Type.String(),
   /** OS user the server runs as when helix runs as root; absent otherwise. */
   os_user: Type.Optional(Type.String()),
+  /**
+   * Absolute data directory when the cluster lives outside the helix directory (as root, when the
+   * server's OS user cannot enter a directory above it); absent: <dir>/data/postgres.
+   */
+  data_dir: Type.Optional(Type.String()),
+  /** Why the cluster lives outside the helix directory (shown by `helix db status`). */
+  relocated_because: Type.Optional(Type.String()),
+  /** Directory of the copied server binaries the OS user runs, when it cannot reach the installed ones. */
+  bin_dir: Type.Optional(Type.String()),
 })
 export type EmbeddedState = Static<typeof EmbeddedStateSchema>
 
@@ -27,8 +36,14 @@ export function embeddedStateFile(home: HelixHome): string {
   return home.path('data', 'postgres.json')
 }
 
+/** The data directory inside the helix directory, where a cluster lives unless its state says otherwise. */
 export function embeddedDataDir(home: HelixHome): string {
   return home.path('data', 'postgres')
+}
+
+/** Where this helix directory's cluster lives: the recorded data_dir, else <dir>/data/postgres. */
+export function clusterDataDir(home: HelixHome, state: EmbeddedState | undefined): string {
+  return state?.data_dir ?? embeddedDataDir(home)
 }
 
 /** The recorded state, or undefined when the embedded server was never started here. */

@@ -7,17 +7,19 @@ import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { databaseStatus, startDatabase, stopDatabase } from '../../../src/provision/postgres/database.js'
 import {
+  destroyEmbedded,
   directorySize,
   runningPid,
   startEmbedded,
   stopEmbedded,
 } from '../../../src/provision/postgres/embedded-server.js'
 import { findFreePort, isPortFree } from '../../../src/provision/postgres/free-port.js'
+import { relocatedDataDir } from '../../../src/provision/postgres/server-location.js'
 import { DEFAULT_SERVER_USER, resolveServerUser } from '../../../src/provision/postgres/server-user.js'
 import { embeddedStateFile, embeddedUrl, readEmbeddedState } from '../../../src/runtime/db/embedded-state.js'
 import { parseConfig } from '../../../src/shared/config.js'
 import { isHelixError } from '../../../src/shared/errors.js'
-import { HelixHome } from '../../../src/shared/home.js'
+import { exists, HelixHome } from '../../../src/shared/home.js'
 
 const isRoot = process.getuid?.() === 0
 const config = parseConfig({})
@@ -184,13 +186,71 @@ describe('embedded start refusals', () => {
     }
   })
 
-  it.skipIf(!isRoot)('as root, reports a parent directory the server user cannot enter', async () => {
-    const closed = join(dir, 'closed')
-    await mkdir(join(closed, 'helix'), { recursive: true })
-    await chmod(closed, 0o700)
-    const err = await codeOf(startEmbedded(new HelixHome(join(closed, 'helix')), config))
-    expect(err).toMatch(/^DB_DIR_NOT_ACCESSIBLE: .*closed/)
-  })
+  it.skipIf(!isRoot)(
+    'as root under a closed directory, keeps the cluster under the system directory and leaves permissions alone',
+    async () => {
+      const system = join(dir, 'system')
+      await mkdir(system, { mode: 0o755 })
+      await chmod(dir, 0o755)
+      process.env.HELIX_SYSTEM_DIR = system
+      const closed = join(dir, 'closed')
+      const home = new HelixHome(join(closed, 'helix'))
+      await mkdir(home.root, { recursive: true })
+      await chmod(closed, 0o700)
+      try {
+        const started = await startEmbedded(home, config)
+        expect(started).toMatchObject({ started: true, initialised: true })
+        if (started.mode !== 'embedded') throw new Error('embedded expected')
+        expect(started.dataDir).toBe(await relocatedDataDir(home))
+        expect(started.dataDir.startsWith(join(system, 'clusters'))).toBe(true)
+        expect(started.relocatedBecause).toBe(
+          `the PostgreSQL user ${DEFAULT_SERVER_USER} cannot enter ${closed}`,
+        )
+        expect((await stat(closed)).mode & 0o777).toBe(0o700)
+        const state = await readEmbeddedState(home)
+        expect(state).toMatchObject({
+          data_dir: started.dataDir,
+          relocated_because: started.relocatedBecause,
+        })
+        const status = await databaseStatus(home, config)
+        expect(status).toMatchObject({
+          running: true,
+          reachable: true,
+          dataDir: started.dataDir,
+          relocatedBecause: started.relocatedBecause,
+        })
+        // A second start finds it running; stop and start again reuse the recorded location.
+        expect(await startEmbedded(home, config)).toMatchObject({ started: false, dataDir: started.dataDir })
+        await stopEmbedded(home, config)
+        const again = await startEmbedded(home, config)
+        expect(again).toMatchObject({ started: true, initialised: false, dataDir: started.dataDir })
+
+        const destroyed = await destroyEmbedded(home, config)
+        expect(destroyed).toEqual({ mode: 'embedded', stopped: true, removed: started.dataDir })
+        expect(await exists(started.dataDir)).toBe(false)
+        expect(await readEmbeddedState(home)).toBeUndefined()
+        expect(await destroyEmbedded(home, config)).toEqual({ mode: 'embedded', stopped: false })
+      } finally {
+        await stopEmbedded(home, config).catch(() => undefined)
+        delete process.env.HELIX_SYSTEM_DIR
+      }
+    },
+  )
+
+  it.skipIf(!isRoot)(
+    'as root, reports a closed parent of a cluster made inside the helix directory',
+    async () => {
+      const parent = join(dir, 'later-closed')
+      const home = new HelixHome(join(parent, 'helix'))
+      await mkdir(home.root, { recursive: true })
+      await chmod(parent, 0o755)
+      await startEmbedded(home, config)
+      await stopEmbedded(home, config)
+      await chmod(parent, 0o700)
+      const err = await codeOf(startEmbedded(home, config))
+      expect(err).toMatch(/^DB_DIR_NOT_ACCESSIBLE: .*later-closed/)
+    },
+  )
 
   it('measures directories and ignores pid files that name no postgres', async () => {
     expect(await directorySize(join(dir, 'nothing'))).toBe(0)
