@@ -1,6 +1,6 @@
 import { Flags } from '@oclif/core'
-import { type AuditEntry, cliAudit } from '../runtime/auth/admin-cli.js'
-import { renderAudit } from '../runtime/auth/cli-output.js'
+import { type AuditEntry, cliAudit } from '../cli/admin.js'
+import { renderAudit } from '../cli/output/identity.js'
 import { HelixCommand } from '../shared/base-command.js'
 
 export default class Audit extends HelixCommand<AuditEntry[]> {

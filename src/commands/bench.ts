@@ -15,9 +15,9 @@ import { progressWriter } from '../bench/report/progress-line.js'
 import { renderSummary } from '../bench/report/summary-table.js'
 import { tlsOptions } from '../bench/targets/tls.js'
 import { type BenchResult, TARGET_KINDS, type TargetKind } from '../bench/types.js'
-import { CERT_FILES, certPath } from '../provision/certs/cert-files.js'
 import { HelixCommand } from '../shared/base-command.js'
 import { Failure, UserError } from '../shared/errors.js'
+import { CERT_FILES, certPath } from '../state/certs/cert-files.js'
 
 export default class Bench extends HelixCommand<BenchResult> {
   static summary =

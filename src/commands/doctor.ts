@@ -1,5 +1,5 @@
+import { renderChecks } from '../cli/output/doctor.js'
 import { type DoctorReport, runDoctor } from '../ops/doctor.js'
-import { renderChecks } from '../ops/render-checks.js'
 import { HelixCommand } from '../shared/base-command.js'
 
 export default class Doctor extends HelixCommand<DoctorReport> {

@@ -1,5 +1,5 @@
-import { discoverGpus, type GpuDiscovery } from '../runtime/gpu/nvidia-smi.js'
-import { renderGpus } from '../runtime/gpu/render-gpus.js'
+import { renderGpus } from '../cli/output/gpus.js'
+import { discoverGpus, type GpuDiscovery } from '../core/gpu/nvidia-smi.js'
 import { HelixCommand } from '../shared/base-command.js'
 
 export default class Gpus extends HelixCommand<GpuDiscovery> {

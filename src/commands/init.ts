@@ -1,10 +1,10 @@
 import { Flags } from '@oclif/core'
-import { renderP12Password } from '../provision/certs/render-certs.js'
+import { renderP12Password } from '../cli/output/certs.js'
+import { renderFileReport } from '../cli/output/table.js'
 import { type InitOptions, type InitResult, initHelixDirectory } from '../provision/init.js'
 import { askInitOptions } from '../provision/init-prompts.js'
 import { ARTIFACTS, type Artifact } from '../provision/render/render.js'
 import { HelixCommand } from '../shared/base-command.js'
-import { renderFileReport } from '../shared/render-output.js'
 
 export default class Init extends HelixCommand<InitResult> {
   static summary =

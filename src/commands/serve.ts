@@ -1,6 +1,6 @@
 import { Flags } from '@oclif/core'
-import { LOG_LEVELS } from '../runtime/config.js'
-import { type ServeResult, serve } from '../runtime/server.js'
+import { LOG_LEVELS } from '../http/serve-config.js'
+import { type ServeResult, serve } from '../http/server.js'
 import { HelixCommand } from '../shared/base-command.js'
 
 export default class Serve extends HelixCommand<ServeResult> {

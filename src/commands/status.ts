@@ -1,5 +1,5 @@
 import { Flags } from '@oclif/core'
-import { renderStatus } from '../ops/render-status.js'
+import { renderStatus } from '../cli/output/status.js'
 import { collectStatus, type StatusReport } from '../ops/status.js'
 import { HelixCommand } from '../shared/base-command.js'
 

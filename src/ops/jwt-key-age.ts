@@ -1,7 +1,7 @@
-import { currentKid } from '../provision/jwt/key-set.js'
-import { readKeySet } from '../provision/jwt/key-store.js'
 import type { JwtAlgorithm } from '../shared/config-schema.js'
 import type { HelixHome } from '../shared/home.js'
+import { currentKid } from '../state/jwt/key-set.js'
+import { readKeySet } from '../state/jwt/key-store.js'
 
 const DAY_MS = 86_400_000
 

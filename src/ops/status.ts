@@ -1,13 +1,13 @@
 import { readFile } from 'node:fs/promises'
 import { Agent, fetch as undiciFetch } from 'undici'
-import { listCertificates } from '../provision/certs/list.js'
-import type { CertificateSummary } from '../provision/certs/summary.js'
+import { daemonUrl, fromWireIndexRow } from '../cli/daemon-client.js'
+import { discoverGpus, type GpuDiscovery } from '../core/gpu/nvidia-smi.js'
+import type { ModelIndexEntry } from '../core/infer/types.js'
 import { type StatusResult as DatabaseStatus, databaseStatus } from '../provision/postgres/database.js'
-import { discoverGpus, type GpuDiscovery } from '../runtime/gpu/nvidia-smi.js'
-import { daemonUrl, fromWireIndexRow } from '../runtime/infer/daemon-client.js'
-import type { ModelIndexEntry } from '../runtime/infer/types.js'
 import type { HelixConfig } from '../shared/config.js'
 import type { HelixHome } from '../shared/home.js'
+import { listCertificates } from '../state/certs/list.js'
+import type { CertificateSummary } from '../state/certs/summary.js'
 import { currentKeyAge } from './jwt-key-age.js'
 
 export interface DaemonStatus {

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest'
+import { type FakeNvidiaSmi, fakeNvidiaSmi, noNvidiaSmi } from '../core/gpu/fake-nvidia-smi.js'
 import { runHelix, runHelixJson } from '../helpers/cli.js'
-import { type FakeNvidiaSmi, fakeNvidiaSmi, noNvidiaSmi } from '../runtime/gpu/fake-nvidia-smi.js'
 
 describe('helix gpus (e2e, fake nvidia-smi on PATH)', () => {
   let fake: FakeNvidiaSmi | undefined

@@ -1,14 +1,14 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { runHelix, runHelixJson } from '../helpers/cli.js'
-import { hasTool } from '../helpers/tools.js'
 import {
   type Daemon,
   daemon,
   type IdentityWorld,
   INFER_BODY,
   identityWorld,
-} from '../runtime/auth/identity-harness.js'
-import { type RedisHandle, startRedis } from '../runtime/ratelimit/redis-server.js'
+} from '../core/identity/identity-harness.js'
+import { type RedisHandle, startRedis } from '../core/limits/redis-server.js'
+import { runHelix, runHelixJson } from '../helpers/cli.js'
+import { hasTool } from '../helpers/tools.js'
 
 interface Listening {
   d: Daemon

@@ -11,8 +11,8 @@ import { mkdir, writeFile } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import onnxProto from 'onnx-proto'
 import { stringify } from 'yaml'
+import type { Datatype } from '../../src/core/infer/types.js'
 import { demoModelPath } from '../../src/ops/demo-model.js'
-import type { Datatype } from '../../src/runtime/infer/types.js'
 
 const { onnx } = onnxProto
 type Dim = number | string

@@ -2,6 +2,7 @@ import { chmod, copyFile, mkdir, writeFile } from 'node:fs/promises'
 import { createServer, type Server } from 'node:net'
 import { join } from 'node:path'
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
+import { renderChecks } from '../../src/cli/output/doctor.js'
 import {
   checkCertificates,
   checkDiskSpace,
@@ -13,7 +14,6 @@ import {
   checkTool,
   runDoctor,
 } from '../../src/ops/doctor.js'
-import { renderChecks } from '../../src/ops/render-checks.js'
 import { loadConfig } from '../../src/shared/config.js'
 import { HelixHome } from '../../src/shared/home.js'
 import { ROOT, runHelix, tempDir } from '../helpers/cli.js'

@@ -1,4 +1,4 @@
-import { renderTable } from '../../shared/render-output.js'
+import { renderTable } from '../../cli/output/table.js'
 import type { BenchResult, ServerDuration } from '../types.js'
 
 const ms = (x: number) => (x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2))

@@ -1,7 +1,7 @@
 import { Flags } from '@oclif/core'
-import { cliCreateKey } from '../../runtime/auth/admin-cli.js'
-import type { CreatedKey } from '../../runtime/auth/api-keys.js'
-import { renderCreatedKey } from '../../runtime/auth/cli-output.js'
+import { cliCreateKey } from '../../cli/admin.js'
+import { renderCreatedKey } from '../../cli/output/identity.js'
+import type { CreatedKey } from '../../core/identity/api-keys.js'
 import { HelixCommand } from '../../shared/base-command.js'
 
 export default class ApikeysCreate extends HelixCommand<CreatedKey> {

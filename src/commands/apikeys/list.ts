@@ -1,7 +1,7 @@
 import { Flags } from '@oclif/core'
-import { cliListKeys } from '../../runtime/auth/admin-cli.js'
-import type { ApiKeyInfo } from '../../runtime/auth/api-keys.js'
-import { renderKeys } from '../../runtime/auth/cli-output.js'
+import { cliListKeys } from '../../cli/admin.js'
+import { renderKeys } from '../../cli/output/identity.js'
+import type { ApiKeyInfo } from '../../core/identity/api-keys.js'
 import { HelixCommand } from '../../shared/base-command.js'
 
 export default class ApikeysList extends HelixCommand<ApiKeyInfo[]> {

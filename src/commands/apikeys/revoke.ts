@@ -1,6 +1,6 @@
 import { Args } from '@oclif/core'
-import { cliRevokeKey } from '../../runtime/auth/admin-cli.js'
-import type { ApiKeyInfo } from '../../runtime/auth/api-keys.js'
+import { cliRevokeKey } from '../../cli/admin.js'
+import type { ApiKeyInfo } from '../../core/identity/api-keys.js'
 import { HelixCommand } from '../../shared/base-command.js'
 
 export default class ApikeysRevoke extends HelixCommand<ApiKeyInfo> {

@@ -1,7 +1,7 @@
 import { Args, Flags } from '@oclif/core'
-import { cliRotateKey } from '../../runtime/auth/admin-cli.js'
-import type { CreatedKey } from '../../runtime/auth/api-keys.js'
-import { renderCreatedKey } from '../../runtime/auth/cli-output.js'
+import { cliRotateKey } from '../../cli/admin.js'
+import { renderCreatedKey } from '../../cli/output/identity.js'
+import type { CreatedKey } from '../../core/identity/api-keys.js'
 import { HelixCommand } from '../../shared/base-command.js'
 
 export default class ApikeysRotate extends HelixCommand<CreatedKey> {

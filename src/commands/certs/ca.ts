@@ -1,6 +1,6 @@
 import { Flags } from '@oclif/core'
+import { renderCaResult } from '../../cli/output/certs.js'
 import { type CaResult, createAuthority } from '../../provision/certs/authority.js'
-import { renderCaResult } from '../../provision/certs/render-certs.js'
 import { HelixCommand } from '../../shared/base-command.js'
 import type { KeyType } from '../../shared/config-schema.js'
 

@@ -1,6 +1,6 @@
 import { Args, Flags } from '@oclif/core'
+import { renderIssueResult } from '../../cli/output/certs.js'
 import { type IssueResult, issueCertificate } from '../../provision/certs/issue.js'
-import { renderIssueResult } from '../../provision/certs/render-certs.js'
 import { HelixCommand } from '../../shared/base-command.js'
 import type { KeyType } from '../../shared/config-schema.js'
 

@@ -1,6 +1,6 @@
-import { type ListResult, listCertificates } from '../../provision/certs/list.js'
-import { renderCertificateList } from '../../provision/certs/render-certs.js'
+import { renderCertificateList } from '../../cli/output/certs.js'
 import { HelixCommand } from '../../shared/base-command.js'
+import { type ListResult, listCertificates } from '../../state/certs/list.js'
 
 export default class CertsList extends HelixCommand<ListResult> {
   static summary = 'List the CA and leaf certificates with their SANs, expiry and days left.'

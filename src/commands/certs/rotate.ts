@@ -1,5 +1,5 @@
 import { Flags } from '@oclif/core'
-import { renderRotateResult } from '../../provision/certs/render-certs.js'
+import { renderRotateResult } from '../../cli/output/certs.js'
 import { type RotateResult, rotateCertificates } from '../../provision/certs/rotate.js'
 import { HelixCommand } from '../../shared/base-command.js'
 

@@ -1,5 +1,5 @@
 import { Flags } from '@oclif/core'
-import { renderVerifyResult } from '../../provision/certs/render-certs.js'
+import { renderVerifyResult } from '../../cli/output/certs.js'
 import { type VerifyResult, verificationFailure, verifyCertificates } from '../../provision/certs/verify.js'
 import { HelixCommand } from '../../shared/base-command.js'
 

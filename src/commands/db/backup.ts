@@ -1,7 +1,7 @@
 import { Flags } from '@oclif/core'
 import { type BackupResult, backupDatabase } from '../../provision/postgres/backup.js'
-import { withDatabase } from '../../provision/postgres/database.js'
 import { HelixCommand } from '../../shared/base-command.js'
+import { withDatabase } from '../../state/db/connect.js'
 
 export default class DbBackup extends HelixCommand<BackupResult> {
   static summary = 'Write a consistent logical backup of the helix database to a file (no pg_dump needed).'

@@ -1,7 +1,7 @@
 import { Flags } from '@oclif/core'
-import { runMigrations } from '../../provision/postgres/database.js'
-import type { MigrateResult } from '../../runtime/db/migrator.js'
 import { HelixCommand } from '../../shared/base-command.js'
+import { runMigrations } from '../../state/db/connect.js'
+import type { MigrateResult } from '../../state/db/migrator.js'
 
 export default class DbMigrate extends HelixCommand<MigrateResult> {
   static summary = 'Apply pending migrations, each in its own transaction; safe to run concurrently.'

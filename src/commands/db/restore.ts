@@ -1,7 +1,7 @@
 import { Args } from '@oclif/core'
-import { withDatabase } from '../../provision/postgres/database.js'
 import { type RestoreResult, restoreDatabase } from '../../provision/postgres/restore.js'
 import { HelixCommand } from '../../shared/base-command.js'
+import { withDatabase } from '../../state/db/connect.js'
 
 export default class DbRestore extends HelixCommand<RestoreResult> {
   static summary = 'Restore a backup into an empty database, all or nothing.'

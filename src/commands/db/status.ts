@@ -1,6 +1,6 @@
+import { renderTable } from '../../cli/output/table.js'
 import { databaseStatus, type StatusResult } from '../../provision/postgres/database.js'
 import { HelixCommand } from '../../shared/base-command.js'
-import { renderTable } from '../../shared/render-output.js'
 
 function megabytes(bytes: number): string {
   return `${(bytes / 1024 / 1024).toFixed(1)} MiB`

@@ -1,7 +1,7 @@
 import { Flags } from '@oclif/core'
+import { renderBackup } from '../../cli/output/keys.js'
 import { resolvePassphrase } from '../../provision/jwt/backup-passphrase.js'
 import { type BackupResult, backupKeys } from '../../provision/jwt/key-backup.js'
-import { renderBackup } from '../../provision/jwt/keys-output.js'
 import { HelixCommand } from '../../shared/base-command.js'
 
 export default class KeysBackup extends HelixCommand<BackupResult> {

@@ -1,9 +1,9 @@
 import { Flags } from '@oclif/core'
+import { renderGenerated } from '../../cli/output/keys.js'
 import { type GenerateResult, generateKeys } from '../../provision/jwt/jwt-keys.js'
-import { JWT_ALGORITHMS } from '../../provision/jwt/key-algorithms.js'
-import { renderGenerated } from '../../provision/jwt/keys-output.js'
 import { HelixCommand } from '../../shared/base-command.js'
 import type { JwtAlgorithm } from '../../shared/config-schema.js'
+import { JWT_ALGORITHMS } from '../../state/jwt/key-algorithms.js'
 
 export default class KeysGenerate extends HelixCommand<GenerateResult> {
   static summary = 'Create the JWT signing key (kept if one exists; --force starts a fresh key set).'

@@ -1,6 +1,6 @@
 import type { JSONWebKeySet } from 'jose'
-import { loadJwks } from '../../provision/jwt/signing-key.js'
 import { HelixCommand } from '../../shared/base-command.js'
+import { loadJwks } from '../../state/jwt/signing-key.js'
 
 export default class KeysJwks extends HelixCommand<JSONWebKeySet> {
   static summary = 'Print the JSON Web Key Set (public keys only) that verifiers should trust now.'

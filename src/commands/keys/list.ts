@@ -1,5 +1,5 @@
+import { renderKeyList } from '../../cli/output/keys.js'
 import { type ListResult, listKeys } from '../../provision/jwt/jwt-keys.js'
-import { renderKeyList } from '../../provision/jwt/keys-output.js'
 import { HelixCommand } from '../../shared/base-command.js'
 
 export default class KeysList extends HelixCommand<ListResult> {

@@ -1,5 +1,5 @@
+import { renderPruned } from '../../cli/output/keys.js'
 import { type PruneResult, pruneKeys } from '../../provision/jwt/jwt-keys.js'
-import { renderPruned } from '../../provision/jwt/keys-output.js'
 import { HelixCommand } from '../../shared/base-command.js'
 
 export default class KeysPrune extends HelixCommand<PruneResult> {

@@ -1,7 +1,7 @@
 import { Args, Flags } from '@oclif/core'
+import { renderRestored } from '../../cli/output/keys.js'
 import { resolvePassphrase } from '../../provision/jwt/backup-passphrase.js'
 import { type RestoreResult, restoreKeys } from '../../provision/jwt/key-backup.js'
-import { renderRestored } from '../../provision/jwt/keys-output.js'
 import { HelixCommand } from '../../shared/base-command.js'
 
 export default class KeysRestore extends HelixCommand<RestoreResult> {

@@ -1,9 +1,9 @@
 import { Flags } from '@oclif/core'
+import { renderRotated } from '../../cli/output/keys.js'
 import { type RotateResult, rotateKeys } from '../../provision/jwt/jwt-keys.js'
-import { JWT_ALGORITHMS } from '../../provision/jwt/key-algorithms.js'
-import { renderRotated } from '../../provision/jwt/keys-output.js'
 import { HelixCommand } from '../../shared/base-command.js'
 import type { JwtAlgorithm } from '../../shared/config-schema.js'
+import { JWT_ALGORITHMS } from '../../state/jwt/key-algorithms.js'
 
 export default class KeysRotate extends HelixCommand<RotateResult> {
   static summary = 'Make a new current signing key; the old one stays in the JWKS for jwt.overlap_days.'

@@ -1,7 +1,7 @@
 import { Args, Flags } from '@oclif/core'
-import { renderAdded } from '../../runtime/infer/render-models.js'
-import { type AddedModel, addModel } from '../../runtime/infer/repository-admin.js'
-import { repositoryDir } from '../../runtime/infer/repository-location.js'
+import { renderAdded } from '../../cli/output/models.js'
+import { type AddedModel, addModel } from '../../core/infer/repository-admin.js'
+import { repositoryDir } from '../../core/infer/repository-location.js'
 import { HelixCommand } from '../../shared/base-command.js'
 
 export default class ModelsAdd extends HelixCommand<AddedModel> {

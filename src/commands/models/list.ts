@@ -1,11 +1,11 @@
 import { Flags } from '@oclif/core'
-import { authorization, daemonUrl, repositoryIndex } from '../../runtime/infer/daemon-client.js'
-import { listRepository } from '../../runtime/infer/model-listing.js'
-import { renderModelList } from '../../runtime/infer/render-models.js'
-import { repositoryDir } from '../../runtime/infer/repository-location.js'
-import type { ModelIndexEntry } from '../../runtime/infer/types.js'
+import { authorization, daemonUrl, repositoryIndex } from '../../cli/daemon-client.js'
+import { daemonFlags } from '../../cli/daemon-flags.js'
+import { renderModelList } from '../../cli/output/models.js'
+import { listRepository } from '../../core/infer/model-listing.js'
+import { repositoryDir } from '../../core/infer/repository-location.js'
+import type { ModelIndexEntry } from '../../core/infer/types.js'
 import { HelixCommand } from '../../shared/base-command.js'
-import { daemonFlags } from '../../shared/daemon-flags.js'
 
 export default class ModelsList extends HelixCommand<ModelIndexEntry[]> {
   static summary = 'List the models of the repository: versions, state, device and execution provider.'

@@ -1,7 +1,7 @@
 import { Args } from '@oclif/core'
-import { authorization, daemonUrl, modelControl } from '../../runtime/infer/daemon-client.js'
+import { authorization, daemonUrl, modelControl } from '../../cli/daemon-client.js'
+import { daemonFlags } from '../../cli/daemon-flags.js'
 import { HelixCommand } from '../../shared/base-command.js'
-import { daemonFlags } from '../../shared/daemon-flags.js'
 
 export interface ModelControlResult {
   model: string

@@ -1,7 +1,7 @@
 import { Args, Flags } from '@oclif/core'
-import { renderRemoved } from '../../runtime/infer/render-models.js'
-import { type RemovedModel, removeModel } from '../../runtime/infer/repository-admin.js'
-import { repositoryDir } from '../../runtime/infer/repository-location.js'
+import { renderRemoved } from '../../cli/output/models.js'
+import { type RemovedModel, removeModel } from '../../core/infer/repository-admin.js'
+import { repositoryDir } from '../../core/infer/repository-location.js'
 import { HelixCommand } from '../../shared/base-command.js'
 
 export default class ModelsRemove extends HelixCommand<RemovedModel> {

@@ -1,6 +1,6 @@
+import { renderRenderReport } from '../../cli/output/render.js'
 import type { RenderReport } from '../../provision/render/render.js'
 import { renderOne } from '../../provision/render/render-one.js'
-import { renderRenderReport } from '../../provision/render/render-report-output.js'
 import { HelixCommand } from '../../shared/base-command.js'
 
 export default class RenderDocker extends HelixCommand<RenderReport> {

@@ -1,6 +1,6 @@
 import { Flags } from '@oclif/core'
-import type { PublicUser } from '../../runtime/auth/accounts.js'
-import { cliCreateUser } from '../../runtime/auth/admin-cli.js'
+import { cliCreateUser } from '../../cli/admin.js'
+import type { PublicUser } from '../../core/identity/accounts.js'
 import { HelixCommand } from '../../shared/base-command.js'
 import { UserError } from '../../shared/errors.js'
 

@@ -1,6 +1,6 @@
 import { Args, Flags } from '@oclif/core'
-import type { ErasureReport } from '../../runtime/auth/accounts.js'
-import { cliDeleteUser } from '../../runtime/auth/admin-cli.js'
+import { cliDeleteUser } from '../../cli/admin.js'
+import type { ErasureReport } from '../../core/identity/accounts.js'
 import { HelixCommand } from '../../shared/base-command.js'
 import { UserError } from '../../shared/errors.js'
 

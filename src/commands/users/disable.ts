@@ -1,6 +1,6 @@
 import { Args, Flags } from '@oclif/core'
-import type { PublicUser } from '../../runtime/auth/accounts.js'
-import { cliSetUserDisabled } from '../../runtime/auth/admin-cli.js'
+import { cliSetUserDisabled } from '../../cli/admin.js'
+import type { PublicUser } from '../../core/identity/accounts.js'
 import { HelixCommand } from '../../shared/base-command.js'
 
 export default class UsersDisable extends HelixCommand<PublicUser> {

@@ -1,7 +1,7 @@
 import { Flags } from '@oclif/core'
-import type { PublicUser } from '../../runtime/auth/accounts.js'
-import { cliListUsers } from '../../runtime/auth/admin-cli.js'
-import { renderUsers } from '../../runtime/auth/cli-output.js'
+import { cliListUsers } from '../../cli/admin.js'
+import { renderUsers } from '../../cli/output/identity.js'
+import type { PublicUser } from '../../core/identity/accounts.js'
 import { HelixCommand } from '../../shared/base-command.js'
 
 export default class UsersList extends HelixCommand<PublicUser[]> {

@@ -1,7 +1,7 @@
 import { Flags } from '@oclif/core'
-import { cliOutbox } from '../../runtime/auth/admin-cli.js'
-import { renderOutbox } from '../../runtime/auth/cli-output.js'
-import type { OutboxRow } from '../../runtime/mail/outbox-mailer.js'
+import { cliOutbox } from '../../cli/admin.js'
+import { renderOutbox } from '../../cli/output/identity.js'
+import type { OutboxRow } from '../../core/identity/mail/outbox-mailer.js'
 import { HelixCommand } from '../../shared/base-command.js'
 
 export default class UsersOutbox extends HelixCommand<OutboxRow[]> {

@@ -3,10 +3,10 @@ import type { HelixConfig } from '../../shared/config.js'
 import type { KeyType } from '../../shared/config-schema.js'
 import type { FileReport } from '../../shared/file-report.js'
 import { exists, type HelixHome } from '../../shared/home.js'
-import { caIncomplete } from './authority-store.js'
-import { CERT_FILES, certPath, parseCertificates, readCertificate } from './cert-files.js'
+import { caIncomplete } from '../../state/certs/authority-store.js'
+import { CERT_FILES, certPath, parseCertificates, readCertificate } from '../../state/certs/cert-files.js'
+import { type CertificateSummary, summarize } from '../../state/certs/summary.js'
 import { issuedNames, planAuthority } from './issuance.js'
-import { type CertificateSummary, summarize } from './summary.js'
 
 export interface CaResult extends FileReport {
   ca: CertificateSummary

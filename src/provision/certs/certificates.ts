@@ -2,9 +2,17 @@ import { commitFiles } from '../../shared/atomic-write.js'
 import type { HelixConfig } from '../../shared/config.js'
 import type { FileReport } from '../../shared/file-report.js'
 import { exists, type HelixHome } from '../../shared/home.js'
-import { caIncomplete, loadAuthority, requireCaCertificate } from './authority-store.js'
-import { CERT_FILES, type CertFile, certPath, readCertificate, readOptional } from './cert-files.js'
-import type { Authority } from './certificate-profiles.js'
+import { caIncomplete, loadAuthority, requireCaCertificate } from '../../state/certs/authority-store.js'
+import {
+  CERT_FILES,
+  type CertFile,
+  certPath,
+  readCertificate,
+  readOptional,
+} from '../../state/certs/cert-files.js'
+import type { Authority } from '../../state/certs/certificate-profiles.js'
+import { importPrivateKeyPem } from '../../state/certs/key-pair.js'
+import { serverSubjectAltNames } from '../../state/certs/subject-alt-names.js'
 import {
   type Issuance,
   issuedNames,
@@ -15,9 +23,7 @@ import {
   planClientP12,
   planServer,
 } from './issuance.js'
-import { importPrivateKeyPem } from './key-pair.js'
 import { generateP12Password } from './p12-password.js'
-import { serverSubjectAltNames } from './subject-alt-names.js'
 
 export interface CertificatesReport extends FileReport {
   /** Generated password of a newly created client.p12: shown once, never stored. */

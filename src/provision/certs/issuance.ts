@@ -3,17 +3,17 @@ import { PRIVATE_MODE, PUBLIC_MODE } from '../../shared/atomic-write.js'
 import type { KeyType } from '../../shared/config-schema.js'
 import { UserError } from '../../shared/errors.js'
 import type { HelixHome } from '../../shared/home.js'
-import { CERT_FILES, type CertFile, certPath } from './cert-files.js'
+import { CERT_FILES, type CertFile, certPath } from '../../state/certs/cert-files.js'
 import {
   type Authority,
   buildCaCertificate,
   buildLeafCertificate,
   type IssuedCertificate,
   type SubjectAltName,
-} from './certificate-profiles.js'
-import { generateKeyPair, privateKeyDer, type SigningKeyPair } from './key-pair.js'
+} from '../../state/certs/certificate-profiles.js'
+import { generateKeyPair, privateKeyDer, type SigningKeyPair } from '../../state/certs/key-pair.js'
+import { caValidity, leafValidity } from '../../state/certs/validity.js'
 import { buildPkcs12 } from './pkcs12.js'
-import { caValidity, leafValidity } from './validity.js'
 
 /** A file to write, with its name relative to the helix directory (for the report). */
 export interface PlannedCertFile extends PlannedFile {

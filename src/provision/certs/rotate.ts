@@ -2,9 +2,16 @@ import { commitFiles } from '../../shared/atomic-write.js'
 import type { HelixConfig } from '../../shared/config.js'
 import type { FileReport } from '../../shared/file-report.js'
 import type { HelixHome } from '../../shared/home.js'
-import { loadAuthority, requireCaCertificate } from './authority-store.js'
-import { CERT_FILES, readCertificate, readCertificateBundle, type StoredCertificate } from './cert-files.js'
-import type { Authority } from './certificate-profiles.js'
+import { loadAuthority, requireCaCertificate } from '../../state/certs/authority-store.js'
+import {
+  CERT_FILES,
+  readCertificate,
+  readCertificateBundle,
+  type StoredCertificate,
+} from '../../state/certs/cert-files.js'
+import type { Authority } from '../../state/certs/certificate-profiles.js'
+import { keyTypeOf } from '../../state/certs/key-pair.js'
+import { serverSubjectAltNames, subjectAltNamesOf } from '../../state/certs/subject-alt-names.js'
 import { DEFAULT_CLIENT_NAME } from './certificates.js'
 import {
   type Issuance,
@@ -16,9 +23,7 @@ import {
   planServer,
 } from './issuance.js'
 import { leafKeyType } from './issue.js'
-import { keyTypeOf } from './key-pair.js'
 import { generateP12Password, validateP12Password } from './p12-password.js'
-import { serverSubjectAltNames, subjectAltNamesOf } from './subject-alt-names.js'
 
 /**
  * Certificate rotation. The lifecycle of a CA roll:

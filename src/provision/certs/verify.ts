@@ -2,7 +2,7 @@ import { isIP } from 'node:net'
 import type { HelixConfig } from '../../shared/config.js'
 import { Failure } from '../../shared/errors.js'
 import type { HelixHome } from '../../shared/home.js'
-import { certificateMatchesKeys, requireCaCertificate } from './authority-store.js'
+import { certificateMatchesKeys, requireCaCertificate } from '../../state/certs/authority-store.js'
 import {
   CERT_FILES,
   type CertFile,
@@ -10,10 +10,10 @@ import {
   readCertificateBundle,
   readOptional,
   type StoredCertificate,
-} from './cert-files.js'
-import { importPrivateKeyPem } from './key-pair.js'
-import { parseSubjectAltName } from './subject-alt-names.js'
-import { oneLineName } from './summary.js'
+} from '../../state/certs/cert-files.js'
+import { importPrivateKeyPem } from '../../state/certs/key-pair.js'
+import { parseSubjectAltName } from '../../state/certs/subject-alt-names.js'
+import { oneLineName } from '../../state/certs/summary.js'
 
 export type CheckName = 'present' | 'key' | 'chain' | 'validity' | 'purpose' | 'host'
 

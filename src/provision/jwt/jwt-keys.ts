@@ -3,7 +3,7 @@ import type { HelixConfig } from '../../shared/config.js'
 import type { JwtAlgorithm } from '../../shared/config-schema.js'
 import type { FileReport } from '../../shared/file-report.js'
 import { exists, type HelixHome } from '../../shared/home.js'
-import { DEFAULT_JWT_ALGORITHM, generateSigningKey } from './key-algorithms.js'
+import { DEFAULT_JWT_ALGORITHM, generateSigningKey } from '../../state/jwt/key-algorithms.js'
 import {
   ageInDays,
   currentKid,
@@ -13,7 +13,7 @@ import {
   replaceWith,
   retireDueKeys,
   rotateTo,
-} from './key-set.js'
+} from '../../state/jwt/key-set.js'
 import {
   buildJwks,
   inHome,
@@ -26,7 +26,7 @@ import {
   removeRetiredKeyFiles,
   saveKeySet,
   serialiseJson,
-} from './key-store.js'
+} from '../../state/jwt/key-store.js'
 
 /** Every service call takes the clock as an option, so tests can move time past an overlap. */
 export interface KeyServiceOptions {

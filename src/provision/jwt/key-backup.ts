@@ -9,9 +9,8 @@ import {
 } from '../../shared/atomic-write.js'
 import { type HelixError, UserError } from '../../shared/errors.js'
 import { exists, type HelixHome } from '../../shared/home.js'
-import { DEFAULT_SCRYPT, decryptBackup, encryptBackup, type ScryptParams } from './backup-archive.js'
-import { keyMatchesAlgorithm, parsePrivatePem, publicJwkOf } from './key-algorithms.js'
-import { currentKid, publishedKids } from './key-set.js'
+import { keyMatchesAlgorithm, parsePrivatePem, publicJwkOf } from '../../state/jwt/key-algorithms.js'
+import { currentKid, publishedKids } from '../../state/jwt/key-set.js'
 import {
   inHome,
   JWKS_FILE,
@@ -23,7 +22,8 @@ import {
   parseKeySet,
   privateKeyPath,
   readKeySet,
-} from './key-store.js'
+} from '../../state/jwt/key-store.js'
+import { DEFAULT_SCRYPT, decryptBackup, encryptBackup, type ScryptParams } from './backup-archive.js'
 
 /** The decrypted content of a backup: file names inside keys/ and their bytes (base64). */
 interface KeysArchive {

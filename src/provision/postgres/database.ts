@@ -1,21 +1,17 @@
-import { clusterDataDir, embeddedUrl, readEmbeddedState } from '../../runtime/db/embedded-state.js'
-import {
-  type MigrateResult,
-  type MigrationState,
-  migrate,
-  migrationState,
-} from '../../runtime/db/migrator.js'
-import { type DatabasePool, openDatabase, type RetryOptions } from '../../runtime/db/pool.js'
-import { redactUrl } from '../../runtime/db/redact.js'
+import type { HelixConfig } from '../../shared/config.js'
+import { UserError } from '../../shared/errors.js'
+import type { HelixHome } from '../../shared/home.js'
+import { withDatabase } from '../../state/db/connect.js'
+import { clusterDataDir, embeddedUrl, readEmbeddedState } from '../../state/db/embedded-state.js'
+import { type MigrationState, migrationState } from '../../state/db/migrator.js'
+import { type DatabasePool, openDatabase } from '../../state/db/pool.js'
+import { redactUrl } from '../../state/db/redact.js'
 import {
   type DatabaseMode,
   type DatabaseTarget,
   databaseMode,
   resolveDatabase,
-} from '../../runtime/db/resolve.js'
-import type { HelixConfig } from '../../shared/config.js'
-import { UserError } from '../../shared/errors.js'
-import type { HelixHome } from '../../shared/home.js'
+} from '../../state/db/resolve.js'
 import {
   destroyEmbedded,
   directorySize,
@@ -65,31 +61,6 @@ export interface UrlResult {
   redacted: boolean
 }
 
-/** Opens the configured database (embedded or external), retrying while it starts up. */
-export async function connect(
-  home: HelixHome,
-  config: HelixConfig,
-  retry?: RetryOptions,
-): Promise<DatabasePool> {
-  const target = await resolveDatabase(home, config)
-  return openDatabase(target, config.database, retry)
-}
-
-/** Runs fn with an open pool and always closes it. */
-export async function withDatabase<T>(
-  home: HelixHome,
-  config: HelixConfig,
-  fn: (db: DatabasePool) => Promise<T>,
-  retry: RetryOptions = { attempts: 3 },
-): Promise<T> {
-  const db = await connect(home, config, retry)
-  try {
-    return await fn(db)
-  } finally {
-    await db.close()
-  }
-}
-
 export async function startDatabase(home: HelixHome, config: HelixConfig): Promise<StartResult> {
   if (databaseMode(config) === 'embedded') return startEmbedded(home, config)
   // Nothing to start, but a start that "succeeds" against an unreachable server would mislead.
@@ -116,14 +87,6 @@ export async function destroyDatabase(home: HelixHome, config: HelixConfig): Pro
 export async function databaseUrl(home: HelixHome, config: HelixConfig, redact: boolean): Promise<UrlResult> {
   const target = await resolveDatabase(home, config)
   return { mode: target.mode, url: redact ? target.redactedUrl : target.url, redacted: redact }
-}
-
-export async function runMigrations(
-  home: HelixHome,
-  config: HelixConfig,
-  dryRun: boolean,
-): Promise<MigrateResult> {
-  return withDatabase(home, config, (db) => migrate(db, { dryRun }))
 }
 
 /** Running/stopped, where, how big, and the migration state; never throws for a stopped server. */

@@ -16,6 +16,9 @@ import { dirname, join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { execa } from 'execa'
 import pg from 'pg'
+import type { HelixConfig } from '../../shared/config.js'
+import { Failure, UserError } from '../../shared/errors.js'
+import { exists, type HelixHome } from '../../shared/home.js'
 import {
   clusterDataDir,
   type EmbeddedState,
@@ -24,11 +27,8 @@ import {
   embeddedUrl,
   readEmbeddedState,
   writeEmbeddedState,
-} from '../../runtime/db/embedded-state.js'
-import { redactUrl } from '../../runtime/db/redact.js'
-import type { HelixConfig } from '../../shared/config.js'
-import { Failure, UserError } from '../../shared/errors.js'
-import { exists, type HelixHome } from '../../shared/home.js'
+} from '../../state/db/embedded-state.js'
+import { redactUrl } from '../../state/db/redact.js'
 import { type PostgresBinaries, postgresBinaries } from './binaries.js'
 import { findFreePort, isPortFree } from './free-port.js'
 import {

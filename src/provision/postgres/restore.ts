@@ -2,11 +2,11 @@ import { createHash } from 'node:crypto'
 import { resolve } from 'node:path'
 import { Value } from '@sinclair/typebox/value'
 import type pg from 'pg'
-import { loadMigrations, type MigrationFile } from '../../runtime/db/migration-files.js'
-import { MIGRATIONS_TABLE, MIGRATIONS_TABLE_DDL, readApplied } from '../../runtime/db/migrator.js'
-import type { DatabasePool } from '../../runtime/db/pool.js'
 import { Failure, UserError } from '../../shared/errors.js'
 import { exists } from '../../shared/home.js'
+import { loadMigrations, type MigrationFile } from '../../state/db/migration-files.js'
+import { MIGRATIONS_TABLE, MIGRATIONS_TABLE_DDL, readApplied } from '../../state/db/migrator.js'
+import type { DatabasePool } from '../../state/db/pool.js'
 import {
   BACKUP_MAGIC,
   type BackupManifest,

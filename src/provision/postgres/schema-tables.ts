@@ -1,5 +1,5 @@
-import { MIGRATIONS_TABLE } from '../../runtime/db/migrator.js'
-import type { Queryable } from '../../runtime/db/pool.js'
+import { MIGRATIONS_TABLE } from '../../state/db/migrator.js'
+import type { Queryable } from '../../state/db/pool.js'
 
 export interface TableInfo {
   name: string

@@ -10,16 +10,16 @@ import DbStatus from '../../../src/commands/db/status.js'
 import DbStop from '../../../src/commands/db/stop.js'
 import DbUrl from '../../../src/commands/db/url.js'
 import { findFreePort } from '../../../src/provision/postgres/free-port.js'
-import { DatabasePool } from '../../../src/runtime/db/pool.js'
-import { resolveDatabase } from '../../../src/runtime/db/resolve.js'
 import { parseConfig } from '../../../src/shared/config.js'
 import { HelixHome } from '../../../src/shared/home.js'
+import { DatabasePool } from '../../../src/state/db/pool.js'
+import { resolveDatabase } from '../../../src/state/db/resolve.js'
 import {
   databaseTargets,
   dropAllTables,
   provisionDatabase,
   type TestDatabase,
-} from '../../runtime/db/database-targets.js'
+} from '../../state/db/database-targets.js'
 import { runInProcess } from './in-process.js'
 
 describe('db commands, in process, on the embedded database', () => {

@@ -5,7 +5,7 @@ import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { HELIX_BIN, runHelix, runHelixJson, tempDir } from '../../helpers/cli.js'
 import { hasTool } from '../../helpers/tools.js'
-import { databaseTargets, provisionDatabase, type TestDatabase } from '../../runtime/db/database-targets.js'
+import { databaseTargets, provisionDatabase, type TestDatabase } from '../../state/db/database-targets.js'
 
 /** Independent of the code under test: a checksum of every row of every helix table. */
 async function tableChecksums(url: string): Promise<Record<string, string>> {

@@ -9,9 +9,9 @@ import ModelsList from '../../../src/commands/models/list.js'
 import ModelsLoad from '../../../src/commands/models/load.js'
 import ModelsRemove from '../../../src/commands/models/remove.js'
 import ModelsUnload from '../../../src/commands/models/unload.js'
+import { fakeNvidiaSmi } from '../../core/gpu/fake-nvidia-smi.js'
 import { HELIX_BIN, ROOT, tempDir } from '../../helpers/cli.js'
 import { addModel, writeOnnx } from '../../helpers/onnx-models.js'
-import { fakeNvidiaSmi } from '../../runtime/gpu/fake-nvidia-smi.js'
 
 // The same commands in-process (models.test.ts drives the built binary): flags reach the services
 // and the typed result is what --json prints.
@@ -131,7 +131,7 @@ describe('models and gpus commands (in process)', () => {
     const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
     try {
       await expect(ModelsList.run(['--url', url], ROOT)).rejects.toThrow()
-      const { repositoryIndex } = await import('../../../src/runtime/infer/daemon-client.js')
+      const { repositoryIndex } = await import('../../../src/cli/daemon-client.js')
       await expect(repositoryIndex(url)).rejects.toMatchObject({
         code: 'DAEMON_REFUSED',
         message: `The daemon at ${url} sent an unexpected repository index.`,

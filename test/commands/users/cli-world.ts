@@ -1,6 +1,6 @@
-import { migrate } from '../../../src/runtime/db/migrator.js'
-import { type DatabasePool, openDatabase } from '../../../src/runtime/db/pool.js'
-import { provisionDatabase, type TestDatabase } from '../../runtime/db/database-targets.js'
+import { migrate } from '../../../src/state/db/migrator.js'
+import { type DatabasePool, openDatabase } from '../../../src/state/db/pool.js'
+import { provisionDatabase, type TestDatabase } from '../../state/db/database-targets.js'
 
 /** A migrated embedded PostgreSQL in a fresh helix directory, for driving the built CLI. */
 export interface CliWorld {

@@ -1,9 +1,9 @@
 import { rm, stat, writeFile } from 'node:fs/promises'
 import { describe, expect, it } from 'vitest'
 import { createAuthority } from '../../../src/provision/certs/authority.js'
-import { loadAuthority } from '../../../src/provision/certs/authority-store.js'
-import { CERT_FILES } from '../../../src/provision/certs/cert-files.js'
 import { ensureCertificates } from '../../../src/provision/certs/certificates.js'
+import { loadAuthority } from '../../../src/state/certs/authority-store.js'
+import { CERT_FILES } from '../../../src/state/certs/cert-files.js'
 import { configWith, freshHome, read } from './helpers.js'
 
 describe('createAuthority (helix certs ca)', () => {

@@ -1,8 +1,8 @@
 import { readdir } from 'node:fs/promises'
 import { describe, expect, it } from 'vitest'
-import { CERT_FILES } from '../../../src/provision/certs/cert-files.js'
 import { ensureCertificates } from '../../../src/provision/certs/certificates.js'
 import { issueCertificate } from '../../../src/provision/certs/issue.js'
+import { CERT_FILES } from '../../../src/state/certs/cert-files.js'
 import { hasTool } from '../../helpers/tools.js'
 import { configWith, freshHome, openssl, read } from './helpers.js'
 

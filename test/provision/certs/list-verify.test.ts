@@ -1,13 +1,13 @@
 import { rm, writeFile } from 'node:fs/promises'
 import { describe, expect, it } from 'vitest'
-import { loadAuthority } from '../../../src/provision/certs/authority-store.js'
-import { CERT_FILES } from '../../../src/provision/certs/cert-files.js'
-import { buildLeafCertificate } from '../../../src/provision/certs/certificate-profiles.js'
 import { ensureCertificates } from '../../../src/provision/certs/certificates.js'
-import { generateKeyPair } from '../../../src/provision/certs/key-pair.js'
-import { listCertificates } from '../../../src/provision/certs/list.js'
 import { rotateCertificates } from '../../../src/provision/certs/rotate.js'
 import { verificationFailure, verifyCertificates } from '../../../src/provision/certs/verify.js'
+import { loadAuthority } from '../../../src/state/certs/authority-store.js'
+import { CERT_FILES } from '../../../src/state/certs/cert-files.js'
+import { buildLeafCertificate } from '../../../src/state/certs/certificate-profiles.js'
+import { generateKeyPair } from '../../../src/state/certs/key-pair.js'
+import { listCertificates } from '../../../src/state/certs/list.js'
 import { configWith, freshHome, read } from './helpers.js'
 
 const DAY = 86_400_000

@@ -1,13 +1,10 @@
 import { X509Certificate } from 'node:crypto'
 import { writeFile } from 'node:fs/promises'
 import { describe, expect, it } from 'vitest'
-import {
-  buildCaCertificate,
-  buildLeafCertificate,
-} from '../../../src/provision/certs/certificate-profiles.js'
-import { generateKeyPair, privateKeyDer } from '../../../src/provision/certs/key-pair.js'
 import { buildPkcs12, PKCS12_ITERATIONS } from '../../../src/provision/certs/pkcs12.js'
-import { caValidity, leafValidity } from '../../../src/provision/certs/validity.js'
+import { buildCaCertificate, buildLeafCertificate } from '../../../src/state/certs/certificate-profiles.js'
+import { generateKeyPair, privateKeyDer } from '../../../src/state/certs/key-pair.js'
+import { caValidity, leafValidity } from '../../../src/state/certs/validity.js'
 import { hasTool } from '../../helpers/tools.js'
 import { freshHome, openssl } from './helpers.js'
 

@@ -1,10 +1,10 @@
 import { X509Certificate } from 'node:crypto'
 import { describe, expect, it } from 'vitest'
-import { CERT_FILES } from '../../../src/provision/certs/cert-files.js'
 import { ensureCertificates } from '../../../src/provision/certs/certificates.js'
 import { issueCertificate } from '../../../src/provision/certs/issue.js'
 import { rotateCertificates } from '../../../src/provision/certs/rotate.js'
 import { verifyCertificates } from '../../../src/provision/certs/verify.js'
+import { CERT_FILES } from '../../../src/state/certs/cert-files.js'
 import { hasTool } from '../../helpers/tools.js'
 import { configWith, freshHome, openssl, read } from './helpers.js'
 

@@ -1,12 +1,12 @@
 import { generateKeyPairSync } from 'node:crypto'
 import { describe, expect, it } from 'vitest'
 import { validateCommonName } from '../../../src/provision/certs/issuance.js'
-import { generateKeyPair, importPrivateKeyPem, RSA_BITS } from '../../../src/provision/certs/key-pair.js'
 import { generateP12Password, validateP12Password } from '../../../src/provision/certs/p12-password.js'
-import { randomSerialNumber } from '../../../src/provision/certs/serial-number.js'
-import { parseSubjectAltName, serverSubjectAltNames } from '../../../src/provision/certs/subject-alt-names.js'
-import { expiryWarning } from '../../../src/provision/certs/summary.js'
-import { caValidity, daysUntil, leafValidity, MAX_LEAF_DAYS } from '../../../src/provision/certs/validity.js'
+import { generateKeyPair, importPrivateKeyPem, RSA_BITS } from '../../../src/state/certs/key-pair.js'
+import { randomSerialNumber } from '../../../src/state/certs/serial-number.js'
+import { parseSubjectAltName, serverSubjectAltNames } from '../../../src/state/certs/subject-alt-names.js'
+import { expiryWarning } from '../../../src/state/certs/summary.js'
+import { caValidity, daysUntil, leafValidity, MAX_LEAF_DAYS } from '../../../src/state/certs/validity.js'
 import { configWith } from './helpers.js'
 
 describe('validity', () => {
@@ -137,7 +137,7 @@ describe('key pairs', () => {
 
 describe('Reflect metadata shim for @peculiar/x509', () => {
   it('stores metadata per target and inherits it along the prototype chain', async () => {
-    await import('../../../src/provision/certs/x509-provider.js')
+    await import('../../../src/state/certs/x509-provider.js')
     const reflect = Reflect as unknown as {
       defineMetadata(k: unknown, v: unknown, t: object): void
       getMetadata(k: unknown, t: object): unknown

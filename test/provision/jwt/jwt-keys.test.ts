@@ -8,12 +8,12 @@ import {
   pruneKeys,
   rotateKeys,
 } from '../../../src/provision/jwt/jwt-keys.js'
-import { JWT_ALGORITHMS } from '../../../src/provision/jwt/key-algorithms.js'
-import { loadJwks, loadSigningKey } from '../../../src/provision/jwt/signing-key.js'
 import { type HelixConfig, parseConfig } from '../../../src/shared/config.js'
 import type { JwtAlgorithm } from '../../../src/shared/config-schema.js'
 import { HelixError } from '../../../src/shared/errors.js'
 import { HelixHome } from '../../../src/shared/home.js'
+import { JWT_ALGORITHMS } from '../../../src/state/jwt/key-algorithms.js'
+import { loadJwks, loadSigningKey } from '../../../src/state/jwt/signing-key.js'
 import { tempDir } from '../../helpers/cli.js'
 
 const t0 = new Date('2026-03-01T12:00:00.000Z')

@@ -4,10 +4,10 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { encryptBackup } from '../../../src/provision/jwt/backup-archive.js'
 import { generateKeys, rotateKeys } from '../../../src/provision/jwt/jwt-keys.js'
 import { backupKeys, restoreKeys } from '../../../src/provision/jwt/key-backup.js'
-import { loadJwks, loadSigningKey } from '../../../src/provision/jwt/signing-key.js'
 import { parseConfig } from '../../../src/shared/config.js'
 import { HelixError } from '../../../src/shared/errors.js'
 import { HelixHome } from '../../../src/shared/home.js'
+import { loadJwks, loadSigningKey } from '../../../src/state/jwt/signing-key.js'
 import { tempDir } from '../../helpers/cli.js'
 
 const FAST = { N: 2 ** 10, r: 8, p: 1 }

@@ -6,9 +6,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { backupDatabase } from '../../../src/provision/postgres/backup.js'
 import { restoreDatabase, verifyBackup } from '../../../src/provision/postgres/restore.js'
 import { listTables, tableContentChecksum } from '../../../src/provision/postgres/schema-tables.js'
-import { migrationsDir, sha256Hex } from '../../../src/runtime/db/migration-files.js'
-import { migrate, readApplied } from '../../../src/runtime/db/migrator.js'
-import type { DatabasePool } from '../../../src/runtime/db/pool.js'
+import { isHelixError } from '../../../src/shared/errors.js'
+import { migrationsDir, sha256Hex } from '../../../src/state/db/migration-files.js'
+import { migrate, readApplied } from '../../../src/state/db/migrator.js'
+import type { DatabasePool } from '../../../src/state/db/pool.js'
 import {
   apiKeys,
   audit,
@@ -16,15 +17,14 @@ import {
   requestLog,
   usage,
   users,
-} from '../../../src/runtime/db/repositories/index.js'
-import { isHelixError } from '../../../src/shared/errors.js'
+} from '../../../src/state/db/repositories/index.js'
 import {
   databaseTargets,
   dropAllTables,
   openPool,
   provisionDatabase,
   type TestDatabase,
-} from '../../runtime/db/database-targets.js'
+} from '../../state/db/database-targets.js'
 
 async function errorCode(promise: Promise<unknown>): Promise<string> {
   try {

@@ -16,10 +16,10 @@ import {
 import { findFreePort, isPortFree } from '../../../src/provision/postgres/free-port.js'
 import { relocatedDataDir } from '../../../src/provision/postgres/server-location.js'
 import { DEFAULT_SERVER_USER, resolveServerUser } from '../../../src/provision/postgres/server-user.js'
-import { embeddedStateFile, embeddedUrl, readEmbeddedState } from '../../../src/runtime/db/embedded-state.js'
 import { parseConfig } from '../../../src/shared/config.js'
 import { isHelixError } from '../../../src/shared/errors.js'
 import { exists, HelixHome } from '../../../src/shared/home.js'
+import { embeddedStateFile, embeddedUrl, readEmbeddedState } from '../../../src/state/db/embedded-state.js'
 
 const isRoot = process.getuid?.() === 0
 const config = parseConfig({})

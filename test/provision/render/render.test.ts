@@ -2,6 +2,7 @@ import { mkdir, readFile, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { parse } from 'yaml'
+import { renderRenderReport } from '../../../src/cli/output/render.js'
 import { nginxOverrides, savedNginxSettings } from '../../../src/provision/render/nginx-settings.js'
 import {
   ARTIFACTS,
@@ -16,7 +17,6 @@ import {
   checkUpstream,
 } from '../../../src/provision/render/render-inputs.js'
 import { renderOne } from '../../../src/provision/render/render-one.js'
-import { renderRenderReport } from '../../../src/provision/render/render-report-output.js'
 import { parseConfig } from '../../../src/shared/config.js'
 import { HelixHome } from '../../../src/shared/home.js'
 import { tempDir } from '../../helpers/cli.js'

@@ -1,0 +1,88 @@
+import { randomUUID } from 'node:crypto'
+import type { IncomingMessage } from 'node:http'
+import type { SecureServerOptions } from 'node:http2'
+import type { ServerOptions as HttpsServerOptions } from 'node:https'
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import type { ModelService } from '../core/infer/types.js'
+import { HelixMetrics } from './metrics.js'
+import { type Authenticate, authPlugin } from './plugins/auth.js'
+import { bodyParsersPlugin } from './plugins/body-parsers.js'
+import { errorsPlugin } from './plugins/errors.js'
+import { metricsPlugin } from './plugins/metrics.js'
+import { securityPlugin } from './plugins/security.js'
+import { healthRoutes } from './routes/health.js'
+import { inferRoutes } from './routes/infer.js'
+import { modelRoutes } from './routes/models.js'
+import { opsRoutes } from './routes/ops.js'
+import { repositoryRoutes } from './routes/repository.js'
+
+export interface BuildAppOptions {
+  /** The inference core the routes call. */
+  service: ModelService
+  /** Proxies whose X-Forwarded-For is believed for request.ip (server.trust_proxy). */
+  trustProxy?: string[]
+  /** Largest request body in bytes (config.server.body_limit); 64 MiB by default. */
+  bodyLimit?: number
+  /** pino options, or false for no logs (tests). */
+  logger?: FastifyServerOptions['logger']
+  /** A ready pino logger shared with the inference core (wins over `logger`). */
+  loggerInstance?: FastifyBaseLogger
+  /** HTTPS (and mTLS) options; plain HTTP when absent. */
+  https?: HttpsServerOptions
+  /** The identity work's authentication; every request is allowed until then. */
+  authenticate?: Authenticate
+  /** Metrics registry; a fresh one by default. */
+  metrics?: HelixMetrics
+}
+
+/** Never log bodies, credentials or cookies (the request serializer logs no headers; this is the guard). */
+export const REDACTED_PATHS = [
+  'req.headers.authorization',
+  'req.headers.cookie',
+  'req.headers["x-api-key"]',
+  'res.headers["set-cookie"]',
+]
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/
+
+/** Takes the caller's X-Request-Id when it is a sane token, else a fresh UUID. */
+export function requestId(request: IncomingMessage): string {
+  const given = request.headers['x-request-id']
+  return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID()
+}
+
+/**
+ * Builds the daemon's Fastify app without listening. Plugins register in order: body parsing →
+ * app plugins (errors, metrics, security headers, auth) → routes.
+ */
+export async function buildApp(options: BuildAppOptions): Promise<FastifyInstance> {
+  const bodyLimit = options.bodyLimit ?? 64 * 1024 * 1024
+  const app = Fastify({
+    ...(options.loggerInstance
+      ? { loggerInstance: options.loggerInstance }
+      : { logger: options.logger ?? false }),
+    genReqId: requestId,
+    ...(options.trustProxy?.length ? { trustProxy: options.trustProxy } : {}),
+    requestIdHeader: false,
+    bodyLimit,
+    // Draining: idle keep-alive sockets close at once, in-flight requests finish.
+    forceCloseConnections: 'idle',
+    return503OnClosing: true,
+    ...(options.https ? { https: options.https as SecureServerOptions } : {}),
+  }) as unknown as FastifyInstance
+
+  // External (none yet: db, redis come with the identity work), then app plugins.
+  await app.register(bodyParsersPlugin, { bodyLimit })
+  await app.register(errorsPlugin)
+  await app.register(metricsPlugin, { metrics: options.metrics ?? new HelixMetrics(options.service) })
+  await app.register(securityPlugin)
+  await app.register(authPlugin, { authenticate: options.authenticate })
+
+  const { service } = options
+  await app.register(healthRoutes, { service })
+  await app.register(modelRoutes, { service })
+  await app.register(inferRoutes, { service })
+  await app.register(repositoryRoutes, { service })
+  await app.register(opsRoutes)
+  return app
+}

@@ -1,0 +1,38 @@
+import type { InferResult, Tensor } from '../../core/infer/types.js'
+import { encodeBinaryData } from './binary-tensor.js'
+import { encodeJsonData } from './json-tensor.js'
+
+export interface EncodedInferResponse {
+  payload: Buffer | string
+  /** Set when binary outputs follow the JSON header (the Inference-Header-Content-Length value). */
+  headerLength?: number
+}
+
+/**
+ * Builds the infer response. JSON is assembled from per-tensor text so large float arrays are
+ * stringified once and INT64 keeps every digit; binary outputs are appended as raw bytes.
+ */
+export function encodeInferResponse(
+  result: InferResult,
+  requestedOutputs: string[] | undefined,
+  binaryOutput: (name: string) => boolean,
+): EncodedInferResponse {
+  let outputs: Tensor[] = result.outputs
+  if (requestedOutputs) {
+    const byName = new Map(result.outputs.map((o) => [o.name, o]))
+    outputs = requestedOutputs.map((n) => byName.get(n)).filter((o): o is Tensor => o !== undefined)
+  }
+  const chunks: Buffer[] = []
+  const parts = outputs.map((output) => {
+    const head = `{"name":${JSON.stringify(output.name)},"datatype":"${output.datatype}","shape":${JSON.stringify(output.shape)}`
+    if (!binaryOutput(output.name)) return `${head},"data":${encodeJsonData(output.datatype, output.data)}}`
+    const bytes = encodeBinaryData(output.datatype, output.data)
+    chunks.push(bytes)
+    return `${head},"parameters":{"binary_data_size":${bytes.byteLength}}}`
+  })
+  const id = result.id !== undefined ? `,"id":${JSON.stringify(result.id)}` : ''
+  const header = `{"model_name":${JSON.stringify(result.modelName)},"model_version":${JSON.stringify(result.modelVersion)}${id},"outputs":[${parts.join(',')}]}`
+  if (chunks.length === 0) return { payload: header }
+  const head = Buffer.from(header)
+  return { payload: Buffer.concat([head, ...chunks]), headerLength: head.byteLength }
+}

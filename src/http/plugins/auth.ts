@@ -1,0 +1,175 @@
+import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
+import { forbidden, missingCredentials } from '../../core/identity/auth-errors.js'
+import { authenticateCredential, bearerCredential } from '../../core/identity/authenticator.js'
+import type { IdentityDeps } from '../../core/identity/identity-deps.js'
+import type { Principal } from '../../core/identity/principal.js'
+import { allows } from '../../core/identity/scopes.js'
+import type { UsageRecorder } from '../../core/identity/usage-recorder.js'
+import * as repos from '../../state/db/repositories/index.js'
+import { type RouteAccess, routeAccess } from '../route-access.js'
+import { globalPlugin } from './global-plugin.js'
+import type { RateLimitGuard } from './rate-limit.js'
+
+/**
+ * Decides whether a request may proceed; throws a HelixError (UNAUTHENTICATED/FORBIDDEN/RATE_LIMITED)
+ * when not. The identity work attaches its routes and hooks as `routes`, registered before the daemon's
+ * routes so the OpenAPI document and CORS see them all.
+ */
+export type Authenticate = ((request: FastifyRequest, reply: FastifyReply) => Promise<void>) & {
+  routes?: FastifyPluginAsync
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    authenticate: Authenticate
+  }
+  interface FastifyRequest {
+    /** Set by the auth hook when the request carried a valid credential. */
+    principal?: Principal
+  }
+}
+
+/** No identity configured (unit tests of the routes): every caller may proceed. */
+export const allowAll: Authenticate = async () => {}
+
+/**
+ * The one place authentication hooks in: a single onRequest hook calling `app.authenticate`, which the
+ * identity work provides through buildApp's `authenticate` option.
+ */
+export const authPlugin = globalPlugin(
+  'helix-auth',
+  async (app: FastifyInstance, options: { authenticate?: Authenticate }) => {
+    const authenticate = options.authenticate ?? allowAll
+    app.decorate('authenticate', authenticate)
+    if (authenticate.routes) await app.register(authenticate.routes)
+    app.addHook('onRequest', async (request, reply) => app.authenticate(request, reply))
+  },
+)
+
+const REALM = 'Bearer realm="helix"'
+const accessOf = new WeakMap<FastifyRequest, RouteAccess>()
+
+function pathOf(request: FastifyRequest): string {
+  const q = request.url.indexOf('?')
+  return q === -1 ? request.url : request.url.slice(0, q)
+}
+
+/** Batch rows of a request: the first input's leading dimension (KServe) or the input list (OpenAI). */
+export function itemsOf(body: unknown): number {
+  if (!body || typeof body !== 'object') return 0
+  const b = body as { inputs?: Array<{ shape?: unknown }>; input?: unknown }
+  const shape = b.inputs?.[0]?.shape
+  if (Array.isArray(shape)) return typeof shape[0] === 'number' && shape.length > 1 ? shape[0] : 1
+  if (Array.isArray(b.input)) return b.input.length
+  return b.input === undefined ? 0 : 1
+}
+
+function modelAllowed(principal: Principal, model: string | undefined): boolean {
+  if (!principal.models || principal.models.length === 0) return true
+  return model !== undefined && principal.models.includes(model)
+}
+
+/**
+ * The authentication hook of the daemon: per-IP limits on every request; on protected routes a Bearer
+ * API key or access JWT (401 with WWW-Authenticate when missing or bad), the key's limits and quota
+ * (429), then the route's scope (403).
+ */
+export function identityHooks(deps: IdentityDeps, guard: RateLimitGuard, recorder: UsageRecorder) {
+  const publicRoutes = deps.config.auth.public_routes
+  const enabled = deps.config.auth.enabled
+
+  const authenticate: Authenticate = async (request, reply) => {
+    const route = request.routeOptions.url
+    await guard.byIp(request, reply, route)
+    const access = routeAccess(
+      request.method,
+      route,
+      pathOf(request),
+      request.params as Record<string, string>,
+      publicRoutes,
+    )
+    accessOf.set(request, access)
+    if (access.kind === 'public' || (!enabled && access.kind === 'scope')) return
+    const credential = bearerCredential(request.headers.authorization)
+    if (credential === undefined) {
+      reply.header('www-authenticate', REALM)
+      throw missingCredentials()
+    }
+    let principal: Principal
+    try {
+      principal = await authenticateCredential(deps, credential)
+    } catch (err) {
+      reply.header('www-authenticate', `${REALM}, error="invalid_token"`)
+      throw err
+    }
+    request.principal = principal
+    await guard.byPrincipal(request, reply, principal)
+    if (access.kind === 'scope') {
+      const need = access.need
+      if (
+        !allows(principal.scopes, need) ||
+        (need.scope === 'infer' && need.model && !modelAllowed(principal, need.model))
+      ) {
+        reply.header('www-authenticate', `${REALM}, error="insufficient_scope", scope="${need.scope}"`)
+        throw forbidden(
+          `This credential lacks the ${need.scope} scope${need.model ? ` for model ${need.model}` : ''}.`,
+        )
+      }
+    }
+  }
+
+  /** /v1 routes name the model in the body: check per-model restrictions and item quotas once it is parsed. */
+  async function preHandler(request: FastifyRequest, reply: FastifyReply): Promise<void> {
+    const principal = request.principal
+    if (!principal) return
+    const access = accessOf.get(request)
+    const model = (request.body as { model?: unknown } | undefined)?.model
+    if (access?.kind === 'scope' && access.modelFromBody && typeof model === 'string') {
+      if (!allows(principal.scopes, { scope: 'infer', model }) || !modelAllowed(principal, model)) {
+        reply.header('www-authenticate', `${REALM}, error="insufficient_scope", scope="infer:${model}"`)
+        throw forbidden(`This credential may not call model ${model}.`)
+      }
+    }
+    if (access?.kind === 'scope' && access.need.scope === 'infer')
+      await guard.byItems(principal, itemsOf(request.body))
+  }
+
+  /** Usage counters, last-used time and the request log (metadata only), after the answer is sent. */
+  function onResponse(request: FastifyRequest, reply: FastifyReply, done: () => void): void {
+    done()
+    const principal = request.principal
+    const route = request.routeOptions.url
+    if (!principal || !route || !(route.startsWith('/v2') || route.startsWith('/v1'))) return
+    const status = reply.statusCode
+    const params = request.params as { model?: string; version?: string }
+    recorder.record({
+      requestId: String(request.id),
+      userId: principal.userId ?? null,
+      apiKeyId: principal.keyId ?? null,
+      method: request.method,
+      route,
+      model: params.model ?? null,
+      modelVersion: params.version ?? null,
+      status,
+      durationMs: reply.elapsedTime,
+      items: itemsOf(request.body),
+      ip: request.ip,
+      userAgent: request.headers['user-agent'] ?? null,
+      at: new Date(),
+      served: status < 400,
+    })
+    if (status < 300 && /^\/v2\/repository\/models\/:model\/(load|unload)$/.test(route)) {
+      repos.audit
+        .recordAudit(deps.db, {
+          action: route.endsWith('/load') ? 'model.load' : 'model.unload',
+          actorUserId: principal.userId ?? null,
+          actor: principal.keyId ? `apikey:${principal.keyId}` : `user:${principal.userId}`,
+          target: `model:${params.model}`,
+          ip: request.ip,
+        })
+        .catch((err: unknown) => deps.log?.error({ err }, 'writing the audit log failed'))
+    }
+  }
+
+  return { authenticate, preHandler, onResponse }
+}

@@ -1,0 +1,157 @@
+// Route schemas carry OpenAPI tags and summaries (types from @fastify/swagger).
+import type {} from '@fastify/swagger'
+import { Type } from '@sinclair/typebox'
+import type { FastifyInstance, FastifyRequest } from 'fastify'
+import * as keys from '../../core/identity/api-keys.js'
+import type { IdentityDeps } from '../../core/identity/identity-deps.js'
+import { ErrorBody } from '../schemas/v2.js'
+import { originOf } from './auth.js'
+import {
+  ApiKeyInfoSchema,
+  CreatedKeySchema,
+  CreateKeyBody,
+  KeyIdParams,
+  ListKeysQuery,
+  RotateBody,
+  UsageQuery,
+  UsageSchema,
+} from './auth-schemas.js'
+
+const errors = { '4xx': ErrorBody, '5xx': ErrorBody }
+const tags = ['api keys']
+
+/** The caller as a key manager: admins manage every key, others only their own. */
+export function keyActorOf(request: FastifyRequest): keys.KeyActor {
+  const p = request.principal
+  const admin = p?.scopes.includes('admin') ?? false
+  return {
+    userId: p?.userId ?? null,
+    admin,
+    scopes: p?.scopes ?? [],
+    actor: p?.kind === 'apikey' ? `apikey:${p.keyId}` : `user:${p?.userId}`,
+  }
+}
+
+interface CreateBody {
+  name: string
+  scopes: string[]
+  user_id?: string
+  expires_at?: string
+  rate_limit_per_min?: number
+  quota_requests?: number
+  quota_items?: number
+  quota_period?: 'day' | 'month'
+}
+
+/** /auth/apikeys: create (secret shown once), list, rotate with grace, revoke, usage. */
+export async function apiKeyRoutes(app: FastifyInstance, options: { deps: IdentityDeps }) {
+  const { deps } = options
+
+  app.post<{ Body: CreateBody }>(
+    '/auth/apikeys',
+    {
+      schema: {
+        tags,
+        summary: 'Create an API key (the secret is in this answer only)',
+        body: CreateKeyBody,
+        response: { 201: CreatedKeySchema, ...errors },
+      },
+    },
+    async (request, reply) => {
+      const b = request.body
+      const created = await keys.createKey(
+        deps,
+        keyActorOf(request),
+        {
+          name: b.name,
+          scopes: b.scopes,
+          ...(b.user_id !== undefined ? { userId: b.user_id } : {}),
+          expiresAt: b.expires_at ? new Date(b.expires_at) : null,
+          rateLimitPerMin: b.rate_limit_per_min ?? null,
+          quotaRequests: b.quota_requests ?? null,
+          quotaItems: b.quota_items ?? null,
+          quotaPeriod: b.quota_period ?? null,
+        },
+        originOf(request),
+      )
+      reply.code(201).header('cache-control', 'no-store')
+      return created
+    },
+  )
+
+  app.get<{ Querystring: { all?: boolean; include_revoked?: boolean } }>(
+    '/auth/apikeys',
+    {
+      schema: {
+        tags,
+        summary: 'Your API keys (prefix and last 4 only)',
+        querystring: ListKeysQuery,
+        response: { 200: Type.Array(ApiKeyInfoSchema), ...errors },
+      },
+    },
+    async (request) => {
+      const actor = keyActorOf(request)
+      return keys.listKeys(deps, actor, {
+        ...(actor.admin && request.query.all ? {} : { userId: actor.userId ?? undefined }),
+        includeRevoked: request.query.include_revoked ?? false,
+      })
+    },
+  )
+
+  app.post<{ Params: { id: string }; Body: { grace_seconds?: number } | null }>(
+    '/auth/apikeys/:id/rotate',
+    {
+      schema: {
+        tags,
+        summary: 'New secret for the same key; the old one works for the grace period',
+        params: KeyIdParams,
+        body: RotateBody,
+        response: { 200: CreatedKeySchema, ...errors },
+      },
+    },
+    async (request, reply) => {
+      const grace = request.body?.grace_seconds
+      reply.header('cache-control', 'no-store')
+      return keys.rotateKey(
+        deps,
+        keyActorOf(request),
+        request.params.id,
+        grace === undefined ? {} : { graceSeconds: grace },
+        originOf(request),
+      )
+    },
+  )
+
+  app.delete<{ Params: { id: string } }>(
+    '/auth/apikeys/:id',
+    {
+      schema: {
+        tags,
+        summary: 'Revoke a key at once',
+        params: KeyIdParams,
+        response: { 200: ApiKeyInfoSchema, ...errors },
+      },
+    },
+    async (request) => keys.revokeKey(deps, keyActorOf(request), request.params.id, originOf(request)),
+  )
+
+  app.get<{ Params: { id: string }; Querystring: { since?: string } }>(
+    '/auth/apikeys/:id/usage',
+    {
+      schema: {
+        tags,
+        summary: 'Usage counters of a key',
+        params: KeyIdParams,
+        querystring: UsageQuery,
+        response: { 200: UsageSchema, ...errors },
+      },
+    },
+    async (request) =>
+      keys.keyUsage(
+        deps,
+        keyActorOf(request),
+        request.params.id,
+        request.query.since ? { since: new Date(request.query.since) } : {},
+      ),
+  )
+}

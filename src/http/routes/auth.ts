@@ -1,0 +1,213 @@
+// Route schemas carry OpenAPI tags and summaries (types from @fastify/swagger).
+import type {} from '@fastify/swagger'
+import type { FastifyInstance, FastifyRequest } from 'fastify'
+import * as accounts from '../../core/identity/accounts.js'
+import { forbidden } from '../../core/identity/auth-errors.js'
+import type { IdentityDeps, RequestOrigin } from '../../core/identity/identity-deps.js'
+import * as sessions from '../../core/identity/sessions.js'
+import { ErrorBody } from '../schemas/v2.js'
+import {
+  Accepted,
+  ChangePasswordBody,
+  Done,
+  ForgotBody,
+  Jwks,
+  LoginBody,
+  LogoutBody,
+  RefreshBody,
+  RegisterBody,
+  RegisterResponse,
+  ResetBody,
+  TokenResponseSchema,
+  VerifyBody,
+  VerifyQuery,
+} from './auth-schemas.js'
+
+export function originOf(request: FastifyRequest): RequestOrigin {
+  return { ip: request.ip, userAgent: request.headers['user-agent'] ?? null }
+}
+
+/** The signed-in user's id; API keys without an owner cannot use account routes. */
+export function userIdOf(request: FastifyRequest): string {
+  const id = request.principal?.userId
+  if (!id) throw forbidden('This route needs a user account (sign in, or use a key that belongs to a user).')
+  return id
+}
+
+const errors = { '4xx': ErrorBody, '5xx': ErrorBody }
+const tags = ['auth']
+
+/** The answer of /auth/password/forgot, the same whether or not the address is registered. */
+export const FORGOT_ANSWER = { message: 'If an account uses this address, a reset message is on its way.' }
+
+/** POST /auth/register|login|refresh|logout, password change/forgot/reset, e-mail verification, JWKS. */
+export async function authRoutes(app: FastifyInstance, options: { deps: IdentityDeps }) {
+  const { deps } = options
+
+  app.post<{ Body: { email: string; password: string; display_name?: string } }>(
+    '/auth/register',
+    {
+      schema: {
+        tags,
+        summary: 'Create an account',
+        body: RegisterBody,
+        response: { 201: RegisterResponse, ...errors },
+      },
+    },
+    async (request, reply) => {
+      if (!deps.config.auth.allow_registration)
+        throw forbidden('Self-service registration is turned off on this server.')
+      const { email, password, display_name } = request.body
+      const created = await accounts.createAccount(
+        deps,
+        { email, password, displayName: display_name ?? null },
+        originOf(request),
+      )
+      reply.code(201)
+      return created
+    },
+  )
+
+  app.post<{ Body: { email: string; password: string } }>(
+    '/auth/login',
+    {
+      schema: {
+        tags,
+        summary: 'Sign in with e-mail and password',
+        body: LoginBody,
+        response: { 200: TokenResponseSchema, ...errors },
+      },
+    },
+    async (request, reply) => {
+      reply.header('cache-control', 'no-store')
+      return sessions.login(deps, request.body, originOf(request))
+    },
+  )
+
+  app.post<{ Body: { refresh_token: string } }>(
+    '/auth/refresh',
+    {
+      schema: {
+        tags,
+        summary: 'Exchange a refresh token for new tokens (rotation; reuse revokes the session)',
+        body: RefreshBody,
+        response: { 200: TokenResponseSchema, ...errors },
+      },
+    },
+    async (request, reply) => {
+      reply.header('cache-control', 'no-store')
+      return sessions.refresh(deps, request.body.refresh_token, originOf(request))
+    },
+  )
+
+  app.post<{ Body: { refresh_token?: string } | null }>(
+    '/auth/logout',
+    { schema: { tags, summary: 'End this session', body: LogoutBody, response: { 200: Done, ...errors } } },
+    async (request) => {
+      const p = request.principal
+      return sessions.logout(
+        deps,
+        {
+          userId: userIdOf(request),
+          jti: p?.jti,
+          sessionId: p?.sessionId,
+          tokenExpiresAt: p?.tokenExpiresAt,
+          refreshToken: request.body?.refresh_token,
+        },
+        originOf(request),
+      )
+    },
+  )
+
+  app.post<{ Body: { current_password: string; new_password: string } }>(
+    '/auth/password/change',
+    {
+      schema: {
+        tags,
+        summary: 'Change the password (ends every session)',
+        body: ChangePasswordBody,
+        response: { 200: Done, ...errors },
+      },
+    },
+    async (request) =>
+      accounts.changePassword(
+        deps,
+        userIdOf(request),
+        { current: request.body.current_password, next: request.body.new_password },
+        originOf(request),
+      ),
+  )
+
+  app.post<{ Body: { email: string } }>(
+    '/auth/password/forgot',
+    {
+      schema: {
+        tags,
+        summary: 'Mail a password-reset token',
+        body: ForgotBody,
+        response: { 202: Accepted, ...errors },
+      },
+    },
+    async (request, reply) => {
+      // Answer first, work after: the response cannot differ in body, status or time between known and
+      // unknown addresses because nothing about the account is looked up before it is sent.
+      const { email } = request.body
+      const origin = originOf(request)
+      setImmediate(() => {
+        accounts
+          .forgotPassword(deps, email, origin)
+          .catch((err: unknown) => deps.log?.error({ err }, 'password reset mail failed'))
+      })
+      reply.code(202)
+      return FORGOT_ANSWER
+    },
+  )
+
+  app.post<{ Body: { token: string; password: string } }>(
+    '/auth/password/reset',
+    {
+      schema: {
+        tags,
+        summary: 'Set a new password with a reset token (single use)',
+        body: ResetBody,
+        response: { 200: Done, ...errors },
+      },
+    },
+    async (request) => accounts.resetPassword(deps, request.body, originOf(request)),
+  )
+
+  app.post<{ Body: { token: string } }>(
+    '/auth/email/verify',
+    {
+      schema: {
+        tags,
+        summary: 'Confirm an e-mail address (single use)',
+        body: VerifyBody,
+        response: { 200: Done, ...errors },
+      },
+    },
+    async (request) => accounts.verifyEmail(deps, request.body.token, originOf(request)),
+  )
+
+  app.get<{ Querystring: { token: string } }>(
+    '/auth/email/verify',
+    {
+      schema: {
+        tags,
+        summary: 'Confirm an e-mail address from the mailed link',
+        querystring: VerifyQuery,
+        response: { 200: Done, ...errors },
+      },
+    },
+    async (request) => accounts.verifyEmail(deps, request.query.token, originOf(request)),
+  )
+
+  app.get(
+    '/.well-known/jwks.json',
+    { schema: { tags, summary: 'Public keys that verify access tokens', response: { 200: Jwks } } },
+    async (_request, reply) => {
+      reply.header('cache-control', 'public, max-age=300')
+      return deps.jwks ?? { keys: [] }
+    },
+  )
+}

@@ -1,0 +1,47 @@
+import { readFileSync } from 'node:fs'
+import type { FastifyInstance } from 'fastify'
+import type { ModelIndexEntry, ModelService } from '../../core/infer/types.js'
+import { Live, Ready, ServerMetadata } from '../schemas/v2.js'
+
+const PACKAGE_VERSION = (
+  JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }
+).version
+
+/** Extensions of the Open Inference Protocol this server implements (GET /v2). */
+export const EXTENSIONS = ['binary_tensor_data', 'model_repository']
+
+/** One model version as the health, index and metrics answers show it. */
+export function modelStatus(entry: ModelIndexEntry) {
+  return {
+    name: entry.name,
+    version: entry.version,
+    state: entry.state,
+    ...(entry.reason ? { reason: entry.reason } : {}),
+    ...(entry.executionProvider ? { execution_provider: entry.executionProvider } : {}),
+    ...(entry.device ? { device: entry.device } : {}),
+    ...(entry.fallbackReason ? { fallback_reason: entry.fallbackReason } : {}),
+    ...(entry.queueDepth !== undefined ? { queue_depth: entry.queueDepth } : {}),
+    ...(entry.queueCapacity !== undefined ? { queue_capacity: entry.queueCapacity } : {}),
+  }
+}
+
+/** GET /v2, /v2/health/live, /v2/health/ready. */
+export async function healthRoutes(app: FastifyInstance, options: { service: ModelService }) {
+  const { service } = options
+  app.get('/v2', { schema: { response: { 200: ServerMetadata } } }, async () => ({
+    name: 'helix',
+    version: PACKAGE_VERSION,
+    extensions: EXTENSIONS,
+  }))
+  app.get('/v2/health/live', { schema: { response: { 200: Live } } }, async () => ({ live: true }))
+  app.get(
+    '/v2/health/ready',
+    { schema: { response: { 200: Ready, 503: Ready } } },
+    async (_request, reply) => {
+      const ready = service.isReady()
+      const models = service.index().map(modelStatus)
+      reply.code(ready ? 200 : 503)
+      return { ready, models }
+    },
+  )
+}

@@ -1,0 +1,110 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import { RequestCancel } from '../../core/infer/cancel-signal.js'
+import type { InferResult, ModelService } from '../../core/infer/types.js'
+import { isHelixError } from '../../shared/errors.js'
+import { decodeInferRequest } from '../kserve/infer-request.js'
+import { encodeInferResponse } from '../kserve/infer-response.js'
+import { parseJson, RawBody } from '../plugins/body-parsers.js'
+import {
+  ErrorBody,
+  type InferRequestBody,
+  InferRequestSchema,
+  InferResponseSchema,
+  ModelParams,
+  VersionParams,
+} from '../schemas/v2.js'
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** Raw tensor bytes after the JSON header of a binary-extension request. */
+    binaryData?: Buffer
+    /** The binary-extension body those bytes live in (released for reuse after a clean answer). */
+    rawBody?: RawBody
+  }
+}
+
+type InferRoute = { Params: { model: string; version?: string }; Body: InferRequestBody }
+
+/** Splits a binary-extension body into its JSON header (validated next by the schema) and tensor bytes. */
+async function splitBinaryBody(request: FastifyRequest) {
+  const body = request.body
+  if (!(body instanceof RawBody)) return
+  request.body = parseJson(body.bytes.toString('utf8', 0, body.headerLength))
+  request.binaryData = body.bytes.subarray(body.headerLength)
+  request.rawBody = body
+}
+
+/** POST /v2/models/{m}[/versions/{v}]/infer, JSON and the binary tensor extension. */
+export async function inferRoutes(app: FastifyInstance, options: { service: ModelService }) {
+  const { service } = options
+  const { metrics } = app
+
+  const handler = async (request: FastifyRequest<InferRoute>, reply: FastifyReply) => {
+    const { model, version } = request.params
+    const decoded = decodeInferRequest(request.body, request.binaryData)
+    // A client that goes away before its answer has its queued work dropped.
+    const cancel = new RequestCancel()
+    const onClose = () => {
+      if (!reply.raw.writableEnded) cancel.abort()
+    }
+    reply.raw.once('close', onClose)
+    let result: InferResult
+    try {
+      result = await service.infer({
+        model,
+        ...(version !== undefined ? { version } : {}),
+        ...(decoded.id !== undefined ? { id: decoded.id } : {}),
+        inputs: decoded.inputs,
+        ...(decoded.outputs ? { outputs: decoded.outputs } : {}),
+        // A model's sticky_header (A/B assignment) is read from these.
+        headers: request.headers,
+        signal: cancel,
+      })
+    } catch (err) {
+      const status = isHelixError(err) ? err.code : 'INTERNAL'
+      metrics.inferenceRequests.inc({ model, version: version ?? '', status })
+      throw err
+    } finally {
+      reply.raw.removeListener('close', onClose)
+    }
+    const labels = { model: result.modelName, version: result.modelVersion }
+    const { queueMs, computeMs, batchSize } = result.timing
+    metrics.inferenceRequests.inc({ ...labels, status: 'success' })
+    metrics.inferenceQueue.observe(labels, queueMs / 1000)
+    metrics.inferenceCompute.observe(labels, computeMs / 1000)
+    metrics.batchSize.observe({ model: result.modelName }, batchSize)
+
+    const encoded = encodeInferResponse(result, decoded.outputs, decoded.binaryOutput)
+    // The answer is encoded and the inputs were copied into the batch (or the worker's buffer) when
+    // it ran, so the body's memory is free, unless a shadow copy still reads it. Errors keep theirs
+    // (a timed-out request's inputs may still be in a running batch); the GC takes those.
+    if (!result.inputsRetained) {
+      request.rawBody?.release()
+      request.rawBody = undefined
+      request.binaryData = undefined
+    }
+    reply.header(
+      'server-timing',
+      `queue;dur=${queueMs.toFixed(3)}, compute;dur=${computeMs.toFixed(3)}, batch;desc=${batchSize}`,
+    )
+    if (encoded.headerLength !== undefined) {
+      reply.header('inference-header-content-length', String(encoded.headerLength))
+      reply.type('application/octet-stream')
+    } else {
+      reply.type('application/json; charset=utf-8')
+    }
+    return reply.send(encoded.payload)
+  }
+
+  const response = { 200: InferResponseSchema, '4xx': ErrorBody, '5xx': ErrorBody }
+  app.post<InferRoute>(
+    '/v2/models/:model/infer',
+    { schema: { params: ModelParams, body: InferRequestSchema, response }, preValidation: splitBinaryBody },
+    handler,
+  )
+  app.post<InferRoute>(
+    '/v2/models/:model/versions/:version/infer',
+    { schema: { params: VersionParams, body: InferRequestSchema, response }, preValidation: splitBinaryBody },
+    handler,
+  )
+}

@@ -1,0 +1,52 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { ModelMetadata as ModelMetadataOf, ModelService } from '../../core/infer/types.js'
+
+/** What the core adds to metadata beyond KServe's fields (the provider actually in use). */
+type CoreExtras = { executionProvider?: string; device?: string; maxBatchSize?: number }
+
+import { ErrorBody, ModelMetadata, ModelParams, ModelReady, VersionParams } from '../schemas/v2.js'
+
+type Route = { Params: { model: string; version?: string } }
+
+/** GET /v2/models/{m}[/versions/{v}] and …/ready. */
+export async function modelRoutes(app: FastifyInstance, options: { service: ModelService }) {
+  const { service } = options
+  const metadata = async (request: FastifyRequest<Route>) => {
+    const meta = service.metadata(request.params.model, request.params.version) as ModelMetadataOf &
+      CoreExtras
+    return {
+      name: meta.name,
+      versions: meta.versions,
+      platform: meta.platform,
+      inputs: meta.inputs,
+      outputs: meta.outputs,
+      ...(meta.executionProvider ? { execution_provider: meta.executionProvider } : {}),
+      ...(meta.device ? { device: meta.device } : {}),
+      ...(meta.maxBatchSize !== undefined ? { max_batch_size: meta.maxBatchSize } : {}),
+    }
+  }
+  const metadataSchema = { response: { 200: ModelMetadata, '4xx': ErrorBody, '5xx': ErrorBody } }
+  app.get<Route>('/v2/models/:model', { schema: { params: ModelParams, ...metadataSchema } }, metadata)
+  app.get<Route>(
+    '/v2/models/:model/versions/:version',
+    { schema: { params: VersionParams, ...metadataSchema } },
+    metadata,
+  )
+
+  const ready = async (request: FastifyRequest<Route>, reply: FastifyReply) => {
+    const { model, version } = request.params
+    // modelReady throws MODEL_NOT_FOUND / VERSION_NOT_FOUND (404) for names the repository lacks.
+    if (!service.modelReady(model, version)) {
+      reply.code(503)
+      return { error: `Model '${model}'${version ? ` version ${version}` : ''} is not ready.` }
+    }
+    return { name: model, ready: true }
+  }
+  const readySchema = { response: { 200: ModelReady, '4xx': ErrorBody, 503: ErrorBody } }
+  app.get<Route>('/v2/models/:model/ready', { schema: { params: ModelParams, ...readySchema } }, ready)
+  app.get<Route>(
+    '/v2/models/:model/versions/:version/ready',
+    { schema: { params: VersionParams, ...readySchema } },
+    ready,
+  )
+}

@@ -1,0 +1,258 @@
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { ServerOptions as HttpsServerOptions } from 'node:https'
+import type { AddressInfo, Socket } from 'node:net'
+import type { FastifyInstance } from 'fastify'
+import { pino } from 'pino'
+import { type Identity, openIdentity } from '../core/identity/identity.js'
+import { HelixModelService } from '../core/infer/model-service.js'
+import type { ModelService } from '../core/infer/types.js'
+import type { HelixConfig } from '../shared/config.js'
+import { Failure } from '../shared/errors.js'
+import type { HelixHome } from '../shared/home.js'
+import { listCertificates } from '../state/certs/list.js'
+import { runMigrations } from '../state/db/connect.js'
+import { type BuildAppOptions, buildApp, REDACTED_PATHS } from './app.js'
+import { httpAuthentication } from './identity.js'
+import { HelixMetrics } from './metrics.js'
+import { loadRuntimeConfig, type RuntimeConfig, type RuntimeTls, type ServeFlags } from './serve-config.js'
+
+/** Mozilla "intermediate" TLS (REFERENCE.md): TLS 1.2 and 1.3, these 1.2 suites, client order. */
+export const INTERMEDIATE_CIPHERS = [
+  'ECDHE-ECDSA-AES128-GCM-SHA256',
+  'ECDHE-RSA-AES128-GCM-SHA256',
+  'ECDHE-ECDSA-AES256-GCM-SHA384',
+  'ECDHE-RSA-AES256-GCM-SHA384',
+  'ECDHE-ECDSA-CHACHA20-POLY1305',
+  'ECDHE-RSA-CHACHA20-POLY1305',
+].join(':')
+
+export function httpsOptions(tls: RuntimeTls): HttpsServerOptions {
+  return {
+    cert: tls.cert,
+    key: tls.key,
+    minVersion: 'TLSv1.2',
+    ciphers: INTERMEDIATE_CIPHERS,
+    honorCipherOrder: false,
+    ...(tls.mtls ? { ca: tls.ca, requestCert: true, rejectUnauthorized: true } : {}),
+  }
+}
+
+export interface Daemon {
+  app: FastifyInstance
+  /** The URL the daemon listens on (the real port when 0 was asked). */
+  url: string
+  /** Stops accepting, drains in-flight requests (bounded), then closes the model service. Idempotent. */
+  shutdown(): Promise<void>
+}
+
+function listeningUrl(config: RuntimeConfig, app: FastifyInstance): string {
+  const { port } = app.server.address() as AddressInfo
+  const host = config.host.includes(':') ? `[${config.host}]` : config.host
+  return `${config.tls ? 'https' : 'http'}://${host}:${port}`
+}
+
+/** The daemon's JSON logger; bodies are never logged and credentials are redacted. */
+export function createLogger(config: Pick<RuntimeConfig, 'logLevel'>, destination?: pino.DestinationStream) {
+  return pino(
+    { level: config.logLevel, redact: { paths: REDACTED_PATHS, censor: '[redacted]' } },
+    destination,
+  )
+}
+
+/**
+ * Counts requests in flight per connection so a drain can close every connection the moment it has
+ * nothing left to answer — including keep-alive sockets a client opened but never used, which
+ * Node's closeIdleConnections() leaves open until the client gives up.
+ */
+function trackConnections(app: FastifyInstance, event: 'connection' | 'secureConnection') {
+  const inFlight = new Map<Socket, number>()
+  let draining = false
+  app.server.on(event, (socket: Socket) => {
+    inFlight.set(socket, 0)
+    socket.once('close', () => inFlight.delete(socket))
+  })
+  app.server.on('request', (request: IncomingMessage, response: ServerResponse) => {
+    const socket = request.socket
+    inFlight.set(socket, (inFlight.get(socket) ?? 0) + 1)
+    response.once('close', () => {
+      const left = (inFlight.get(socket) ?? 1) - 1
+      inFlight.set(socket, left)
+      if (draining && left === 0) socket.end()
+    })
+  })
+  return {
+    closeWhenIdle() {
+      draining = true
+      for (const [socket, count] of inFlight) if (count === 0) socket.destroy()
+    },
+  }
+}
+
+/** Builds the app for a config and a model service and listens. */
+export async function startDaemon(
+  config: RuntimeConfig,
+  service: ModelService,
+  logger: pino.Logger = createLogger(config),
+  extra: Partial<BuildAppOptions> = {},
+): Promise<Daemon> {
+  const app = await buildApp({
+    ...extra,
+    service,
+    bodyLimit: config.bodyLimit,
+    trustProxy: config.trustProxy,
+    loggerInstance: logger,
+    ...(config.tls ? { https: httpsOptions(config.tls) } : {}),
+  })
+  const connections = trackConnections(app, config.tls ? 'secureConnection' : 'connection')
+  await app.listen({ host: config.host, port: config.port })
+  let closing: Promise<void> | undefined
+  const shutdown = () => {
+    closing ??= (async () => {
+      app.log.info({ drainTimeoutMs: config.drainTimeoutMs }, 'shutting down: draining in-flight requests')
+      const force = setTimeout(() => {
+        app.log.warn('drain timeout reached: closing the remaining connections')
+        app.server.closeAllConnections()
+      }, config.drainTimeoutMs)
+      connections.closeWhenIdle()
+      try {
+        await app.close()
+      } finally {
+        clearTimeout(force)
+        app.log.info('connections drained: unloading models')
+        await service.close()
+        app.log.info('stopped')
+      }
+    })()
+    return closing
+  }
+  return { app, url: listeningUrl(config, app), shutdown }
+}
+
+/** notAfter of the helix certificates for the expiry gauge; none before `helix init` made them. */
+async function certificateExpiries(
+  home: HelixHome,
+  config: HelixConfig,
+): Promise<{ cert: string; notAfter: Date }[]> {
+  try {
+    const { certificates } = await listCertificates(home, config)
+    return certificates.map((c) => ({ cert: c.role, notAfter: new Date(c.notAfter) }))
+  } catch {
+    return []
+  }
+}
+
+/**
+ * The identity layer (users, API keys, JWTs, rate limits) on the configured database, with pending
+ * migrations applied first (safe when several daemons start at once). Authentication is on unless
+ * auth.enabled is false or --no-auth is given, which is logged loudly.
+ */
+async function openAuthentication(
+  home: HelixHome,
+  config: RuntimeConfig,
+  flags: ServeFlags,
+  logger: pino.Logger,
+): Promise<Identity | undefined> {
+  if (flags.auth === false || !config.helix.auth.enabled) {
+    logger.warn('authentication is OFF: every caller may use every route (--no-auth or auth.enabled: false)')
+    return undefined
+  }
+  try {
+    await runMigrations(home, config.helix, false)
+  } catch (err) {
+    const code = (err as { code?: string }).code
+    if (code === 'DB_UNREACHABLE' || code === 'DB_NOT_STARTED') {
+      throw new Failure(
+        code,
+        `${(err as Error).message.replace(/\.$/, '')}; the daemon needs it to authenticate callers.`,
+        {
+          hint: 'Start the database with `helix db start` (or run everything with `helix up`); for a local experiment without auth, add --no-auth.',
+          cause: err,
+        },
+      )
+    }
+    throw err
+  }
+  return openIdentity(home, config.helix, logger.child({ component: 'auth' }))
+}
+
+/** Resolves once SIGTERM or SIGINT has shut the daemon down. */
+export function shutdownOnSignal(
+  daemon: Daemon,
+  signals: NodeJS.Signals[] = ['SIGTERM', 'SIGINT'],
+): Promise<NodeJS.Signals> {
+  return new Promise((resolve, reject) => {
+    let first: NodeJS.Signals | undefined
+    // A second Ctrl-C (or a supervisor repeating SIGTERM) must not kill the process mid-drain: the
+    // drain is bounded by drainTimeoutMs anyway, and an abrupt exit would skip closing the models.
+    const onSignal = (signal: NodeJS.Signals) => {
+      if (first) {
+        daemon.app.log.warn({ signal }, 'already shutting down; waiting for in-flight requests (bounded)')
+        return
+      }
+      first = signal
+      daemon
+        .shutdown()
+        .then(() => resolve(signal), reject)
+        .finally(() => {
+          for (const s of signals) process.removeListener(s, onSignal)
+        })
+    }
+    for (const s of signals) process.on(s, onSignal)
+  })
+}
+
+export interface ServeResult {
+  url: string
+  /** The signal that stopped the daemon. */
+  signal: NodeJS.Signals
+}
+
+/**
+ * `helix serve`: validates the config, listens at once (live, not yet ready), loads the repository's
+ * models, and runs until SIGTERM/SIGINT drains and stops it.
+ */
+export interface ServeOptions {
+  /** Called with the URL once the daemon listens (before the models finish loading). */
+  onListening?: (url: string) => void
+  /** Called with the URL once the models are loaded and requests can be served. */
+  onReady?: (url: string) => void
+  /** Signals that drain and stop the daemon. */
+  signals?: NodeJS.Signals[]
+  /** Where JSON log lines go; stdout by default, stderr when stdout must hold one --json document. */
+  logDestination?: 1 | 2
+}
+
+export async function serve(
+  home: HelixHome,
+  flags: ServeFlags,
+  options: ServeOptions = {},
+): Promise<ServeResult> {
+  const config = await loadRuntimeConfig(home, flags)
+  const logger = createLogger(config, pino.destination({ dest: options.logDestination ?? 1, sync: false }))
+  const service = new HelixModelService({
+    repositoryDir: config.modelsDir,
+    defaultDevice: config.helix.models.device,
+    logger: logger.child({ component: 'infer' }),
+    drainTimeoutMs: config.drainTimeoutMs,
+  })
+  const certificates = await certificateExpiries(home, config.helix)
+  const identity = await openAuthentication(home, config, flags, logger)
+  let daemon: Daemon
+  try {
+    daemon = await startDaemon(config, service, logger, {
+      metrics: new HelixMetrics(service, { certificates: () => certificates }),
+      ...(identity ? { authenticate: httpAuthentication(identity) } : {}),
+    })
+  } catch (err) {
+    await identity?.close()
+    throw err
+  }
+  const stopped = shutdownOnSignal(daemon, options.signals).finally(() => identity?.close())
+  options.onListening?.(daemon.url)
+  await service.start()
+  logger.info({ ready: service.isReady() }, 'models loaded')
+  options.onReady?.(daemon.url)
+  const signal = await stopped
+  await new Promise<void>((resolve) => logger.flush(() => resolve()))
+  return { url: daemon.url, signal }
+}

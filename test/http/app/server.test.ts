@@ -1,0 +1,270 @@
+import { readFile } from 'node:fs/promises'
+import { request as httpsRequest } from 'node:https'
+import { join } from 'node:path'
+import { Writable } from 'node:stream'
+import { connect } from 'node:tls'
+import { request } from 'undici'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { createModelService } from '../../../src/core/infer/model-service.js'
+import { loadRuntimeConfig } from '../../../src/http/serve-config.js'
+import { createLogger, serve, startDaemon } from '../../../src/http/server.js'
+import { HelixHome } from '../../../src/shared/home.js'
+import { tempDir } from '../../helpers/cli.js'
+import { addModel, addToRepository, matmulChainModel } from '../../helpers/onnx-models.js'
+import { hasTool } from '../../helpers/tools.js'
+import { writeTestCerts } from './openssl-certs.js'
+
+let dir: string
+let cleanup: () => Promise<void>
+const SLOW_ROWS = 512
+const slowInput = new Float32Array(SLOW_ROWS * 256).fill(1)
+const slowBody = JSON.stringify({
+  inputs: [{ name: 'x', datatype: 'FP32', shape: [SLOW_ROWS, 256], data: Array.from(slowInput) }],
+})
+const addBody = JSON.stringify({
+  inputs: [
+    { name: 'a', datatype: 'FP32', shape: [1, 4], data: [1, 2, 3, 4] },
+    { name: 'b', datatype: 'FP32', shape: [1, 4], data: [1, 1, 1, 1] },
+  ],
+})
+
+beforeAll(async () => {
+  ;({ dir, cleanup } = await tempDir('helix-server-'))
+  await addToRepository(join(dir, 'models'), 'add', addModel())
+  await addToRepository(join(dir, 'models'), 'slow', matmulChainModel(256, 64), {
+    config: { max_batch_size: 0 },
+  })
+  // A request alone waits the whole queue delay for company: a request that stays in flight without
+  // blocking the event loop (onnxruntime-node runs on the main thread).
+  await addToRepository(join(dir, 'models'), 'waiting', addModel(), {
+    config: { max_batch_size: 8, max_queue_delay_ms: 5000 },
+  })
+})
+afterAll(async () => cleanup())
+
+/** Captures the daemon's JSON log lines. */
+function logSink() {
+  const lines: Record<string, unknown>[] = []
+  const stream = new Writable({
+    write(chunk, _enc, done) {
+      for (const line of String(chunk).split('\n').filter(Boolean)) lines.push(JSON.parse(line))
+      done()
+    },
+  })
+  return { lines, stream }
+}
+
+async function daemonFor(flags = {}, env: NodeJS.ProcessEnv = {}) {
+  const config = await loadRuntimeConfig(new HelixHome(dir), { port: 0, ...flags }, env)
+  const service = await createModelService({ repositoryDir: config.modelsDir, defaultDevice: 'cpu' })
+  const logs = logSink()
+  const daemon = await startDaemon(config, service, createLogger(config, logs.stream))
+  return { daemon, service, logs }
+}
+
+describe('the daemon over real HTTP', () => {
+  it('serves inference and logs request ids without bodies or credentials', async () => {
+    const { daemon, logs } = await daemonFor()
+    try {
+      expect(daemon.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/)
+      const res = await request(`${daemon.url}/v2/models/add/infer`, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          authorization: 'Bearer hx_secret_value',
+          'x-request-id': 'trace-1',
+        },
+        body: addBody,
+      })
+      expect(res.statusCode).toBe(200)
+      expect(res.headers['x-request-id']).toBe('trace-1')
+      expect(((await res.body.json()) as { outputs: { data: number[] }[] }).outputs[0].data).toEqual([
+        2, 3, 4, 5,
+      ])
+      const text = JSON.stringify(logs.lines)
+      expect(logs.lines.some((l) => l.reqId === 'trace-1' && l.msg === 'incoming request')).toBe(true)
+      expect(text).not.toContain('hx_secret_value')
+      expect(text).not.toContain('"inputs"')
+    } finally {
+      await daemon.shutdown()
+    }
+  })
+
+  it('shutdown lets an in-flight request finish, then refuses connections and closes the models', async () => {
+    const { daemon, service, logs } = await daemonFor()
+    const url = daemon.url
+    const inflight = request(`${url}/v2/models/slow/infer`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: slowBody,
+    })
+    await waitFor(() =>
+      logs.lines.some((l) => l.msg === 'incoming request' && (l.req as { url: string }).url.includes('slow')),
+    )
+    const stopping = daemon.shutdown()
+    expect(daemon.shutdown()).toBe(stopping)
+    const res = await inflight
+    expect(res.statusCode).toBe(200)
+    const body = (await res.body.json()) as { outputs: { shape: number[] }[] }
+    expect(body.outputs[0].shape).toEqual([SLOW_ROWS, 256])
+    await stopping
+    expect(service.isReady()).toBe(false)
+    await expect(request(`${url}/v2/health/live`)).rejects.toThrow()
+    expect(logs.lines.map((l) => l.msg)).toContain('stopped')
+  })
+
+  it('a bounded drain closes connections that outlast it', async () => {
+    const { daemon, logs } = await daemonFor({}, { HELIX_DRAIN_TIMEOUT_MS: '50' })
+    const started = Date.now()
+    // Settled from the start: the request fails while shutdown() is awaited, before any expect runs.
+    const inflight = request(`${daemon.url}/v2/models/waiting/infer`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: addBody,
+    }).then(
+      () => undefined,
+      (err: unknown) => err,
+    )
+    await waitFor(() => logs.lines.some((l) => l.msg === 'incoming request'))
+    await daemon.shutdown()
+    expect(await inflight).toMatchObject({ code: 'UND_ERR_SOCKET' })
+    expect(Date.now() - started).toBeLessThan(4000)
+    expect(logs.lines.map((l) => l.msg)).toContain('drain timeout reached: closing the remaining connections')
+  })
+
+  it('a client that disconnects has its queued work cancelled', async () => {
+    const { daemon, logs } = await daemonFor()
+    try {
+      const controller = new AbortController()
+      const queued = request(`${daemon.url}/v2/models/waiting/infer`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: addBody,
+        signal: controller.signal,
+      })
+      await waitFor(() => logs.lines.some((l) => l.msg === 'incoming request'))
+      await new Promise((r) => setTimeout(r, 100))
+      controller.abort()
+      await expect(queued).rejects.toThrow()
+      await waitFor(async () => {
+        const metrics = await (await request(`${daemon.url}/metrics`)).body.text()
+        return /helix_inference_requests_total\{model="waiting",version="",status="CANCELLED"\} 1/.test(
+          metrics,
+        )
+      }, 3000)
+    } finally {
+      const started = Date.now()
+      await daemon.shutdown()
+      // Nothing in flight: the idle keep-alive connections close at once instead of holding shutdown up.
+      expect(Date.now() - started).toBeLessThan(1500)
+    }
+  })
+})
+
+describe('serve()', () => {
+  it('listens, loads the repository, and stops on a signal', async () => {
+    const logLevel = 'silent'
+    let url = ''
+    const running = serve(
+      new HelixHome(dir),
+      // This test is about listening and signals; the auth-on path (database, keys) has its own e2e tests.
+      { port: 0, logLevel, auth: false },
+      {
+        onListening: (u) => {
+          url = u
+        },
+        signals: ['SIGUSR2'],
+        logDestination: 2,
+      },
+    )
+    await waitFor(async () => {
+      if (url === '') return false
+      const res = await request(`${url}/v2/health/ready`)
+      await res.body.dump()
+      return res.statusCode === 200
+    })
+    process.emit('SIGUSR2', 'SIGUSR2')
+    expect(await running).toEqual({ url, signal: 'SIGUSR2' })
+  })
+
+  it('authenticates by default, and says how to get the database it needs', async () => {
+    await expect(
+      serve(new HelixHome(dir), { port: 0, logLevel: 'silent' }, { logDestination: 2 }),
+    ).rejects.toMatchObject({
+      code: 'DB_NOT_STARTED',
+      message: expect.stringContaining('the daemon needs it to authenticate callers'),
+      hint: expect.stringContaining('--no-auth'),
+    })
+  })
+})
+
+describe.skipIf(!hasTool('openssl'))('TLS and mTLS', () => {
+  let ca: Buffer
+  let client: { cert: Buffer; key: Buffer }
+  let stranger: { cert: Buffer; key: Buffer }
+  beforeAll(async () => {
+    const { certsDir, strangerDir } = await writeTestCerts(dir)
+    ca = await readFile(join(certsDir, 'ca.crt'))
+    client = {
+      cert: await readFile(join(certsDir, 'client.crt')),
+      key: await readFile(join(certsDir, 'client.key')),
+    }
+    stranger = {
+      cert: await readFile(join(strangerDir, 'client.crt')),
+      key: await readFile(join(strangerDir, 'client.key')),
+    }
+  })
+
+  const get = (url: string, tls: Record<string, unknown>) =>
+    new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const req = httpsRequest(`${url}/v2/health/live`, { ca, ...tls, agent: false }, (res) => {
+        let body = ''
+        res.on('data', (c) => {
+          body += c
+        })
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }))
+      })
+      req.on('error', reject)
+      req.end()
+    })
+
+  it('--tls serves HTTPS with the server certificate, TLS 1.2+ only', async () => {
+    const { daemon } = await daemonFor({ tls: true })
+    try {
+      expect(daemon.url).toMatch(/^https:\/\/127\.0\.0\.1:\d+$/)
+      expect(await get(daemon.url, {})).toEqual({ status: 200, body: '{"live":true}' })
+      const port = Number(new URL(daemon.url).port)
+      await expect(
+        new Promise((resolve, reject) => {
+          const socket = connect(
+            { host: '127.0.0.1', port, ca, maxVersion: 'TLSv1.1', minVersion: 'TLSv1' },
+            () => resolve(socket),
+          )
+          socket.on('error', reject)
+        }),
+      ).rejects.toThrow()
+    } finally {
+      await daemon.shutdown()
+    }
+  })
+
+  it('--mtls requires a client certificate signed by the helix CA', async () => {
+    const { daemon } = await daemonFor({ mtls: true })
+    try {
+      expect(await get(daemon.url, client)).toEqual({ status: 200, body: '{"live":true}' })
+      await expect(get(daemon.url, {})).rejects.toThrow()
+      await expect(get(daemon.url, stranger)).rejects.toThrow()
+    } finally {
+      await daemon.shutdown()
+    }
+  })
+})
+
+async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs = 20_000) {
+  const end = Date.now() + timeoutMs
+  while (Date.now() < end) {
+    if (await check()) return
+    await new Promise((r) => setTimeout(r, 20))
+  }
+  throw new Error('condition not met in time')
+}
