@@ -15,6 +15,7 @@ import { progressWriter } from '../bench/report/progress-line.js'
 import { renderSummary } from '../bench/report/summary-table.js'
 import { tlsOptions } from '../bench/targets/tls.js'
 import { type BenchResult, TARGET_KINDS, type TargetKind } from '../bench/types.js'
+import { repositoryDir } from '../core/infer/repository-location.js'
 import { HelixCommand } from '../shared/base-command.js'
 import { Failure, UserError } from '../shared/errors.js'
 import { CERT_FILES, certPath } from '../state/certs/cert-files.js'
@@ -178,7 +179,7 @@ export default class Bench extends HelixCommand<BenchResult> {
       compare: flags.compare
         ? { file: flags.compare, maxRegression: parseFraction(flags['max-regression'], 'max-regression') }
         : undefined,
-      tune: flags.tune ? this.tuneOptions(flags) : undefined,
+      tune: flags.tune ? await this.tuneOptions(flags) : undefined,
     }
     const result = await benchmark(options).finally(() => progress.done())
     this.log(renderSummary(result))
@@ -201,14 +202,16 @@ export default class Bench extends HelixCommand<BenchResult> {
     return existsSync(bundle) ? bundle : certPath(this.home, CERT_FILES.caCert)
   }
 
-  private tuneOptions(flags: {
+  private async tuneOptions(flags: {
     model?: string
     'model-dir'?: string
     'target-p99': string
     'tune-batch': string
     'tune-delay': string
   }) {
-    const modelDir = flags['model-dir'] ?? (flags.model ? join(this.home.modelsDir, flags.model) : undefined)
+    const modelDir =
+      flags['model-dir'] ??
+      (flags.model ? join(repositoryDir(this.home, await this.config_()), flags.model) : undefined)
     if (!modelDir || !existsSync(modelDir)) {
       throw new UserError(
         'BENCH_MODEL_DIR_REQUIRED',

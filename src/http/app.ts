@@ -29,7 +29,7 @@ export interface BuildAppOptions {
   loggerInstance?: FastifyBaseLogger
   /** HTTPS (and mTLS) options; plain HTTP when absent. */
   https?: HttpsServerOptions
-  /** The identity work's authentication; every request is allowed until then. */
+  /** Authentication (httpAuthentication of the identity layer); without it every request is allowed (route tests). */
   authenticate?: Authenticate
   /** Metrics registry; a fresh one by default. */
   metrics?: HelixMetrics
@@ -71,7 +71,7 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     ...(options.https ? { https: options.https as SecureServerOptions } : {}),
   }) as unknown as FastifyInstance
 
-  // External (none yet: db, redis come with the identity work), then app plugins.
+  // The database and Redis are opened by the identity layer (src/core/identity) before the app is built.
   await app.register(bodyParsersPlugin, { bodyLimit })
   await app.register(errorsPlugin)
   await app.register(metricsPlugin, { metrics: options.metrics ?? new HelixMetrics(options.service) })

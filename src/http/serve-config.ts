@@ -1,8 +1,9 @@
 import { readFile } from 'node:fs/promises'
-import { resolve } from 'node:path'
+import { repositoryDir } from '../core/infer/repository-location.js'
 import { type HelixConfig, loadConfig } from '../shared/config.js'
 import { UserError } from '../shared/errors.js'
 import type { HelixHome } from '../shared/home.js'
+import { CERT_FILES, type CertFile, certPath } from '../state/certs/cert-files.js'
 
 /** Flags of `helix serve`; each overrides helix.yaml and the environment. */
 export interface ServeFlags {
@@ -71,8 +72,8 @@ function drainTimeout(value: string | undefined): number {
   return ms
 }
 
-async function readCertFile(home: HelixHome, name: string): Promise<Buffer> {
-  const path = home.path('certs', name)
+async function readCertFile(home: HelixHome, file: CertFile): Promise<Buffer> {
+  const path = certPath(home, file)
   try {
     return await readFile(path)
   } catch (err) {
@@ -106,9 +107,9 @@ export async function loadRuntimeConfig(
   const tlsOn = helix.server.tls || mtls
   const tls: RuntimeTls | undefined = tlsOn
     ? {
-        cert: await readCertFile(home, 'server.crt'),
-        key: await readCertFile(home, 'server.key'),
-        ...(mtls ? { ca: await readCertFile(home, 'ca.crt') } : {}),
+        cert: await readCertFile(home, CERT_FILES.serverCert),
+        key: await readCertFile(home, CERT_FILES.serverKey),
+        ...(mtls ? { ca: await readCertFile(home, CERT_FILES.caCert) } : {}),
         mtls,
       }
     : undefined
@@ -120,7 +121,7 @@ export async function loadRuntimeConfig(
     trustProxy: helix.server.trust_proxy,
     drainTimeoutMs: drainTimeout(env.HELIX_DRAIN_TIMEOUT_MS),
     logLevel: logLevel(flags.logLevel ?? env.HELIX_LOG_LEVEL),
-    modelsDir: resolve(home.root, helix.models.repository),
+    modelsDir: repositoryDir(home, helix),
     helix,
   }
 }

@@ -16,7 +16,7 @@ import { httpAuthentication } from './identity.js'
 import { HelixMetrics } from './metrics.js'
 import { loadRuntimeConfig, type RuntimeConfig, type RuntimeTls, type ServeFlags } from './serve-config.js'
 
-/** Mozilla "intermediate" TLS (REFERENCE.md): TLS 1.2 and 1.3, these 1.2 suites, client order. */
+/** Mozilla "intermediate" TLS (ssl-config.mozilla.org): TLS 1.2 and 1.3, these 1.2 suites, client order. */
 export const INTERMEDIATE_CIPHERS = [
   'ECDHE-ECDSA-AES128-GCM-SHA256',
   'ECDHE-RSA-AES128-GCM-SHA256',

@@ -6,6 +6,7 @@ import type { ModelIndexEntry } from '../core/infer/types.js'
 import { type StatusResult as DatabaseStatus, databaseStatus } from '../provision/postgres/database.js'
 import type { HelixConfig } from '../shared/config.js'
 import type { HelixHome } from '../shared/home.js'
+import { CERT_FILES, type CertFile, certPath } from '../state/certs/cert-files.js'
 import { listCertificates } from '../state/certs/list.js'
 import type { CertificateSummary } from '../state/certs/summary.js'
 import { currentKeyAge } from './jwt-key-age.js'
@@ -47,8 +48,12 @@ async function daemonDispatcher(
   url: string,
 ): Promise<Agent | undefined> {
   if (!url.startsWith('https:')) return undefined
-  const read = (name: string) => readFile(home.path('certs', name)).catch(() => undefined)
-  const [ca, cert, key] = await Promise.all([read('ca.crt'), read('client.crt'), read('client.key')])
+  const read = (file: CertFile) => readFile(certPath(home, file)).catch(() => undefined)
+  const [ca, cert, key] = await Promise.all([
+    read(CERT_FILES.caCert),
+    read(CERT_FILES.clientCert),
+    read(CERT_FILES.clientKey),
+  ])
   return new Agent({ connect: { ca, ...(config.server.mtls ? { cert, key } : {}) } })
 }
 

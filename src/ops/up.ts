@@ -9,6 +9,7 @@ import { startDatabase, stopDatabase } from '../provision/postgres/database.js'
 import { commitFiles } from '../shared/atomic-write.js'
 import { loadConfig } from '../shared/config.js'
 import { exists, type HelixHome } from '../shared/home.js'
+import { CERT_FILES, certPath } from '../state/certs/cert-files.js'
 import { runMigrations } from '../state/db/connect.js'
 import { DEMO_MODEL, demoModelPath, demoRequest } from './demo-model.js'
 
@@ -57,7 +58,7 @@ function curlLine(
   home: HelixHome,
 ): string {
   const auth = key ?? '$HELIX_API_KEY'
-  const cacert = tls ? ` --cacert ${home.path('certs', 'ca.crt')}` : ''
+  const cacert = tls ? ` --cacert ${certPath(home, CERT_FILES.caCert)}` : ''
   return `curl -s${cacert} -H "Authorization: Bearer ${auth}" -H 'Content-Type: application/json' --data @${requestFile} ${url}/v2/models/${DEMO_MODEL}/infer`
 }
 

@@ -10,7 +10,7 @@ export type HelixArgs<T extends typeof Command> = Interfaces.InferredArgs<T['arg
 
 /**
  * Base of every helix command: --dir / HELIX_DIR, --json (one JSON document on stdout; errors as
- * {"error":{code,message}} on stderr), --verbose, and the exit-code contract of DESIGN.md
+ * {"error":{code,message}} on stderr), --verbose, and the exit-code contract of README.md
  * (0 ok, 1 failure, 2 bad usage or input).
  */
 export abstract class HelixCommand<T = unknown> extends Command {
@@ -51,7 +51,7 @@ export abstract class HelixCommand<T = unknown> extends Command {
     return loadConfig(this.home, overrides)
   }
 
-  /** Prompts are allowed only on a TTY, without --yes and without --json (DESIGN.md CLI contract). */
+  /** Prompts are allowed only on a TTY, without --yes and without --json (the CLI contract: scripts and CI never block on a question). */
   protected interactive(yes = false): boolean {
     return Boolean(process.stdin.isTTY) && !yes && !this.jsonEnabled() && !process.env.CI
   }

@@ -8,7 +8,7 @@ import type { HelixHome } from './home.js'
 
 export type { HelixConfig } from './config-schema.js'
 
-/** Environment variables that override helix.yaml (the file < env < flags order of DESIGN.md). */
+/** Environment variables that override helix.yaml (precedence: helix.yaml < env < flags). */
 function envOverrides(env: NodeJS.ProcessEnv): Record<string, unknown> {
   const out: Record<string, Record<string, unknown>> = {}
   const set = (section: string, key: string, value: unknown) => {

@@ -16,7 +16,7 @@ export class HelixError extends Error {
   readonly code: string
   readonly hint?: string
   readonly details?: Record<string, unknown>
-  /** Process exit code for the CLI (DESIGN.md: 1 failure, 2 bad usage or input). */
+  /** Process exit code for the CLI (0 success, 1 failure, 2 bad usage or input). */
   readonly exitCode: 1 | 2 = 1
 
   constructor(code: string, message: string, options: HelixErrorOptions = {}) {
@@ -80,7 +80,8 @@ export function toHelixError(err: unknown): HelixError {
   })
 }
 
-function firstLine(text: string): string {
+/** The first non-blank line of a message (stack traces and multi-line tool output stay out of one-line errors). */
+export function firstLine(text: string): string {
   return (
     text
       .split('\n')

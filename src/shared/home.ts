@@ -6,7 +6,7 @@ import { UserError } from './errors.js'
 export const DEFAULT_HELIX_DIR = './.helix'
 
 /**
- * The helix directory (DESIGN.md "The helix directory"): every generated file, key, model and the
+ * The helix directory (README.md "The helix directory"): every generated file, key, model and the
  * embedded database live below one root chosen with --dir / HELIX_DIR.
  */
 export class HelixHome {

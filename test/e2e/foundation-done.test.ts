@@ -22,7 +22,7 @@ describe.skipIf(!hasTool('openssl') || !hasTool('nginx'))(
     })
     afterAll(() => cleanup())
 
-    it('creates every file DESIGN.md lists, private keys 0600', async () => {
+    it('creates every file the README lists, private keys 0600', async () => {
       for (const file of [
         'helix.yaml',
         'certs/ca.crt',

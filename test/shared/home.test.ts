@@ -12,7 +12,7 @@ describe('HelixHome', () => {
   })
   afterEach(() => cleanup())
 
-  it('lays out the helix directory as DESIGN.md lists', () => {
+  it('lays out the helix directory as the README lists', () => {
     const home = new HelixHome(dir)
     expect(home.configFile).toBe(join(dir, 'helix.yaml'))
     expect(home.certsDir).toBe(join(dir, 'certs'))

@@ -1,7 +1,7 @@
 import { UserError } from '../../shared/errors.js'
 import type { JsonInput, KserveRequest } from './kserve-tensors.js'
 
-/** Bytes per element of the fixed-size KServe datatypes (REFERENCE.md). */
+/** Bytes per element of the fixed-size KServe datatypes (Open Inference Protocol). */
 const ELEMENT_BYTES: Record<string, number> = {
   BOOL: 1,
   UINT8: 1,

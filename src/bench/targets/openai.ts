@@ -5,7 +5,7 @@ import type { TargetOptions } from './target-options.js'
 
 const DEFAULT_PROMPT = 'Write one sentence about the sea.'
 
-/** POST /v1/embeddings or a streaming POST /v1/chat/completions for --model (REFERENCE.md, OpenAI API). */
+/** POST /v1/embeddings or a streaming POST /v1/chat/completions for --model (OpenAI API). */
 export function openaiPlan(options: TargetOptions, auth: Record<string, string>): RequestPlan {
   if (!options.model) {
     throw new UserError('BENCH_MODEL_REQUIRED', `--model is required for --target ${options.kind}`, {

@@ -6,7 +6,7 @@ import type { ListResult } from '../../state/certs/list.js'
 import type { CertificateSummary } from '../../state/certs/summary.js'
 import { renderFileReport, renderTable } from './table.js'
 
-/** The one-time notice for a generated client.p12 password (DESIGN.md: secrets are printed once). */
+/** The one-time notice for a generated client.p12 password (secrets are printed once and never stored in clear). */
 export function renderP12Password(password: string | undefined): string[] {
   if (!password) return []
   return [

@@ -1,7 +1,7 @@
 import type * as ort from 'onnxruntime-node'
+import { firstLine } from '../../shared/errors.js'
 import type { GpuDiscovery, GpuInfo } from '../gpu/nvidia-smi.js'
 import { type GpuReservations, placeModel } from '../gpu/placement.js'
-import { firstLine } from '../infer/errors.js'
 import type { DevicePolicy } from './backend.js'
 
 export const CUDA_INSTALL_HINT =

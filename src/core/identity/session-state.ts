@@ -1,7 +1,7 @@
 import type { Queryable } from '../../state/db/pool.js'
 
 /**
- * Queries the identity work needs beyond the DB layer's repositories (candidates to move there).
+ * Queries the identity services need beyond the DB layer's repositories.
  * Kept in one place so every SQL statement of this module is easy to review.
  */
 

@@ -1,4 +1,4 @@
-import { Failure, type HelixErrorOptions, UserError } from '../../shared/errors.js'
+import { Failure, firstLine, type HelixErrorOptions, UserError } from '../../shared/errors.js'
 
 /**
  * The errors the inference core raises, one constructor per code of the ModelService contract
@@ -71,13 +71,4 @@ export function modelLoadFailed(model: string, reasons: string[]): Failure {
     hint: 'Fix or replace the model files (or its config.yaml) and load it again; versions that were serving keep serving.',
     details: { reasons },
   })
-}
-
-export function firstLine(text: string): string {
-  return (
-    text
-      .split('\n')
-      .find((l) => l.trim() !== '')
-      ?.trim() ?? text
-  )
 }

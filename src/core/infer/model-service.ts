@@ -1,9 +1,10 @@
+import { firstLine } from '../../shared/errors.js'
 import type { Backend, BackendDescription, DevicePolicy } from '../backends/backend.js'
 import { BackendLoadError, OnnxBackend, type OnnxBackendOptions } from '../backends/onnx-backend.js'
 import { discoverGpus, type GpuDiscovery } from '../gpu/nvidia-smi.js'
 import { GpuReservations } from '../gpu/placement.js'
 import { type CoreLogger, silentLogger } from '../logger.js'
-import { firstLine, modelLoadFailed, modelNotFound, modelNotReady, versionNotFound } from './errors.js'
+import { modelLoadFailed, modelNotFound, modelNotReady, versionNotFound } from './errors.js'
 import { type BatchingShape, hasBatchDimension, prepareRequest } from './input-validation.js'
 import { type ModelConfig, parseModelConfig } from './model-config.js'
 import {

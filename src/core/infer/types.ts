@@ -5,7 +5,7 @@ import type { CancelSignal } from './cancel-signal.js'
  * repository, schedulers, backends). Routes never touch onnxruntime; the core never touches HTTP.
  */
 
-/** KServe v2 datatypes (REFERENCE.md). BF16 is accepted only through the binary extension. */
+/** KServe v2 / Open Inference Protocol datatypes. BF16 is accepted only through the binary extension. */
 export const DATATYPES = [
   'BOOL',
   'UINT8',

@@ -1,5 +1,6 @@
+import { invalidInput } from '../../core/infer/errors.js'
 import type { Datatype, TensorData } from '../../core/infer/types.js'
-import { elementCount, elementSize, invalidInput, TYPED_ARRAY } from './datatypes.js'
+import { elementCount, elementSize, TYPED_ARRAY } from './datatypes.js'
 
 /**
  * The binary tensor extension (`binary_tensor_data`): raw little-endian element bytes after the JSON

@@ -1,6 +1,6 @@
+import { invalidInput } from '../../core/infer/errors.js'
 import { TYPED_ARRAY } from '../../core/infer/tensor-data.js'
 import { DATATYPES, type Datatype } from '../../core/infer/types.js'
-import { UserError } from '../../shared/errors.js'
 
 // One table of datatype → typed array, shared with the inference core.
 export { elementCount, TYPED_ARRAY } from '../../core/infer/tensor-data.js'
@@ -9,15 +9,9 @@ export function isDatatype(value: unknown): value is Datatype {
   return typeof value === 'string' && (DATATYPES as readonly string[]).includes(value)
 }
 
-/** Bytes per element (REFERENCE.md); undefined for BYTES, whose elements vary in size. */
+/** Bytes per element of the Open Inference Protocol's datatypes; undefined for BYTES, whose elements vary in size. */
 export function elementSize(datatype: Datatype): number | undefined {
   return datatype === 'BYTES' ? undefined : TYPED_ARRAY[datatype].BYTES_PER_ELEMENT
-}
-
-export function invalidInput(message: string, hint?: string): UserError {
-  return new UserError('INVALID_INPUT', message, {
-    hint: hint ?? 'Check the tensor names, shapes and datatypes against GET /v2/models/{model}.',
-  })
 }
 
 /** Checks that a shape is a list of non-negative integers. */

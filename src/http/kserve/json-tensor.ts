@@ -1,10 +1,11 @@
+import { invalidInput } from '../../core/infer/errors.js'
 import type { Datatype, TensorData } from '../../core/infer/types.js'
-import { elementCount, invalidInput, TYPED_ARRAY } from './datatypes.js'
+import { elementCount, TYPED_ARRAY } from './datatypes.js'
 import { fromHalfBits, toHalfBits } from './fp16.js'
 
 /**
  * JSON tensor data ↔ typed arrays. `data` is row-major, flat or nested. JSON has no NaN or ±Infinity,
- * so floats travel as the strings "NaN", "Infinity" and "-Infinity" (REFERENCE.md); INT64/UINT64
+ * so floats travel as the strings "NaN", "Infinity" and "-Infinity" (as Triton and KServe do); INT64/UINT64
  * beyond 2^53 cannot survive a JSON number, so they are accepted as decimal strings and emitted as
  * exact JSON number text.
  */

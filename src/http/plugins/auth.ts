@@ -12,7 +12,7 @@ import type { RateLimitGuard } from './rate-limit.js'
 
 /**
  * Decides whether a request may proceed; throws a HelixError (UNAUTHENTICATED/FORBIDDEN/RATE_LIMITED)
- * when not. The identity work attaches its routes and hooks as `routes`, registered before the daemon's
+ * when not. httpAuthentication (http/identity.ts) attaches the account routes and hooks as `routes`, registered before the daemon's
  * routes so the OpenAPI document and CORS see them all.
  */
 export type Authenticate = ((request: FastifyRequest, reply: FastifyReply) => Promise<void>) & {
@@ -34,7 +34,7 @@ export const allowAll: Authenticate = async () => {}
 
 /**
  * The one place authentication hooks in: a single onRequest hook calling `app.authenticate`, which the
- * identity work provides through buildApp's `authenticate` option.
+ * identity layer provides through buildApp's `authenticate` option (http/identity.ts).
  */
 export const authPlugin = globalPlugin(
   'helix-auth',

@@ -3,7 +3,7 @@ import type { FastifyInstance } from 'fastify'
 import helmet, { type HelmetOptions } from 'helmet'
 import { globalPlugin } from './global-plugin.js'
 
-// helmet's defaults suit a JSON API; HSTS two years, as Mozilla's intermediate profile (REFERENCE.md) asks.
+// helmet's defaults suit a JSON API; HSTS two years, as Mozilla's intermediate profile asks.
 const HELMET_OPTIONS: HelmetOptions = { hsts: { maxAge: 63_072_000, includeSubDomains: true } }
 
 /**

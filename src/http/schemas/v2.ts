@@ -2,7 +2,7 @@ import { type Static, Type } from '@sinclair/typebox'
 import { DATATYPES, type Datatype } from '../../core/infer/types.js'
 
 /**
- * TypeBox schemas of the KServe v2 / Open Inference Protocol REST API (REFERENCE.md). Routes use
+ * TypeBox schemas of the KServe v2 / Open Inference Protocol REST API (kserve.github.io, "Open Inference Protocol"). Routes use
  * them for validation and response serialisation; the OpenAPI document is generated from them.
  */
 

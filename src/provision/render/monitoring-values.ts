@@ -2,6 +2,7 @@ import { join } from 'node:path'
 import type { HelixConfig } from '../../shared/config.js'
 import type { HelixHome } from '../../shared/home.js'
 import { renderTemplate } from '../../shared/templates.js'
+import { CERT_FILES, certPath } from '../../state/certs/cert-files.js'
 import { checkEmail, checkServerName, checkUpstream } from './render-inputs.js'
 import type { RenderedFile } from './rendered-file.js'
 
@@ -14,7 +15,7 @@ export interface PrometheusValues {
 
 /** Alert thresholds; each is a starting point that operators tune in rules.yml. */
 export interface RulesValues {
-  /** p99 above this many seconds for 10 minutes (DESIGN.md aims at P95 < 100 ms). */
+  /** p99 above this many seconds for 10 minutes (the service aims at P95 < 100 ms). */
   latencyP99Seconds: number
   /** Share of 5xx responses. */
   errorRatio: number
@@ -107,9 +108,12 @@ export function prometheusValues(home: HelixHome, config: HelixConfig): Promethe
     scheme: daemonTls ? 'https' : 'http',
     tls: daemonTls
       ? {
-          caFile: join(home.certsDir, 'ca.crt'),
+          caFile: certPath(home, CERT_FILES.caCert),
           ...(config.server.mtls
-            ? { certFile: join(home.certsDir, 'client.crt'), keyFile: join(home.certsDir, 'client.key') }
+            ? {
+                certFile: certPath(home, CERT_FILES.clientCert),
+                keyFile: certPath(home, CERT_FILES.clientKey),
+              }
             : {}),
         }
       : undefined,

@@ -2,6 +2,7 @@ import { join } from 'node:path'
 import type { HelixConfig } from '../../shared/config.js'
 import type { HelixHome } from '../../shared/home.js'
 import { renderTemplate } from '../../shared/templates.js'
+import { CERT_FILES, certFileName } from '../../state/certs/cert-files.js'
 import { checkAllowSource, checkServerName, checkUpstream } from './render-inputs.js'
 import type { RenderedFile } from './rendered-file.js'
 
@@ -74,20 +75,20 @@ export function nginxValues(config: HelixConfig, placement: NginxPlacement): Ngi
     upstreamScheme: daemonTls ? 'https' : 'http',
     upstreamTls: daemonTls
       ? {
-          ca: join(certsDir, 'ca.crt'),
+          ca: join(certsDir, certFileName(CERT_FILES.caCert)),
           name: checkServerName(config.domain),
           ...(config.server.mtls
             ? {
-                clientCertificate: join(certsDir, 'client.crt'),
-                clientCertificateKey: join(certsDir, 'client.key'),
+                clientCertificate: join(certsDir, certFileName(CERT_FILES.clientCert)),
+                clientCertificateKey: join(certsDir, certFileName(CERT_FILES.clientKey)),
               }
             : {}),
         }
       : undefined,
     tls: {
-      certificate: join(certsDir, 'server.crt'),
-      certificateKey: placement.serverKey ?? join(certsDir, 'server.key'),
-      clientCa: config.nginx.mtls ? join(certsDir, 'ca.crt') : undefined,
+      certificate: join(certsDir, certFileName(CERT_FILES.serverCert)),
+      certificateKey: placement.serverKey ?? join(certsDir, certFileName(CERT_FILES.serverKey)),
+      clientCa: config.nginx.mtls ? join(certsDir, certFileName(CERT_FILES.caCert)) : undefined,
     },
     metricsAllow: config.nginx.metrics_allow.map(checkAllowSource),
     ratePerIp: config.nginx.rate_per_ip,

@@ -3,7 +3,7 @@ import { readFile } from 'node:fs/promises'
 import { UserError } from '../../shared/errors.js'
 import type { HelixHome } from '../../shared/home.js'
 
-/** Where each certificate file lives, relative to the helix directory (DESIGN.md "The helix directory"). */
+/** Where each certificate file lives, relative to the helix directory (README.md "The helix directory"). */
 export const CERT_FILES = {
   caCert: 'certs/ca.crt',
   caKey: 'certs/ca.key',
@@ -19,6 +19,11 @@ export type CertFile = (typeof CERT_FILES)[keyof typeof CERT_FILES]
 
 export function certPath(home: HelixHome, file: CertFile): string {
   return home.path(...file.split('/'))
+}
+
+/** The file's name alone, for configs that mount certs/ elsewhere (nginx in a container). */
+export function certFileName(file: CertFile): string {
+  return file.slice(file.lastIndexOf('/') + 1)
 }
 
 /** A certificate read from disk: its PEM text and node's parsed view of it. */

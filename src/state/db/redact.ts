@@ -1,6 +1,6 @@
 /**
  * Connection URLs hold passwords; anything shown to a user, logged or put in an error goes through
- * redactUrl first (DESIGN.md: secrets are never logged).
+ * redactUrl first (secrets are never logged).
  */
 export function redactUrl(url: string): string {
   try {
