@@ -1,3 +1,5 @@
+import { ERROR_KINDS, type ErrorCode, type ErrorKind } from './error-codes.js'
+
 /**
  * The one error hierarchy of Helix. Every error that crosses a module boundary is a HelixError with a
  * stable code, a message that says what went wrong and a hint that says what to do.
@@ -13,18 +15,23 @@ export interface HelixErrorOptions {
 }
 
 export class HelixError extends Error {
-  readonly code: string
+  readonly code: ErrorCode
   readonly hint?: string
   readonly details?: Record<string, unknown>
   /** Process exit code for the CLI (0 success, 1 failure, 2 bad usage or input). */
   readonly exitCode: 1 | 2 = 1
 
-  constructor(code: string, message: string, options: HelixErrorOptions = {}) {
+  constructor(code: ErrorCode, message: string, options: HelixErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause })
     this.name = new.target.name
     this.code = code
     this.hint = options.hint
     this.details = options.details
+  }
+
+  /** What kind of failure this is: what each protocol maps to its status. */
+  get kind(): ErrorKind {
+    return ERROR_KINDS[this.code]
   }
 
   toJSON(): { code: string; message: string; hint?: string; details?: Record<string, unknown> } {

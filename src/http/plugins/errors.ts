@@ -1,38 +1,39 @@
 import type { FastifyError, FastifyInstance } from 'fastify'
+import type { ErrorKind } from '../../shared/error-codes.js'
 import { isHelixError } from '../../shared/errors.js'
 import { globalPlugin } from './global-plugin.js'
 
 /**
- * The one table from error codes to HTTP statuses (HelixError codes from the inference core and the
- * protocol codec, Fastify's own codes for parsing). Every error answer is {"error": "message"}.
+ * The one table from error kinds to HTTP statuses. Typed by ErrorKind, so a new kind cannot be left
+ * unmapped; codes reach it through their kind (shared/error-codes.ts). Every error answer is
+ * {"error": "message"}; only 'internal' hides its message.
  */
-export const STATUS_BY_CODE: Readonly<Record<string, number>> = {
-  INVALID_INPUT: 400,
-  MALFORMED_JSON: 400,
+export const HTTP_STATUS: Readonly<Record<ErrorKind, number>> = {
+  invalid_input: 400,
+  unauthenticated: 401,
+  forbidden: 403,
+  not_found: 404,
+  conflict: 409,
+  too_large: 413,
+  unsupported_media_type: 415,
+  rate_limited: 429,
+  overloaded: 429,
+  cancelled: 499,
+  model_failed: 500,
+  internal: 500,
+  dependency_failed: 502,
+  unavailable: 503,
+  timeout: 504,
+}
+
+/** Fastify's own error codes for what it parses before a route runs. */
+const FASTIFY_STATUS: Readonly<Record<string, number>> = {
   FST_ERR_CTP_EMPTY_JSON_BODY: 400,
   FST_ERR_CTP_INVALID_JSON_BODY: 400,
   FST_ERR_CTP_INVALID_CONTENT_LENGTH: 400,
   FST_ERR_VALIDATION: 400,
-  UNAUTHENTICATED: 401,
-  FORBIDDEN: 403,
-  MODEL_NOT_FOUND: 404,
-  // Identity (issue 6): unknown or foreign API keys/users, taken e-mails, shared dependencies.
-  NOT_FOUND: 404,
-  USER_EXISTS: 409,
-  MAIL_FAILED: 502,
-  RATE_LIMITER_UNAVAILABLE: 503,
-  VERSION_NOT_FOUND: 404,
-  BODY_TOO_LARGE: 413,
   FST_ERR_CTP_BODY_TOO_LARGE: 413,
-  UNSUPPORTED_MEDIA_TYPE: 415,
   FST_ERR_CTP_INVALID_MEDIA_TYPE: 415,
-  QUEUE_FULL: 429,
-  RATE_LIMITED: 429,
-  CANCELLED: 499,
-  BACKEND_FAILED: 500,
-  MODEL_LOAD_FAILED: 500,
-  MODEL_NOT_READY: 503,
-  INFER_TIMEOUT: 504,
 }
 
 /** Seconds a client should wait after a 429 when the core does not say. */
@@ -48,12 +49,12 @@ export interface ErrorAnswer {
 /** Classifies anything thrown in a request into the status, code and message the client sees. */
 export function errorAnswer(err: unknown): ErrorAnswer {
   if (isHelixError(err)) {
-    const status = STATUS_BY_CODE[err.code] ?? (err.exitCode === 2 ? 400 : 500)
+    const status = HTTP_STATUS[err.kind]
     const retry = err.details?.retryAfterSeconds
     return {
       status,
       code: err.code,
-      message: status >= 500 && !(err.code in STATUS_BY_CODE) ? 'Internal server error.' : err.message,
+      message: err.kind === 'internal' ? 'Internal server error.' : err.message,
       ...(status === 429
         ? { retryAfter: typeof retry === 'number' ? Math.max(1, Math.ceil(retry)) : DEFAULT_RETRY_AFTER_S }
         : {}),
@@ -68,7 +69,7 @@ export function errorAnswer(err: unknown): ErrorAnswer {
   }
   const code = typeof e?.code === 'string' ? e.code : 'INTERNAL'
   const status =
-    STATUS_BY_CODE[code] ?? (e?.statusCode && e.statusCode >= 400 && e.statusCode < 500 ? e.statusCode : 500)
+    FASTIFY_STATUS[code] ?? (e?.statusCode && e.statusCode >= 400 && e.statusCode < 500 ? e.statusCode : 500)
   return { status, code, message: status >= 500 ? 'Internal server error.' : (e?.message ?? 'Bad request.') }
 }
 

@@ -1,5 +1,6 @@
 import { isIP } from 'node:net'
 import type { HelixConfig } from '../../shared/config.js'
+import type { ErrorCode } from '../../shared/error-codes.js'
 import { Failure } from '../../shared/errors.js'
 import type { HelixHome } from '../../shared/home.js'
 import { certificateMatchesKeys, requireCaCertificate } from '../../state/certs/authority-store.js'
@@ -22,7 +23,7 @@ export interface VerifyCheck {
   check: CheckName
   ok: boolean
   /** Stable CERT_* code of a failed check. */
-  code?: string
+  code?: ErrorCode
   detail: string
 }
 
@@ -39,7 +40,7 @@ function pass(file: string, check: CheckName, detail: string): VerifyCheck {
   return { file, check, ok: true, detail }
 }
 
-function fail(file: string, check: CheckName, code: string, detail: string): VerifyCheck {
+function fail(file: string, check: CheckName, code: ErrorCode, detail: string): VerifyCheck {
   return { file, check, ok: false, code, detail }
 }
 

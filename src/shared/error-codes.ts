@@ -1,0 +1,159 @@
+/**
+ * Every error code Helix uses, each with the kind of failure it is. Protocols map kinds, never codes:
+ * the REST face in one table (http/plugins/errors.ts), and each later face (gRPC) in one table of its
+ * own, both typed Record<ErrorKind, …> so that a new kind cannot be left unmapped. A code missing here
+ * fails to compile where it is thrown.
+ */
+export type ErrorKind =
+  /** The caller's input or usage is wrong (400; CLI exit 2). */
+  | 'invalid_input'
+  | 'unauthenticated'
+  | 'forbidden'
+  | 'not_found'
+  /** The thing exists already (409). */
+  | 'conflict'
+  | 'too_large'
+  | 'unsupported_media_type'
+  /** The caller sends too much: per-key or per-IP limits and quotas. */
+  | 'rate_limited'
+  /** The server is at capacity: a model's queue is full. */
+  | 'overloaded'
+  | 'cancelled'
+  /** Not ready yet or any more (loading, unloading, a dependency that is down). */
+  | 'unavailable'
+  | 'timeout'
+  /** A model failed to run or load; the message is safe to show. */
+  | 'model_failed'
+  /** A service helix depends on answered with an error (SMTP). */
+  | 'dependency_failed'
+  /** Anything else: the environment or a bug; the message stays in the log. */
+  | 'internal'
+
+export const ERROR_KINDS = {
+  INVALID_INPUT: 'invalid_input',
+  MALFORMED_JSON: 'invalid_input',
+  UNAUTHENTICATED: 'unauthenticated',
+  FORBIDDEN: 'forbidden',
+  MODEL_NOT_FOUND: 'not_found',
+  VERSION_NOT_FOUND: 'not_found',
+  NOT_FOUND: 'not_found',
+  USER_EXISTS: 'conflict',
+  BODY_TOO_LARGE: 'too_large',
+  UNSUPPORTED_MEDIA_TYPE: 'unsupported_media_type',
+  RATE_LIMITED: 'rate_limited',
+  QUEUE_FULL: 'overloaded',
+  CANCELLED: 'cancelled',
+  MODEL_NOT_READY: 'unavailable',
+  RATE_LIMITER_UNAVAILABLE: 'unavailable',
+  INFER_TIMEOUT: 'timeout',
+  BACKEND_FAILED: 'model_failed',
+  MODEL_LOAD_FAILED: 'model_failed',
+  MAIL_FAILED: 'dependency_failed',
+  INTERNAL: 'internal',
+  // `helix certs verify` exits 1 with the first failed check's code.
+  CERT_EXPIRED: 'internal',
+  CERT_HOST_MISMATCH: 'internal',
+  CERT_KEY_MISSING: 'internal',
+  CERT_MISSING: 'internal',
+  CERT_NOT_YET_VALID: 'internal',
+  CERT_UNTRUSTED: 'internal',
+  CERT_WRONG_PURPOSE: 'internal',
+  // CLI and provisioning codes: a UserError's code is bad input, a Failure's is internal.
+  BACKUP_CORRUPT: 'internal',
+  BACKUP_DECRYPT_FAILED: 'invalid_input',
+  BACKUP_EXISTS: 'invalid_input',
+  BACKUP_INCOMPATIBLE: 'internal',
+  BACKUP_INVALID: 'invalid_input',
+  BACKUP_NOT_FOUND: 'invalid_input',
+  BACKUP_TRUNCATED: 'internal',
+  BACKUP_VERIFY_FAILED: 'internal',
+  BENCH_BAD_FLAG: 'invalid_input',
+  BENCH_BAD_INPUT: 'invalid_input',
+  BENCH_BAD_REQUEST: 'invalid_input',
+  BENCH_BAD_SHAPE: 'invalid_input',
+  BENCH_BAD_URL: 'invalid_input',
+  BENCH_BASELINE_INVALID: 'invalid_input',
+  BENCH_BASELINE_UNREADABLE: 'invalid_input',
+  BENCH_INPUT_INVALID: 'invalid_input',
+  BENCH_INPUT_UNREADABLE: 'invalid_input',
+  BENCH_MODEL_DIR_MISSING: 'invalid_input',
+  BENCH_MODEL_DIR_REQUIRED: 'invalid_input',
+  BENCH_MODEL_REQUIRED: 'invalid_input',
+  BENCH_NOT_FOUND: 'invalid_input',
+  BENCH_REGRESSION: 'internal',
+  BENCH_SERVER_ERROR: 'internal',
+  BENCH_SHAPE_REQUIRED: 'invalid_input',
+  BENCH_TLS_CLIENT_PAIR: 'invalid_input',
+  BENCH_TLS_FILE_INVALID: 'invalid_input',
+  BENCH_TLS_FILE_MISSING: 'invalid_input',
+  BENCH_TLS_WITHOUT_HTTPS: 'invalid_input',
+  BENCH_TUNE_LOAD_FAILED: 'internal',
+  BENCH_TUNE_NOT_APPLIED: 'internal',
+  BENCH_TUNE_NOT_READY: 'internal',
+  BENCH_TUNE_UNSUPPORTED: 'invalid_input',
+  BENCH_UNAUTHORIZED: 'invalid_input',
+  BENCH_UNREACHABLE: 'internal',
+  CA_INCOMPLETE: 'invalid_input',
+  CA_KEY_MISSING: 'invalid_input',
+  CA_MISSING: 'invalid_input',
+  CERT_CORRUPT: 'invalid_input',
+  CERT_DAYS_INVALID: 'invalid_input',
+  CERT_KEY_CORRUPT: 'invalid_input',
+  CERT_KEY_MISMATCH: 'invalid_input',
+  CERT_KEY_UNSUPPORTED: 'invalid_input',
+  CERT_NAME_INVALID: 'invalid_input',
+  CERT_UNREADABLE: 'invalid_input',
+  CONFIG_INVALID: 'invalid_input',
+  CONFIRMATION_REQUIRED: 'invalid_input',
+  DAEMON_REFUSED: 'internal',
+  DAEMON_UNREACHABLE: 'internal',
+  DB_BINARIES_COPY_FAILED: 'internal',
+  DB_BINARIES_MISSING: 'internal',
+  DB_BUSY: 'internal',
+  DB_CA_FILE: 'invalid_input',
+  DB_DATA_INVALID: 'internal',
+  DB_DIR_NOT_ACCESSIBLE: 'invalid_input',
+  DB_EXTERNAL: 'invalid_input',
+  DB_INIT_FAILED: 'internal',
+  DB_NOT_EMPTY: 'invalid_input',
+  DB_NOT_STARTED: 'internal',
+  DB_OS_USER: 'internal',
+  DB_START_FAILED: 'internal',
+  DB_STATE_INVALID: 'internal',
+  DB_STOP_FAILED: 'internal',
+  DB_UNREACHABLE: 'internal',
+  DB_URL_INVALID: 'invalid_input',
+  DISK_FULL: 'internal',
+  EMAIL_INVALID: 'invalid_input',
+  INVALID_ALLOW: 'invalid_input',
+  INVALID_EMAIL: 'invalid_input',
+  INVALID_MODEL_NAME: 'invalid_input',
+  INVALID_NAME: 'invalid_input',
+  INVALID_TOKEN: 'invalid_input',
+  INVALID_UPSTREAM: 'invalid_input',
+  INVALID_VERSION: 'invalid_input',
+  KEYS_CORRUPT: 'invalid_input',
+  KEYS_EXIST: 'invalid_input',
+  KEYS_MISSING: 'internal',
+  MIGRATIONS_MISSING: 'internal',
+  MIGRATION_DRIFT: 'internal',
+  MIGRATION_FAILED: 'internal',
+  MIGRATION_INVALID: 'internal',
+  MODEL_FILE_NOT_FOUND: 'invalid_input',
+  MODEL_INVALID: 'invalid_input',
+  NOT_INITIALISED: 'invalid_input',
+  NOT_WRITABLE: 'invalid_input',
+  P12_PASSWORD_INVALID: 'invalid_input',
+  PASSPHRASE_MISMATCH: 'invalid_input',
+  PASSPHRASE_REQUIRED: 'invalid_input',
+  PASSPHRASE_TOO_SHORT: 'invalid_input',
+  PASSWORD_COMMON: 'invalid_input',
+  PASSWORD_TOO_LONG: 'invalid_input',
+  PASSWORD_TOO_SHORT: 'invalid_input',
+  SCOPE_INVALID: 'invalid_input',
+  TLS_FILES_MISSING: 'invalid_input',
+  USAGE: 'invalid_input',
+  VERSION_EXISTS: 'invalid_input',
+} as const satisfies Record<string, ErrorKind>
+
+export type ErrorCode = keyof typeof ERROR_KINDS
