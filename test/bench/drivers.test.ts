@@ -125,9 +125,13 @@ describe('load drivers against a real Fastify server', () => {
     const chat = new LoadClient({ ...echo(server.url, '/v1/chat/completions'), stream: 'sse' }, 1, 5000)
     const sample = await chat.send(performance.now())
     await chat.close()
+    // The server waits 5 ms before each of the four tokens. A busy machine may hand two tokens over in
+    // one read (a gap near 0), but never hand the last one over before it was written.
     expect(sample.ttftMs).toBeGreaterThanOrEqual(4)
     expect(sample.interTokenMs).toHaveLength(3)
-    for (const gap of sample.interTokenMs!) expect(gap).toBeGreaterThanOrEqual(3)
+    for (const gap of sample.interTokenMs!) expect(gap).toBeGreaterThanOrEqual(0)
+    const lastTokenMs = sample.ttftMs! + sample.interTokenMs!.reduce((a, b) => a + b, 0)
+    expect(lastTokenMs).toBeGreaterThanOrEqual(19)
     const empty = new LoadClient({ ...echo(server.url, '/echo'), stream: 'sse' }, 1, 5000)
     expect(await empty.send(performance.now())).toMatchObject({ error: 'no tokens' })
     await empty.close()
