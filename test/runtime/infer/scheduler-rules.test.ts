@@ -470,6 +470,19 @@ describe('Scheduler batching rules (fake clock, gated backend)', () => {
     expect((await other).timing).toEqual({ queueMs: 0, computeMs: 5, batchSize: 2 })
   })
 
+  it('does not run a queued request whose deadline passed while an inline batch held the event loop', async () => {
+    const { scheduler, backend } = setup({ maxBatchSize: 0 })
+    const first = scheduler.enqueue(request(1))
+    // As above: [1]'s answer is handled before the deadline timer of 2, due the same instant.
+    setTimeout(() => backend.calls[0].finish(), 5)
+    const expired = track(scheduler.enqueue(request(2), { timeoutMs: 5 }))
+    await vi.advanceTimersByTimeAsync(5)
+    await first
+    expect(expired.error?.message).toBe("Inference on 'm' timed out after 5 ms (queued).")
+    expect(backend.batches()).toEqual([[1]])
+    expect(scheduler.stats()).toMatchObject({ queueDepth: 0, inFlightBatches: 0 })
+  })
+
   it('fails every request of a batch the backend fails, and keeps serving', async () => {
     const { scheduler, backend } = setup({ maxBatchSize: 2 })
     const failed = [scheduler.enqueue(request(1)), scheduler.enqueue(request(2))]
