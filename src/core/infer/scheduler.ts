@@ -205,6 +205,19 @@ export class Scheduler {
     return Math.max(1, Math.ceil(ms / 1000))
   }
 
+  /**
+   * Times out queued requests whose deadline passed while a batch ran. An inline session holds the
+   * event loop for its whole run, so their timers fire only after the answer is handled: without
+   * this, the next batch would spend the backend on requests that have already timed out.
+   */
+  private expireOverdue(): void {
+    const at = now()
+    for (const overdue of this.queue.filter((p) => p.deadline <= at)) {
+      this.remove(overdue)
+      overdue.reject(inferTimeout(this.options.model, overdue.timeoutMs, 'queued'))
+    }
+  }
+
   private clearTimer(): void {
     if (this.timer) clearTimeout(this.timer)
     this.timer = undefined
@@ -337,6 +350,7 @@ export class Scheduler {
       this.batches++
       this.running--
       this.runningItems -= batchSize
+      this.expireOverdue()
       this.schedule()
       this.checkDrained()
     }
