@@ -1,4 +1,5 @@
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
+import fp from 'fastify-plugin'
 import { forbidden, missingCredentials } from '../../core/identity/auth-errors.js'
 import { authenticateCredential, bearerCredential } from '../../core/identity/authenticator.js'
 import type { IdentityDeps } from '../../core/identity/identity-deps.js'
@@ -7,7 +8,6 @@ import { allows } from '../../core/identity/scopes.js'
 import type { UsageRecorder } from '../../core/identity/usage-recorder.js'
 import * as repos from '../../state/db/repositories/index.js'
 import { type RouteAccess, routeAccess } from '../route-access.js'
-import { globalPlugin } from './global-plugin.js'
 import type { RateLimitGuard } from './rate-limit.js'
 
 /**
@@ -36,14 +36,14 @@ export const allowAll: Authenticate = async () => {}
  * The one place authentication hooks in: a single onRequest hook calling `app.authenticate`, which the
  * identity layer provides through buildApp's `authenticate` option (http/identity.ts).
  */
-export const authPlugin = globalPlugin(
-  'helix-auth',
+export const authPlugin = fp(
   async (app: FastifyInstance, options: { authenticate?: Authenticate }) => {
     const authenticate = options.authenticate ?? allowAll
     app.decorate('authenticate', authenticate)
     if (authenticate.routes) await app.register(authenticate.routes)
     app.addHook('onRequest', async (request, reply) => app.authenticate(request, reply))
   },
+  { name: 'helix-auth', fastify: '5.x' },
 )
 
 const REALM = 'Bearer realm="helix"'

@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify'
+import fp from 'fastify-plugin'
 import { UserError } from '../../shared/errors.js'
 import { BodyPool, readBody } from '../kserve/read-body.js'
-import { globalPlugin } from './global-plugin.js'
 
 export const HEADER_LENGTH = 'inference-header-content-length'
 
@@ -69,8 +69,7 @@ export function parseJson(text: string): unknown {
  * or any body that announces a binary-extension header, read with the body limit and aligned so
  * tensor views need no copy.
  */
-export const bodyParsersPlugin = globalPlugin(
-  'helix-body-parsers',
+export const bodyParsersPlugin = fp(
   async (app: FastifyInstance, options: { bodyLimit: number }) => {
     const limit = options.bodyLimit
     // Binary-extension bodies are reused across requests (they are released by the infer route).
@@ -112,4 +111,5 @@ export const bodyParsersPlugin = globalPlugin(
       )
     })
   },
+  { name: 'helix-body-parsers', fastify: '5.x' },
 )

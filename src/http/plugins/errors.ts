@@ -1,7 +1,7 @@
 import type { FastifyError, FastifyInstance } from 'fastify'
+import fp from 'fastify-plugin'
 import type { ErrorKind } from '../../shared/error-codes.js'
 import { isHelixError } from '../../shared/errors.js'
-import { globalPlugin } from './global-plugin.js'
 
 /**
  * The one table from error kinds to HTTP statuses. Typed by ErrorKind, so a new kind cannot be left
@@ -74,15 +74,18 @@ export function errorAnswer(err: unknown): ErrorAnswer {
 }
 
 /** Error mapping and the 404 answer for unknown routes; the daemon answers every input and keeps serving. */
-export const errorsPlugin = globalPlugin('helix-errors', async (app: FastifyInstance) => {
-  app.setErrorHandler((err, request, reply) => {
-    const answer = errorAnswer(err)
-    if (answer.status >= 500) request.log.error({ err, code: answer.code }, 'request failed')
-    else request.log.info({ code: answer.code, status: answer.status }, answer.message)
-    if (answer.retryAfter !== undefined) reply.header('retry-after', String(answer.retryAfter))
-    reply.code(answer.status).type('application/json; charset=utf-8').send({ error: answer.message })
-  })
-  app.setNotFoundHandler((request, reply) => {
-    reply.code(404).send({ error: `No route ${request.method} ${request.url.split('?')[0]}.` })
-  })
-})
+export const errorsPlugin = fp(
+  async (app: FastifyInstance) => {
+    app.setErrorHandler((err, request, reply) => {
+      const answer = errorAnswer(err)
+      if (answer.status >= 500) request.log.error({ err, code: answer.code }, 'request failed')
+      else request.log.info({ code: answer.code, status: answer.status }, answer.message)
+      if (answer.retryAfter !== undefined) reply.header('retry-after', String(answer.retryAfter))
+      reply.code(answer.status).type('application/json; charset=utf-8').send({ error: answer.message })
+    })
+    app.setNotFoundHandler((request, reply) => {
+      reply.code(404).send({ error: `No route ${request.method} ${request.url.split('?')[0]}.` })
+    })
+  },
+  { name: 'helix-errors', fastify: '5.x' },
+)

@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify'
+import fp from 'fastify-plugin'
 import type { HelixMetrics } from '../metrics.js'
-import { globalPlugin } from './global-plugin.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -9,8 +9,7 @@ declare module 'fastify' {
 }
 
 /** Counts every answered request and times it, labelled by route pattern (never the raw URL). */
-export const metricsPlugin = globalPlugin(
-  'helix-metrics',
+export const metricsPlugin = fp(
   async (app: FastifyInstance, options: { metrics: HelixMetrics }) => {
     const { metrics } = options
     app.decorate('metrics', metrics)
@@ -23,4 +22,5 @@ export const metricsPlugin = globalPlugin(
       )
     })
   },
+  { name: 'helix-metrics', fastify: '5.x' },
 )

@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { FastifyInstance } from 'fastify'
+import fp from 'fastify-plugin'
 import helmet, { type HelmetOptions } from 'helmet'
-import { globalPlugin } from './global-plugin.js'
 
 // helmet's defaults suit a JSON API; HSTS two years, as Mozilla's intermediate profile asks.
 const HELMET_OPTIONS: HelmetOptions = { hsts: { maxAge: 63_072_000, includeSubDomains: true } }
@@ -28,11 +28,14 @@ export function securityHeaders(options: HelmetOptions = HELMET_OPTIONS): Record
 }
 
 /** Security headers and the request id echoed to the client, on every response. */
-export const securityPlugin = globalPlugin('helix-security', async (app: FastifyInstance) => {
-  const headers = securityHeaders()
-  app.addHook('onRequest', (request, reply, done) => {
-    reply.headers(headers)
-    reply.header('x-request-id', request.id)
-    done()
-  })
-})
+export const securityPlugin = fp(
+  async (app: FastifyInstance) => {
+    const headers = securityHeaders()
+    app.addHook('onRequest', (request, reply, done) => {
+      reply.headers(headers)
+      reply.header('x-request-id', request.id)
+      done()
+    })
+  },
+  { name: 'helix-security', fastify: '5.x' },
+)
