@@ -1,6 +1,8 @@
 import { readFileSync } from 'node:fs'
+import { closedLoop as loop } from '../../dist/bench/closed-loop.js'
+import { phaseFor } from '../../dist/bench/phase.js'
 
-// Closed-loop throughput measurement shared by bench scripts.
+// Closed-loop throughput measurement shared by bench scripts, on helix bench's own loop engine.
 
 /**
  * Runs `task` back to back in `concurrency` loops for `durationMs` (after `warmupMs` whose results
@@ -11,32 +13,27 @@ export async function closedLoop(
   task,
   { concurrency = 1, durationMs = 5000, warmupMs = 1000, onMeasureStart } = {},
 ) {
-  let measuring = false
   let items = 0
   let errors = 0
   let firstError
-  const warmupEnd = performance.now() + warmupMs
-  const end = warmupEnd + durationMs
   let started = 0
-  const loop = async (_, index) => {
-    while (performance.now() < end) {
-      try {
-        const n = await task(index)
-        if (measuring) items += n
-      } catch (err) {
-        if (measuring) errors++
-        firstError ??= err
-      }
-    }
-  }
+  const measureStart = performance.now() + warmupMs
+  const phase = phaseFor(measureStart, { durationMs })
   const warmupTimer = setTimeout(() => {
-    measuring = true
     started = performance.now()
     onMeasureStart?.()
   }, warmupMs)
-  await Promise.all(Array.from({ length: concurrency }, loop))
+  await loop(concurrency, phase, async (lane, _start, measured) => {
+    try {
+      const n = await task(lane)
+      if (measured) items += n
+    } catch (err) {
+      if (measured) errors++
+      firstError ??= err
+    }
+  })
   clearTimeout(warmupTimer)
-  const seconds = (performance.now() - (started || warmupEnd)) / 1000
+  const seconds = (performance.now() - (started || measureStart)) / 1000
   return { items, seconds, itemsPerSecond: items / seconds, errors, firstError }
 }
 
