@@ -3,8 +3,9 @@ import { Agent, fetch as undiciFetch } from 'undici'
 import { listCertificates } from '../provision/certs/list.js'
 import type { CertificateSummary } from '../provision/certs/summary.js'
 import { type StatusResult as DatabaseStatus, databaseStatus } from '../provision/postgres/database.js'
+import { type DaemonTarget, locateDaemon } from '../runtime/daemon-record.js'
 import { discoverGpus, type GpuDiscovery } from '../runtime/gpu/nvidia-smi.js'
-import { daemonUrl, fromWireIndexRow } from '../runtime/infer/daemon-client.js'
+import { fromWireIndexRow } from '../runtime/infer/daemon-client.js'
 import type { ModelIndexEntry } from '../runtime/infer/types.js'
 import type { HelixConfig } from '../shared/config.js'
 import type { HelixHome } from '../shared/home.js'
@@ -12,6 +13,10 @@ import { currentKeyAge } from './jwt-key-age.js'
 
 export interface DaemonStatus {
   url: string
+  /** How the address was found: --url, the running daemon's record (data/daemon.json), or helix.yaml. */
+  source: DaemonTarget['source']
+  /** The daemon's pid, from its record. */
+  pid?: number
   reachable: boolean
   ready?: boolean
   version?: string
@@ -32,7 +37,7 @@ export interface StatusReport {
 export interface StatusOptions {
   home: HelixHome
   config: HelixConfig
-  /** Daemon URL; default from helix.yaml server.host/port/tls. */
+  /** Daemon URL; default: the running daemon's record, else helix.yaml server.host/port/tls. */
   url?: string
   /** API key (or access token) for the daemon's protected routes. */
   apiKey?: string
@@ -41,15 +46,11 @@ export interface StatusOptions {
 }
 
 /** TLS to our own daemon trusts the helix CA, and presents the client certificate under mTLS. */
-async function daemonDispatcher(
-  home: HelixHome,
-  config: HelixConfig,
-  url: string,
-): Promise<Agent | undefined> {
-  if (!url.startsWith('https:')) return undefined
+async function daemonDispatcher(home: HelixHome, target: DaemonTarget): Promise<Agent | undefined> {
+  if (!target.url.startsWith('https:')) return undefined
   const read = (name: string) => readFile(home.path('certs', name)).catch(() => undefined)
   const [ca, cert, key] = await Promise.all([read('ca.crt'), read('client.crt'), read('client.key')])
-  return new Agent({ connect: { ca, ...(config.server.mtls ? { cert, key } : {}) } })
+  return new Agent({ connect: { ca, ...(target.mtls ? { cert, key } : {}) } })
 }
 
 function uptimeFromMetrics(text: string, now: Date): number | undefined {
@@ -61,8 +62,9 @@ async function daemonStatus(
   options: StatusOptions,
   now: Date,
 ): Promise<{ daemon: DaemonStatus; models: ModelIndexEntry[] }> {
-  const url = (options.url ?? daemonUrl(options.config.server)).replace(/\/+$/, '')
-  const dispatcher = await daemonDispatcher(options.home, options.config, url)
+  const target = await locateDaemon(options.home, options.config, options.url)
+  const url = target.url
+  const dispatcher = await daemonDispatcher(options.home, target)
   const headers: Record<string, string> = options.apiKey ? { authorization: `Bearer ${options.apiKey}` } : {}
   const call = (path: string, init: { method?: string; body?: string } = {}) =>
     undiciFetch(`${url}${path}`, {
@@ -71,7 +73,12 @@ async function daemonStatus(
       dispatcher,
       signal: AbortSignal.timeout(5000),
     })
-  const daemon: DaemonStatus = { url, reachable: false }
+  const daemon: DaemonStatus = {
+    url,
+    source: target.source,
+    ...(target.pid !== undefined ? { pid: target.pid } : {}),
+    reachable: false,
+  }
   let models: ModelIndexEntry[] = []
   try {
     const meta = await call('/v2')

@@ -1,8 +1,10 @@
 import { readFile } from 'node:fs/promises'
 import { resolve } from 'node:path'
 import { type HelixConfig, loadConfig } from '../shared/config.js'
+import type { LogFormat } from '../shared/config-schema.js'
 import { UserError } from '../shared/errors.js'
 import type { HelixHome } from '../shared/home.js'
+import type { RequestLogPolicy } from './plugins/request-log.js'
 
 /** Flags of `helix serve`; each overrides helix.yaml and the environment. */
 export interface ServeFlags {
@@ -11,6 +13,8 @@ export interface ServeFlags {
   tls?: boolean
   mtls?: boolean
   logLevel?: string
+  /** pretty or json log lines (logging.format; auto picks pretty on a terminal). */
+  logFormat?: LogFormat
   /** false turns authentication off (auth.enabled in helix.yaml); only for local experiments. */
   auth?: boolean
 }
@@ -34,6 +38,10 @@ export interface RuntimeConfig {
   /** How long shutdown waits for in-flight requests before closing their connections. */
   drainTimeoutMs: number
   logLevel: LogLevel
+  /** pretty, json, or auto: pretty when the log destination is a terminal. */
+  logFormat: LogFormat
+  /** Which answered requests get a log line (logging.requests, logging.sample_rate). */
+  requestLog: RequestLogPolicy
   /** Absolute path of the model repository. */
   modelsDir: string
   /** The whole validated helix.yaml, for the parts the inference core reads. */
@@ -88,7 +96,7 @@ async function readCertFile(home: HelixHome, name: string): Promise<Buffer> {
 
 /**
  * Builds the daemon's config from helix.yaml < env (HELIX_HOST, HELIX_PORT, HELIX_LOG_LEVEL,
- * HELIX_DRAIN_TIMEOUT_MS) < flags, validating everything (certificate files included) before
+ * HELIX_LOG_FORMAT, HELIX_DRAIN_TIMEOUT_MS) < flags, validating everything (certificate files included) before
  * anything starts.
  */
 export async function loadRuntimeConfig(
@@ -101,7 +109,9 @@ export async function loadRuntimeConfig(
   if (flags.port !== undefined) server.port = flags.port
   if (flags.tls !== undefined) server.tls = flags.tls
   if (flags.mtls !== undefined) server.mtls = flags.mtls
-  const helix = await loadConfig(home, Object.keys(server).length ? { server } : {}, env)
+  const overrides: Record<string, unknown> = Object.keys(server).length ? { server } : {}
+  if (flags.logFormat !== undefined) overrides.logging = { format: flags.logFormat }
+  const helix = await loadConfig(home, overrides, env)
   const mtls = helix.server.mtls
   const tlsOn = helix.server.tls || mtls
   const tls: RuntimeTls | undefined = tlsOn
@@ -120,6 +130,8 @@ export async function loadRuntimeConfig(
     trustProxy: helix.server.trust_proxy,
     drainTimeoutMs: drainTimeout(env.HELIX_DRAIN_TIMEOUT_MS),
     logLevel: logLevel(flags.logLevel ?? env.HELIX_LOG_LEVEL),
+    logFormat: helix.logging.format,
+    requestLog: { mode: helix.logging.requests, sampleRate: helix.logging.sample_rate },
     modelsDir: resolve(home.root, helix.models.repository),
     helix,
   }

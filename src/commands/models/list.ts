@@ -1,5 +1,6 @@
 import { Flags } from '@oclif/core'
-import { authorization, daemonUrl, repositoryIndex } from '../../runtime/infer/daemon-client.js'
+import { locateDaemon } from '../../runtime/daemon-record.js'
+import { authorization, repositoryIndex } from '../../runtime/infer/daemon-client.js'
 import { listRepository } from '../../runtime/infer/model-listing.js'
 import { renderModelList } from '../../runtime/infer/render-models.js'
 import { repositoryDir } from '../../runtime/infer/repository-location.js'
@@ -20,7 +21,8 @@ export default class ModelsList extends HelixCommand<ModelIndexEntry[]> {
     ...HelixCommand.baseFlags,
     url: Flags.string({ description: 'Ask this running daemon instead of loading from disk.' }),
     daemon: Flags.boolean({
-      description: 'Ask the daemon at server.host:port of helix.yaml.',
+      description:
+        'Ask the daemon running on the helix directory (data/daemon.json), else the one at server.host:port of helix.yaml.',
       default: false,
     }),
     'api-key': daemonFlags['api-key'],
@@ -29,7 +31,7 @@ export default class ModelsList extends HelixCommand<ModelIndexEntry[]> {
   async run(): Promise<ModelIndexEntry[]> {
     const { flags } = await this.parse(ModelsList)
     const config = await this.config_()
-    const url = flags.url ?? (flags.daemon ? daemonUrl(config.server) : undefined)
+    const url = flags.url ?? (flags.daemon ? (await locateDaemon(this.home, config)).url : undefined)
     const rows = url
       ? await repositoryIndex(url, authorization(flags['api-key']))
       : await listRepository(repositoryDir(this.home, config), { defaultDevice: config.models.device })

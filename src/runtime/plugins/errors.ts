@@ -1,6 +1,7 @@
 import type { FastifyError, FastifyInstance } from 'fastify'
 import { isHelixError } from '../../shared/errors.js'
 import { globalPlugin } from './global-plugin.js'
+import { recordFailure } from './request-log.js'
 
 /**
  * The one table from error codes to HTTP statuses (HelixError codes from the inference core and the
@@ -76,8 +77,12 @@ export function errorAnswer(err: unknown): ErrorAnswer {
 export const errorsPlugin = globalPlugin('helix-errors', async (app: FastifyInstance) => {
   app.setErrorHandler((err, request, reply) => {
     const answer = errorAnswer(err)
-    if (answer.status >= 500) request.log.error({ err, code: answer.code }, 'request failed')
-    else request.log.info({ code: answer.code, status: answer.status }, answer.message)
+    // The request's one log line (request-log.ts) says why it failed; server errors keep the error.
+    recordFailure(request, {
+      code: answer.code,
+      message: answer.message,
+      ...(answer.status >= 500 ? { err } : {}),
+    })
     if (answer.retryAfter !== undefined) reply.header('retry-after', String(answer.retryAfter))
     reply.code(answer.status).type('application/json; charset=utf-8').send({ error: answer.message })
   })
