@@ -1,4 +1,4 @@
-import { readFile, stat } from 'node:fs/promises'
+import { readFile, stat, writeFile } from 'node:fs/promises'
 import { request as httpsRequest } from 'node:https'
 import { join } from 'node:path'
 import { Writable } from 'node:stream'
@@ -179,6 +179,35 @@ describe('the daemon over real HTTP', () => {
 })
 
 describe('serve()', () => {
+  it('serves on without a daemon record when data/ cannot hold one', async () => {
+    const t = await tempDir('helix-no-record-')
+    try {
+      await addToRepository(join(t.dir, 'models'), 'add', addModel())
+      await writeFile(join(t.dir, 'data'), 'a file where the data directory belongs')
+      let url = ''
+      const running = serve(
+        new HelixHome(t.dir),
+        { port: 0, logLevel: 'silent', auth: false },
+        {
+          onListening: (u) => {
+            url = u
+          },
+          signals: ['SIGUSR2'],
+          logDestination: 2,
+        },
+      )
+      await waitFor(() => url !== '')
+      const live = await request(`${url}/v2/health/live`)
+      expect(live.statusCode).toBe(200)
+      await live.body.dump()
+      expect(await readDaemonRecord(new HelixHome(t.dir))).toBeUndefined()
+      process.emit('SIGUSR2', 'SIGUSR2')
+      expect((await running).signal).toBe('SIGUSR2')
+    } finally {
+      await t.cleanup()
+    }
+  })
+
   it('listens, loads the repository, and stops on a signal', async () => {
     const logLevel = 'silent'
     let url = ''
