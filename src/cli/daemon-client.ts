@@ -97,10 +97,3 @@ export function fromWireIndexRow(row: Record<string, unknown>): ModelIndexEntry 
 export function authorization(apiKey: string | undefined): Record<string, string> {
   return apiKey ? { authorization: `Bearer ${apiKey}` } : {}
 }
-
-/** The daemon URL helix.yaml describes (server.host/port, https when server.tls). */
-export function daemonUrl(server: { host: string; port: number; tls: boolean; mtls?: boolean }): string {
-  const host = server.host === '0.0.0.0' || server.host === '::' ? '127.0.0.1' : server.host
-  const shown = host.includes(':') ? `[${host}]` : host
-  return `${server.tls || server.mtls ? 'https' : 'http'}://${shown}:${server.port}`
-}

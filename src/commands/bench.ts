@@ -19,6 +19,7 @@ import { repositoryDir } from '../core/infer/repository-location.js'
 import { HelixCommand } from '../shared/base-command.js'
 import { Failure, UserError } from '../shared/errors.js'
 import { CERT_FILES, certPath } from '../state/certs/cert-files.js'
+import { locateDaemon } from '../state/daemon-record.js'
 
 export default class Bench extends HelixCommand<BenchResult> {
   static summary =
@@ -35,8 +36,8 @@ export default class Bench extends HelixCommand<BenchResult> {
 
   static flags = {
     url: Flags.string({
-      description: 'Base URL of the service (for --target http: the full URL).',
-      required: true,
+      description:
+        'Base URL of the service (for --target http: the full URL; required there). Default: the daemon running on the helix directory (data/daemon.json), else helix.yaml server.host/port.',
     }),
     model: Flags.string({ char: 'm', description: 'Model name (KServe) or model id (OpenAI targets).' }),
     'model-version': Flags.string({
@@ -140,10 +141,11 @@ export default class Bench extends HelixCommand<BenchResult> {
     const { flags } = await this.parse(Bench)
     const durationMs = flags.requests ? undefined : parseDuration(flags.duration ?? '10s', 'duration')
     const progress = progressWriter(process.stderr, durationMs)
+    const url = flags.url ?? (await this.daemonUrl(flags.target))
     const options: BenchmarkOptions = {
       target: {
         kind: flags.target as TargetKind,
-        url: flags.url,
+        url,
         model: flags.model,
         modelVersion: flags['model-version'],
         key: flags.key,
@@ -157,7 +159,7 @@ export default class Bench extends HelixCommand<BenchResult> {
         prompt: flags.prompt,
         maxTokens: flags['max-tokens'],
         tls: tlsOptions({
-          url: flags.url,
+          url,
           cacert: flags.cacert,
           clientCert: flags['client-cert'],
           clientKey: flags['client-key'],
@@ -194,6 +196,16 @@ export default class Bench extends HelixCommand<BenchResult> {
       )
     }
     return result
+  }
+
+  /** Without --url: the helix daemon of --dir; an arbitrary HTTP target has no default. */
+  private async daemonUrl(target: string): Promise<string> {
+    if (target === 'http') {
+      throw new UserError('BENCH_URL_REQUIRED', '--target http needs the URL to load.', {
+        hint: 'Pass --url with the full URL, e.g. --url http://127.0.0.1:3000/echo.',
+      })
+    }
+    return (await locateDaemon(this.home, await this.config_())).url
   }
 
   /** The helix directory's CA: the overlap bundle while a CA rotation is under way, else ca.crt. */

@@ -1,12 +1,14 @@
 import { Flags } from '@oclif/core'
+import { logFormatFlag } from '../cli/daemon-flags.js'
 import { LOG_LEVELS } from '../http/serve-config.js'
 import { type ServeResult, serve } from '../http/server.js'
 import { HelixCommand } from '../shared/base-command.js'
+import type { LogFormat } from '../shared/config-schema.js'
 
 export default class Serve extends HelixCommand<ServeResult> {
   static summary = 'Run the inference daemon in the foreground (KServe v2 REST API and /metrics).'
   static description =
-    'Loads the models of the repository (models/<name>/<version>/model.onnx) and serves them. Settings come from helix.yaml < env (HELIX_HOST, HELIX_PORT, HELIX_LOG_LEVEL, HELIX_DRAIN_TIMEOUT_MS) < flags. Logs are JSON lines on stdout. SIGTERM or SIGINT stops accepting connections, lets in-flight requests finish (bounded), unloads the models and exits 0.'
+    'Loads the models of the repository (models/<name>/<version>/model.onnx) and serves them. Settings come from helix.yaml < env (HELIX_HOST, HELIX_PORT, HELIX_LOG_LEVEL, HELIX_LOG_FORMAT, HELIX_DRAIN_TIMEOUT_MS) < flags. Logs go to stdout: short human lines on a terminal, JSON lines otherwise (--log-format); one line per failed request, every request or a sample with logging.requests in helix.yaml. While it listens, data/daemon.json records its pid and address for `helix status`, `doctor`, `models` and `bench`. SIGTERM or SIGINT stops accepting connections, lets in-flight requests finish (bounded), unloads the models and exits 0.'
   static examples = [
     '<%= config.bin %> serve',
     '<%= config.bin %> serve --host 0.0.0.0 --port 8443 --tls',
@@ -34,6 +36,7 @@ export default class Serve extends HelixCommand<ServeResult> {
       allowNo: true,
     }),
     'log-level': Flags.string({ description: 'Log level (default info).', options: [...LOG_LEVELS] }),
+    'log-format': logFormatFlag,
   }
 
   async run(): Promise<ServeResult> {
@@ -46,6 +49,7 @@ export default class Serve extends HelixCommand<ServeResult> {
         tls: flags.tls,
         mtls: flags.mtls,
         logLevel: flags['log-level'],
+        logFormat: flags['log-format'] as LogFormat | undefined,
         auth: flags.auth,
       },
       {

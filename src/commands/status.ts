@@ -7,11 +7,13 @@ export default class Status extends HelixCommand<StatusReport> {
   static summary =
     'Show what runs and how healthy it is: daemon, models, database, certificates, JWT key, GPUs.'
   static description =
-    'Asks the running daemon (helix.yaml server.host/port, or --url) for its version, uptime, readiness and models (versions, state, execution provider, queue depth), and reports the database (embedded or external, reachable, migrations), certificate expiry, JWT key age and GPUs. The repository index needs an admin key when auth is on: --key or HELIX_API_KEY.'
+    'Asks the running daemon (--url, else the one recorded in data/daemon.json when it started, else helix.yaml server.host/port) for its version, uptime, readiness and models (versions, state, execution provider, queue depth), and reports the database (embedded or external, reachable, migrations), certificate expiry, JWT key age and GPUs. The repository index needs an admin key when auth is on: --key or HELIX_API_KEY.'
   static examples = ['<%= config.bin %> status', '<%= config.bin %> status --json --key "$HELIX_API_KEY"']
 
   static flags = {
-    url: Flags.string({ description: 'Daemon URL (default from helix.yaml).' }),
+    url: Flags.string({
+      description: 'Daemon URL (default: the running daemon recorded in data/daemon.json, else helix.yaml).',
+    }),
     key: Flags.string({ description: 'API key for the daemon’s admin routes.', env: 'HELIX_API_KEY' }),
   }
 

@@ -1,12 +1,14 @@
 import { Flags } from '@oclif/core'
+import { logFormatFlag } from '../cli/daemon-flags.js'
 import { type UpReady, type UpResult, up } from '../ops/up.js'
 import { HelixCommand } from '../shared/base-command.js'
+import type { LogFormat } from '../shared/config-schema.js'
 
 export default class Up extends HelixCommand<UpResult> {
   static summary =
     'Start the whole service in one command: init, database, migrations, demo model, admin key, daemon.'
   static description =
-    'On a fresh clone (after npm ci) this needs no questions: it creates the helix directory with defaults if it is missing, starts the embedded PostgreSQL (or uses DATABASE_URL), applies migrations, puts the PP-OCR text-direction classifier in an empty model repository, creates an admin API key the first time (shown once), and serves until Ctrl-C, which stops the daemon and the database it started. A second `helix up` reuses everything.'
+    'On a fresh clone (after npm ci) this needs no questions: it creates the helix directory with defaults if it is missing, starts the embedded PostgreSQL (or uses DATABASE_URL), applies migrations, puts the PP-OCR text-direction classifier in an empty model repository, creates an admin API key the first time (shown once), and serves until Ctrl-C, which stops the daemon and the database it started. A second `helix up` reuses everything. Logs go to stderr: on a terminal short human lines, and only warnings and errors once the summary is printed; JSON lines otherwise (--log-format).'
   static examples = [
     '<%= config.bin %> up',
     '<%= config.bin %> up --port 9000 --tls',
@@ -17,14 +19,24 @@ export default class Up extends HelixCommand<UpResult> {
     host: Flags.string({ description: 'Address to listen on (default 127.0.0.1).' }),
     port: Flags.integer({ description: 'Port to listen on (default 8080).', min: 0, max: 65535 }),
     tls: Flags.boolean({ description: 'Serve HTTPS with the generated server certificate.', allowNo: true }),
+    'log-format': logFormatFlag,
   }
 
   async run(): Promise<UpResult> {
     const { flags } = await this.parse(Up)
-    const result = await up(this.home, { host: flags.host, port: flags.port, tls: flags.tls }, (ready) => {
-      if (this.jsonEnabled()) process.stderr.write(`${JSON.stringify({ ready })}\n`)
-      else this.log(renderReady(ready))
-    })
+    const result = await up(
+      this.home,
+      {
+        host: flags.host,
+        port: flags.port,
+        tls: flags.tls,
+        logFormat: flags['log-format'] as LogFormat | undefined,
+      },
+      (ready) => {
+        if (this.jsonEnabled()) process.stderr.write(`${JSON.stringify({ ready })}\n`)
+        else this.log(renderReady(ready))
+      },
+    )
     this.log(
       `\nStopped (${result.signal}).${result.databaseStarted ? ' The embedded database was stopped too.' : ''}`,
     )

@@ -2,13 +2,19 @@ import { randomUUID } from 'node:crypto'
 import type { IncomingMessage } from 'node:http'
 import type { SecureServerOptions } from 'node:http2'
 import type { ServerOptions as HttpsServerOptions } from 'node:https'
-import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import Fastify, {
+  type FastifyBaseLogger,
+  type FastifyInstance,
+  type FastifyServerOptions,
+  LogController,
+} from 'fastify'
 import type { ModelService } from '../core/infer/types.js'
 import { HelixMetrics } from './metrics.js'
 import { type Authenticate, authPlugin } from './plugins/auth.js'
 import { bodyParsersPlugin } from './plugins/body-parsers.js'
 import { errorsPlugin } from './plugins/errors.js'
 import { metricsPlugin } from './plugins/metrics.js'
+import { type RequestLogPolicy, requestLogPlugin } from './plugins/request-log.js'
 import { securityPlugin } from './plugins/security.js'
 import { healthRoutes } from './routes/health.js'
 import { inferRoutes } from './routes/infer.js'
@@ -33,6 +39,8 @@ export interface BuildAppOptions {
   authenticate?: Authenticate
   /** Metrics registry; a fresh one by default. */
   metrics?: HelixMetrics
+  /** Which answered requests get a log line; errors only by default. */
+  requestLog?: RequestLogPolicy
 }
 
 /** Never log bodies, credentials or cookies (the request serializer logs no headers; this is the guard). */
@@ -62,6 +70,9 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
       ? { loggerInstance: options.loggerInstance }
       : { logger: options.logger ?? false }),
     genReqId: requestId,
+    // Two info lines per request ("incoming request", "request completed") cost throughput and
+    // duplicate nginx's access log: request-log.ts writes at most one, by policy.
+    logController: new LogController({ disableRequestLogging: true }),
     ...(options.trustProxy?.length ? { trustProxy: options.trustProxy } : {}),
     requestIdHeader: false,
     bodyLimit,
@@ -74,6 +85,7 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   // The database and Redis are opened by the identity layer (src/core/identity) before the app is built.
   await app.register(bodyParsersPlugin, { bodyLimit })
   await app.register(errorsPlugin)
+  await app.register(requestLogPlugin, { policy: options.requestLog })
   await app.register(metricsPlugin, { metrics: options.metrics ?? new HelixMetrics(options.service) })
   await app.register(securityPlugin)
   await app.register(authPlugin, { authenticate: options.authenticate })

@@ -29,6 +29,9 @@ const OPEN_OPS_ROUTES = new Set([
   '/metrics',
 ])
 
+/** GET /v2/models/{m}[/versions/{v}] and …/ready. */
+const MODEL_READ_ROUTE = /^\/v2\/models\/:model(\/versions\/:version)?(\/ready)?$/
+
 /** `pattern` with a trailing * matches any suffix; otherwise the path must be equal. */
 export function matchesPublicPattern(path: string, patterns: readonly string[]): boolean {
   return patterns.some((p) => (p.endsWith('*') ? path.startsWith(p.slice(0, -1)) : path === p))
@@ -57,6 +60,9 @@ export function routeAccess(
     return { kind: 'scope', need: { scope: 'infer', model: params.model } }
   if (route.startsWith('/v1/') && method === 'POST')
     return { kind: 'scope', need: { scope: 'infer' }, modelFromBody: true }
+  // One model's metadata and readiness: readable with models:read, or by whoever may call that model.
+  if (method === 'GET' && MODEL_READ_ROUTE.test(route))
+    return { kind: 'scope', need: { scope: 'models:read', model: params.model } }
   if (route === '/v2' || route.startsWith('/v2/') || route.startsWith('/v1/')) {
     return { kind: 'scope', need: { scope: 'models:read' } }
   }

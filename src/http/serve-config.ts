@@ -1,9 +1,11 @@
 import { readFile } from 'node:fs/promises'
 import { repositoryDir } from '../core/infer/repository-location.js'
 import { type HelixConfig, loadConfig } from '../shared/config.js'
+import type { LogFormat } from '../shared/config-schema.js'
 import { UserError } from '../shared/errors.js'
 import type { HelixHome } from '../shared/home.js'
 import { CERT_FILES, type CertFile, certPath } from '../state/certs/cert-files.js'
+import type { RequestLogPolicy } from './plugins/request-log.js'
 
 /** Flags of `helix serve`; each overrides helix.yaml and the environment. */
 export interface ServeFlags {
@@ -12,6 +14,8 @@ export interface ServeFlags {
   tls?: boolean
   mtls?: boolean
   logLevel?: string
+  /** pretty or json log lines (logging.format; auto picks pretty on a terminal). */
+  logFormat?: LogFormat
   /** false turns authentication off (auth.enabled in helix.yaml); only for local experiments. */
   auth?: boolean
 }
@@ -35,6 +39,10 @@ export interface RuntimeConfig {
   /** How long shutdown waits for in-flight requests before closing their connections. */
   drainTimeoutMs: number
   logLevel: LogLevel
+  /** pretty, json, or auto: pretty when the log destination is a terminal. */
+  logFormat: LogFormat
+  /** Which answered requests get a log line (logging.requests, logging.sample_rate). */
+  requestLog: RequestLogPolicy
   /** Absolute path of the model repository. */
   modelsDir: string
   /** The whole validated helix.yaml, for the parts the inference core reads. */
@@ -89,7 +97,7 @@ async function readCertFile(home: HelixHome, file: CertFile): Promise<Buffer> {
 
 /**
  * Builds the daemon's config from helix.yaml < env (HELIX_HOST, HELIX_PORT, HELIX_LOG_LEVEL,
- * HELIX_DRAIN_TIMEOUT_MS) < flags, validating everything (certificate files included) before
+ * HELIX_LOG_FORMAT, HELIX_DRAIN_TIMEOUT_MS) < flags, validating everything (certificate files included) before
  * anything starts.
  */
 export async function loadRuntimeConfig(
@@ -102,7 +110,9 @@ export async function loadRuntimeConfig(
   if (flags.port !== undefined) server.port = flags.port
   if (flags.tls !== undefined) server.tls = flags.tls
   if (flags.mtls !== undefined) server.mtls = flags.mtls
-  const helix = await loadConfig(home, Object.keys(server).length ? { server } : {}, env)
+  const overrides: Record<string, unknown> = Object.keys(server).length ? { server } : {}
+  if (flags.logFormat !== undefined) overrides.logging = { format: flags.logFormat }
+  const helix = await loadConfig(home, overrides, env)
   const mtls = helix.server.mtls
   const tlsOn = helix.server.tls || mtls
   const tls: RuntimeTls | undefined = tlsOn
@@ -122,6 +132,8 @@ export async function loadRuntimeConfig(
     drainTimeoutMs: drainTimeout(env.HELIX_DRAIN_TIMEOUT_MS),
     logLevel: logLevel(flags.logLevel ?? env.HELIX_LOG_LEVEL),
     modelsDir: repositoryDir(home, helix),
+    logFormat: helix.logging.format,
+    requestLog: { mode: helix.logging.requests, sampleRate: helix.logging.sample_rate },
     helix,
   }
 }

@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { ServerOptions as HttpsServerOptions } from 'node:https'
 import type { AddressInfo, Socket } from 'node:net'
+import { isatty } from 'node:tty'
 import type { FastifyInstance } from 'fastify'
 import { pino } from 'pino'
 import { type Identity, openIdentity } from '../core/identity/identity.js'
@@ -9,11 +10,14 @@ import type { ModelService } from '../core/infer/types.js'
 import type { HelixConfig } from '../shared/config.js'
 import { Failure } from '../shared/errors.js'
 import type { HelixHome } from '../shared/home.js'
+import { PACKAGE_VERSION } from '../shared/package-version.js'
 import { listCertificates } from '../state/certs/list.js'
+import { daemonRecordFile, daemonUrl, removeDaemonRecord, writeDaemonRecord } from '../state/daemon-record.js'
 import { runMigrations } from '../state/db/connect.js'
 import { type BuildAppOptions, buildApp, REDACTED_PATHS } from './app.js'
 import { httpAuthentication } from './identity.js'
 import { HelixMetrics } from './metrics.js'
+import { chooseLogFormat, LEVEL_VALUES, PrettyLogStream } from './pretty-log.js'
 import { loadRuntimeConfig, type RuntimeConfig, type RuntimeTls, type ServeFlags } from './serve-config.js'
 
 /** Mozilla "intermediate" TLS (ssl-config.mozilla.org): TLS 1.2 and 1.3, these 1.2 suites, client order. */
@@ -51,7 +55,7 @@ function listeningUrl(config: RuntimeConfig, app: FastifyInstance): string {
   return `${config.tls ? 'https' : 'http'}://${host}:${port}`
 }
 
-/** The daemon's JSON logger; bodies are never logged and credentials are redacted. */
+/** The daemon's logger (JSON lines, or pretty ones through PrettyLogStream); bodies are never logged and credentials are redacted. */
 export function createLogger(config: Pick<RuntimeConfig, 'logLevel'>, destination?: pino.DestinationStream) {
   return pino(
     { level: config.logLevel, redact: { paths: REDACTED_PATHS, censor: '[redacted]' } },
@@ -100,6 +104,7 @@ export async function startDaemon(
     service,
     bodyLimit: config.bodyLimit,
     trustProxy: config.trustProxy,
+    requestLog: config.requestLog,
     loggerInstance: logger,
     ...(config.tls ? { https: httpsOptions(config.tls) } : {}),
   })
@@ -201,6 +206,37 @@ export function shutdownOnSignal(
   })
 }
 
+/**
+ * Writes data/daemon.json for the CLI commands that look for this daemon. Serving goes on without it
+ * (a read-only helix directory): they fall back to the configured address.
+ */
+async function recordDaemon(
+  home: HelixHome,
+  config: RuntimeConfig,
+  daemon: Daemon,
+  logger: pino.Logger,
+): Promise<void> {
+  const { port } = daemon.app.server.address() as AddressInfo
+  const tls = config.tls !== undefined
+  try {
+    await writeDaemonRecord(home, {
+      pid: process.pid,
+      url: daemonUrl({ host: config.host, port, tls }),
+      host: config.host,
+      port,
+      tls,
+      mtls: config.tls?.mtls ?? false,
+      started_at: new Date().toISOString(),
+      version: PACKAGE_VERSION,
+    })
+  } catch (err) {
+    logger.warn(
+      { err },
+      `cannot write ${daemonRecordFile(home)}; helix commands will look for the daemon at the configured address`,
+    )
+  }
+}
+
 export interface ServeResult {
   url: string
   /** The signal that stopped the daemon. */
@@ -218,8 +254,10 @@ export interface ServeOptions {
   onReady?: (url: string) => void
   /** Signals that drain and stop the daemon. */
   signals?: NodeJS.Signals[]
-  /** Where JSON log lines go; stdout by default, stderr when stdout must hold one --json document. */
+  /** Where log lines go; stdout by default, stderr when stdout must hold one --json document. */
   logDestination?: 1 | 2
+  /** Pretty logs show only warnings and errors once the models are loaded (`helix up`'s summary stays in view). */
+  quietAfterReady?: boolean
 }
 
 export async function serve(
@@ -228,7 +266,11 @@ export async function serve(
   options: ServeOptions = {},
 ): Promise<ServeResult> {
   const config = await loadRuntimeConfig(home, flags)
-  const logger = createLogger(config, pino.destination({ dest: options.logDestination ?? 1, sync: false }))
+  const fd = options.logDestination ?? 1
+  const destination = pino.destination({ dest: fd, sync: false })
+  const pretty =
+    chooseLogFormat(config.logFormat, isatty(fd)) === 'pretty' ? new PrettyLogStream(destination) : undefined
+  const logger = createLogger(config, pretty ?? destination)
   const service = new HelixModelService({
     repositoryDir: config.modelsDir,
     defaultDevice: config.helix.models.device,
@@ -247,11 +289,16 @@ export async function serve(
     await identity?.close()
     throw err
   }
-  const stopped = shutdownOnSignal(daemon, options.signals).finally(() => identity?.close())
+  await recordDaemon(home, config, daemon, logger)
+  const stopped = shutdownOnSignal(daemon, options.signals).finally(async () => {
+    await removeDaemonRecord(home)
+    await identity?.close()
+  })
   options.onListening?.(daemon.url)
   await service.start()
   logger.info({ ready: service.isReady() }, 'models loaded')
   options.onReady?.(daemon.url)
+  if (pretty && options.quietAfterReady) pretty.minLevel = LEVEL_VALUES.warn
   const signal = await stopped
   await new Promise<void>((resolve) => logger.flush(() => resolve()))
   return { url: daemon.url, signal }

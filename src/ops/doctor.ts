@@ -9,6 +9,7 @@ import type { HelixConfig } from '../shared/config.js'
 import { exists, type HelixHome } from '../shared/home.js'
 import { listCertificates } from '../state/certs/list.js'
 import type { CertificateSummary } from '../state/certs/summary.js'
+import { readDaemonRecord } from '../state/daemon-record.js'
 import { withDatabase } from '../state/db/connect.js'
 import { type CheckResult, fail, ok, warn } from './check.js'
 import { currentKeyAge } from './jwt-key-age.js'
@@ -101,14 +102,17 @@ export async function checkTool(
     : warn(name, `${name} not found (${purpose})`, `Install it, e.g. \`apt-get install ${name}\`.`)
 }
 
-/** Whether the daemon's port is free, taken by a helix daemon, or taken by something else. */
-export async function checkPort(host: string, port: number): Promise<CheckResult> {
-  const free = await new Promise<boolean>((resolve) => {
+function portFree(host: string, port: number): Promise<boolean> {
+  return new Promise<boolean>((resolve) => {
     const server = createServer()
     server.once('error', () => resolve(false))
     server.listen({ host, port, exclusive: true }, () => server.close(() => resolve(true)))
   })
-  if (free) return ok('port', `${host}:${port} is free for the daemon`)
+}
+
+/** Whether the daemon's port is free, taken by a helix daemon, or taken by something else. */
+export async function checkPort(host: string, port: number): Promise<CheckResult> {
+  if (await portFree(host, port)) return ok('port', `${host}:${port} is free for the daemon`)
   const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}/v2`
   const response = await fetch(url, { signal: AbortSignal.timeout(2000) }).catch(() => undefined)
   // With auth on, /v2 answers 401 with helix's realm; without, it names itself.
@@ -122,6 +126,22 @@ export async function checkPort(host: string, port: number): Promise<CheckResult
     `${host}:${port} is in use by another program`,
     `Stop it (\`ss -ltnp | grep :${port}\`) or choose another port with --port.`,
   )
+}
+
+/**
+ * The port of the daemon running on this helix directory (its record in data/daemon.json, wherever
+ * `up --port` or `serve --port 0` put it), else the configured port.
+ */
+export async function checkDaemonPort(home: HelixHome, config: HelixConfig): Promise<CheckResult> {
+  const record = await readDaemonRecord(home)
+  // A recorded pid whose port is free again was reused by another process: the record is stale.
+  if (record && !(await portFree(record.host, record.port))) {
+    return ok(
+      'port',
+      `${record.host}:${record.port} is served by the running helix daemon (pid ${record.pid})`,
+    )
+  }
+  return checkPort(config.server.host, config.server.port)
 }
 
 async function privateFiles(home: HelixHome): Promise<string[]> {
@@ -315,7 +335,7 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
     checkNvidia(env),
     checkTool('nginx', 'needed to run the generated nginx.conf', env),
     checkTool('openssl', 'useful to inspect certificates', env),
-    checkPort(config.server.host, config.server.port),
+    checkDaemonPort(home, config),
     checkKeyPermissions(home),
     checkCertificates(home, config, now),
     checkJwtKeyAge(home, config, now),

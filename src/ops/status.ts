@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises'
 import { Agent, fetch as undiciFetch } from 'undici'
-import { daemonUrl, fromWireIndexRow } from '../cli/daemon-client.js'
+import { fromWireIndexRow } from '../cli/daemon-client.js'
 import { discoverGpus, type GpuDiscovery } from '../core/gpu/nvidia-smi.js'
 import type { ModelIndexEntry } from '../core/infer/types.js'
 import { type StatusResult as DatabaseStatus, databaseStatus } from '../provision/postgres/database.js'
@@ -9,10 +9,15 @@ import type { HelixHome } from '../shared/home.js'
 import { CERT_FILES, type CertFile, certPath } from '../state/certs/cert-files.js'
 import { listCertificates } from '../state/certs/list.js'
 import type { CertificateSummary } from '../state/certs/summary.js'
+import { type DaemonTarget, locateDaemon } from '../state/daemon-record.js'
 import { currentKeyAge } from './jwt-key-age.js'
 
 export interface DaemonStatus {
   url: string
+  /** How the address was found: --url, the running daemon's record (data/daemon.json), or helix.yaml. */
+  source: DaemonTarget['source']
+  /** The daemon's pid, from its record. */
+  pid?: number
   reachable: boolean
   ready?: boolean
   version?: string
@@ -33,7 +38,7 @@ export interface StatusReport {
 export interface StatusOptions {
   home: HelixHome
   config: HelixConfig
-  /** Daemon URL; default from helix.yaml server.host/port/tls. */
+  /** Daemon URL; default: the running daemon's record, else helix.yaml server.host/port/tls. */
   url?: string
   /** API key (or access token) for the daemon's protected routes. */
   apiKey?: string
@@ -42,19 +47,15 @@ export interface StatusOptions {
 }
 
 /** TLS to our own daemon trusts the helix CA, and presents the client certificate under mTLS. */
-async function daemonDispatcher(
-  home: HelixHome,
-  config: HelixConfig,
-  url: string,
-): Promise<Agent | undefined> {
-  if (!url.startsWith('https:')) return undefined
+async function daemonDispatcher(home: HelixHome, target: DaemonTarget): Promise<Agent | undefined> {
+  if (!target.url.startsWith('https:')) return undefined
   const read = (file: CertFile) => readFile(certPath(home, file)).catch(() => undefined)
   const [ca, cert, key] = await Promise.all([
     read(CERT_FILES.caCert),
     read(CERT_FILES.clientCert),
     read(CERT_FILES.clientKey),
   ])
-  return new Agent({ connect: { ca, ...(config.server.mtls ? { cert, key } : {}) } })
+  return new Agent({ connect: { ca, ...(target.mtls ? { cert, key } : {}) } })
 }
 
 function uptimeFromMetrics(text: string, now: Date): number | undefined {
@@ -66,8 +67,9 @@ async function daemonStatus(
   options: StatusOptions,
   now: Date,
 ): Promise<{ daemon: DaemonStatus; models: ModelIndexEntry[] }> {
-  const url = (options.url ?? daemonUrl(options.config.server)).replace(/\/+$/, '')
-  const dispatcher = await daemonDispatcher(options.home, options.config, url)
+  const target = await locateDaemon(options.home, options.config, options.url)
+  const url = target.url
+  const dispatcher = await daemonDispatcher(options.home, target)
   const headers: Record<string, string> = options.apiKey ? { authorization: `Bearer ${options.apiKey}` } : {}
   const call = (path: string, init: { method?: string; body?: string } = {}) =>
     undiciFetch(`${url}${path}`, {
@@ -76,7 +78,12 @@ async function daemonStatus(
       dispatcher,
       signal: AbortSignal.timeout(5000),
     })
-  const daemon: DaemonStatus = { url, reachable: false }
+  const daemon: DaemonStatus = {
+    url,
+    source: target.source,
+    ...(target.pid !== undefined ? { pid: target.pid } : {}),
+    reachable: false,
+  }
   let models: ModelIndexEntry[] = []
   try {
     const meta = await call('/v2')

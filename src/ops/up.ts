@@ -8,6 +8,7 @@ import { initHelixDirectory } from '../provision/init.js'
 import { startDatabase, stopDatabase } from '../provision/postgres/database.js'
 import { commitFiles } from '../shared/atomic-write.js'
 import { loadConfig } from '../shared/config.js'
+import type { LogFormat } from '../shared/config-schema.js'
 import { exists, type HelixHome } from '../shared/home.js'
 import { CERT_FILES, certPath } from '../state/certs/cert-files.js'
 import { runMigrations } from '../state/db/connect.js'
@@ -22,6 +23,8 @@ export interface UpOptions {
   host?: string
   port?: number
   tls?: boolean
+  /** pretty or json log lines (default: pretty on a terminal). */
+  logFormat?: LogFormat
   /** Signals that stop the service (tests send SIGTERM). */
   signals?: NodeJS.Signals[]
 }
@@ -75,7 +78,7 @@ export async function up(
 ): Promise<UpResult> {
   const initialised = !(await home.isInitialised())
   if (initialised) await initHelixDirectory(home, {})
-  const flags = { host: options.host, port: options.port, tls: options.tls }
+  const flags = { host: options.host, port: options.port, tls: options.tls, logFormat: options.logFormat }
   const config = await loadConfig(home)
   const database = await startDatabase(home, config)
   const databaseStarted = database.mode === 'embedded' && database.started
@@ -103,8 +106,10 @@ export async function up(
     let ready: UpReady | undefined
     const { signal } = await serve(home, flags, {
       signals: options.signals,
-      // Logs go to stderr so the summary on stdout stays readable.
+      // Logs go to stderr so the summary on stdout stays readable; on a terminal they are short human
+      // lines, and once the summary is printed only warnings and errors, so the curl line stays in view.
       logDestination: 2,
+      quietAfterReady: true,
       onReady: (url) => {
         ready = {
           url,

@@ -20,6 +20,18 @@ export const JwtAlgorithmSchema = Type.Union([
 ])
 export type JwtAlgorithm = Static<typeof JwtAlgorithmSchema>
 
+export const LogFormatSchema = Type.Union(
+  [Type.Literal('auto'), Type.Literal('pretty'), Type.Literal('json')],
+  { default: 'auto' },
+)
+export type LogFormat = Static<typeof LogFormatSchema>
+
+export const RequestLogSchema = Type.Union(
+  [Type.Literal('off'), Type.Literal('errors'), Type.Literal('sample'), Type.Literal('all')],
+  { default: 'errors' },
+)
+export type RequestLogMode = Static<typeof RequestLogSchema>
+
 export const HelixConfigSchema = Type.Object(
   {
     /** Public DNS name of the service; goes into the server certificate and nginx server_name. */
@@ -78,6 +90,17 @@ export const HelixConfigSchema = Type.Object(
          * rate limits and audit entries see the real client; empty: the socket's address is used.
          */
         trust_proxy: Type.Array(Type.String(), { default: [] }),
+      },
+      { default: {} },
+    ),
+    logging: Type.Object(
+      {
+        /** Log lines of serve/up: pretty (one human line each), json, or auto (pretty on a terminal); env HELIX_LOG_FORMAT. */
+        format: LogFormatSchema,
+        /** One line per answered request: off (5xx only), errors (4xx and 5xx), sample (errors + sample_rate of the rest), all. */
+        requests: RequestLogSchema,
+        /** Share (0 to 1) of the other requests logged under requests: sample. */
+        sample_rate: Type.Number({ minimum: 0, maximum: 1, default: 0.01 }),
       },
       { default: {} },
     ),

@@ -93,6 +93,7 @@ export const ERROR_KINDS = {
   BENCH_TUNE_UNSUPPORTED: 'invalid_input',
   BENCH_UNAUTHORIZED: 'invalid_input',
   BENCH_UNREACHABLE: 'internal',
+  BENCH_URL_REQUIRED: 'invalid_input',
   CA_INCOMPLETE: 'invalid_input',
   CA_KEY_MISSING: 'invalid_input',
   CA_MISSING: 'invalid_input',

@@ -2,9 +2,10 @@ import { once } from 'node:events'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { authorization, daemonUrl, modelControl, repositoryIndex } from '../../src/cli/daemon-client.js'
+import { authorization, modelControl, repositoryIndex } from '../../src/cli/daemon-client.js'
 import { renderGpus } from '../../src/cli/output/gpus.js'
 import { renderModelList } from '../../src/cli/output/models.js'
+import { daemonUrl } from '../../src/state/daemon-record.js'
 import { rejection } from '../core/infer/service-helpers.js'
 
 describe('daemonUrl', () => {

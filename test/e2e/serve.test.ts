@@ -1,4 +1,4 @@
-import { copyFile, mkdir, readFile } from 'node:fs/promises'
+import { copyFile, mkdir, readFile, stat } from 'node:fs/promises'
 import { request as httpsRequest } from 'node:https'
 import { join } from 'node:path'
 import { execa, type ResultPromise } from 'execa'
@@ -47,6 +47,16 @@ async function waitForReady(url: string, tls?: Record<string, unknown>) {
     await new Promise((r) => setTimeout(r, 50))
   }
   throw new Error('daemon never became ready')
+}
+
+/** Waits until a request sits in the model's queue (the metrics say so). */
+async function waitForQueued(url: string, model: string) {
+  const queued = new RegExp(`^helix_inference_queue_depth\\{[^}]*model="${model}"[^}]*\\} [1-9]`, 'm')
+  for (let i = 0; i < 200; i++) {
+    if (queued.test(await (await request(`${url}/metrics`)).body.text())) return
+    await new Promise((r) => setTimeout(r, 10))
+  }
+  throw new Error(`no request queued for ${model}`)
 }
 
 function httpsGet(url: string, tls: Record<string, unknown>) {
@@ -135,6 +145,23 @@ describe('helix serve', () => {
         ),
       ).toBeLessThanOrEqual(1e-5)
 
+      const missing = await request(`${served.url}/v2/models/nope/infer`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ inputs: [{ name: 'a', datatype: 'FP32', shape: [1], data: [1] }] }),
+      })
+      expect(missing.statusCode).toBe(404)
+      await missing.body.dump()
+
+      // --port 0: status finds the real port through data/daemon.json, without --url.
+      const status = await runHelix(['status', '--dir', dir, '--json'])
+      expect(JSON.parse(status.stdout).daemon).toMatchObject({
+        url: served.url,
+        source: 'record',
+        reachable: true,
+        ready: true,
+      })
+
       const inflight = request(`${served.url}/v2/models/waiting/infer`, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
@@ -145,8 +172,7 @@ describe('helix serve', () => {
           ],
         }),
       })
-      for (let i = 0; i < 200 && !served.output().includes('/v2/models/waiting/infer'); i++)
-        await new Promise((r) => setTimeout(r, 10))
+      await waitForQueued(served.url, 'waiting')
       served.child.kill('SIGTERM')
       const answer = await inflight
       expect(answer.statusCode).toBe(200)
@@ -156,13 +182,36 @@ describe('helix serve', () => {
       const result = await served.child
       expect(result.exitCode).toBe(0)
       expect(served.output()).toContain('helix serve stopped (SIGTERM)')
-      // JSON log lines with request ids, and no request bodies.
+      await expect(stat(join(dir, 'data', 'daemon.json'))).rejects.toMatchObject({ code: 'ENOENT' })
+      // Not a terminal: JSON log lines, one per failed request (with its id), none for the others, no bodies.
       expect(served.output()).toMatch(
-        /"reqId":"[0-9a-f-]{36}","req":\{"method":"POST","url":"\/v2\/models\/cls\/infer"/,
+        /"reqId":"[0-9a-f-]{36}","req":\{"method":"POST","url":"\/v2\/models\/nope\/infer".*"statusCode":404/,
       )
+      expect(served.output()).not.toContain('"url":"/v2/models/cls/infer"')
+      expect(served.output()).not.toContain('incoming request')
       expect(served.output()).not.toContain('"inputs"')
     } finally {
       served.child.kill('SIGKILL')
+    }
+  })
+
+  it('--log-format pretty prints one short human line per record', async () => {
+    const served = await startServe(dir, ['--log-format', 'pretty'])
+    try {
+      await waitForReady(served.url)
+      const missing = await request(`${served.url}/v2/models/nope`)
+      expect(missing.statusCode).toBe(404)
+      await missing.body.dump()
+      for (let i = 0; i < 100 && !served.output().includes('/v2/models/nope'); i++)
+        await new Promise((r) => setTimeout(r, 20))
+      expect(served.output()).toMatch(
+        /^\d\d:\d\d:\d\d INFO {2}request completed GET \/v2\/models\/nope 404 [\d.]+ms reqId=\S+ code=MODEL_NOT_FOUND/m,
+      )
+      expect(served.output()).toMatch(/^\d\d:\d\d:\d\d INFO {2}models loaded ready=true$/m)
+      expect(served.output()).not.toContain('{"level"')
+    } finally {
+      served.child.kill('SIGTERM')
+      expect((await served.child).exitCode).toBe(0)
     }
   })
 

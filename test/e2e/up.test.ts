@@ -1,8 +1,8 @@
-import { chmod } from 'node:fs/promises'
+import { chmod, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { execa, type ResultPromise } from 'execa'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { HELIX_BIN, runHelix, tempDir } from '../helpers/cli.js'
+import { HELIX_BIN, runHelix, runHelixJson, tempDir } from '../helpers/cli.js'
 import { hasTool } from '../helpers/tools.js'
 import { freePort } from '../provision/render/nginx-run.js'
 
@@ -11,17 +11,21 @@ interface Up {
   stdout: () => string
   /** Milliseconds from spawn until the daemon listened and the summary was printed. */
   readyMs: number
+  /** Runs on a pseudo-terminal (util-linux `script`): stdout and stderr are one TTY stream. */
+  terminal: boolean
 }
 
-/** Starts `helix up` as a user would and waits for its summary. */
-async function startUp(dir: string, port: number): Promise<Up> {
+/** Starts `helix up` as a user would (on a terminal when asked) and waits for its summary. */
+async function startUp(dir: string, port: number, terminal = false): Promise<Up> {
   const started = Date.now()
-  const child = execa('node', [HELIX_BIN, 'up', '--dir', dir, '--port', String(port)], {
-    reject: false,
-    env: { HELIX_DIR: undefined },
-    extendEnv: true,
-    stdin: 'ignore',
-  })
+  const args = [HELIX_BIN, 'up', '--dir', dir, '--port', String(port)]
+  const options = { reject: false, env: { HELIX_DIR: undefined }, extendEnv: true } as const
+  const child = terminal
+    ? execa('script', ['-qfec', ['node', ...args].map((a) => `'${a}'`).join(' '), '/dev/null'], {
+        ...options,
+        stdin: 'pipe',
+      })
+    : execa('node', args, { ...options, stdin: 'ignore' })
   let out = ''
   child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
     out += chunk
@@ -33,11 +37,13 @@ async function startUp(dir: string, port: number): Promise<Up> {
     }
     await new Promise((r) => setTimeout(r, 100))
   }
-  return { child, stdout: () => out, readyMs: Date.now() - started }
+  return { child, stdout: () => out, readyMs: Date.now() - started, terminal }
 }
 
 async function stop(up: Up): Promise<number | undefined> {
-  up.child.kill('SIGINT')
+  // On a terminal, Ctrl-C is a byte the terminal turns into SIGINT for the foreground process.
+  if (up.terminal) up.child.stdin!.write('\x03')
+  else up.child.kill('SIGINT')
   const result = await up.child
   return result.exitCode
 }
@@ -98,12 +104,17 @@ describe.skipIf(!hasTool('curl'))('helix up (built binary, real daemon and embed
   })
 
   it('status and doctor report the running service truthfully', async () => {
-    const status = await runHelix(['status', '--dir', dir, '--json', '--key', key], {
-      env: { HELIX_PORT: String(port) },
-    })
+    // helix.yaml still says port 8080: status and doctor find the daemon through data/daemon.json.
+    const status = await runHelix(['status', '--dir', dir, '--json', '--key', key])
     expect(status.exitCode).toBe(0)
     const report = JSON.parse(status.stdout)
-    expect(report.daemon).toMatchObject({ reachable: true, ready: true })
+    expect(report.daemon).toMatchObject({
+      url: `http://127.0.0.1:${port}`,
+      source: 'record',
+      pid: first.child.pid,
+      reachable: true,
+      ready: true,
+    })
     expect(report.daemon.uptimeSeconds).toBeGreaterThanOrEqual(0)
     expect(report.database).toMatchObject({ mode: 'embedded', reachable: true })
     expect(report.database.migrations.pending).toEqual([])
@@ -112,7 +123,14 @@ describe.skipIf(!hasTool('curl'))('helix up (built binary, real daemon and embed
     )
     expect(report.certificates.map((c: { role: string }) => c.role)).toEqual(['ca', 'server', 'client'])
     expect(report.jwt.ageDays).toBe(0)
-    const doctor = await runHelix(['doctor', '--dir', dir, '--json'], { env: { HELIX_PORT: String(port) } })
+    const doctor = await runHelix(['doctor', '--dir', dir, '--json'])
+    expect(JSON.parse(doctor.stdout).checks).toContainEqual(
+      expect.objectContaining({
+        name: 'port',
+        status: 'ok',
+        message: `127.0.0.1:${port} is served by the running helix daemon (pid ${first.child.pid})`,
+      }),
+    )
     const checks = Object.fromEntries(
       JSON.parse(doctor.stdout).checks.map((c: { name: string; status: string }) => [c.name, c.status]),
     )
@@ -125,17 +143,87 @@ describe.skipIf(!hasTool('curl'))('helix up (built binary, real daemon and embed
     })
   })
 
+  it('an infer-only key runs helix bench against the recorded daemon; models load finds it too', async () => {
+    const created = await runHelixJson<{ key: string }>([
+      'apikeys',
+      'create',
+      '--name',
+      'bench',
+      '--scopes',
+      'infer',
+      '--dir',
+      dir,
+    ])
+    // bench reads the model's metadata first (as KServe clients do), which infer now allows.
+    const bench = await runHelix([
+      'bench',
+      '--dir',
+      dir,
+      '--model',
+      'cls',
+      '--key',
+      created.key,
+      '--shape',
+      'x=1,3,48,192',
+      '--concurrency',
+      '1',
+      '--requests',
+      '10',
+      '--warmup',
+      '0ms',
+      '--json',
+    ])
+    expect(bench.exitCode, bench.stderr).toBe(0)
+    const result = JSON.parse(bench.stdout)
+    expect(result.steps[0]).toMatchObject({ successes: 10 })
+    const index = await fetch(`http://127.0.0.1:${port}/v2/repository/index`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${created.key}` },
+    })
+    expect(index.status).toBe(403)
+    const load = await runHelixJson<{ url: string }>([
+      'models',
+      'load',
+      'cls',
+      '--dir',
+      dir,
+      '--api-key',
+      key,
+    ])
+    expect(load.url).toBe(`http://127.0.0.1:${port}`)
+  })
+
   it('Ctrl-C stops the daemon and the database it started; nothing stays behind', async () => {
     expect(await postgresProcesses(dir)).not.toBe('')
     expect(await stop(first)).toBe(0)
     expect(first.stdout()).toContain('Stopped (SIGINT). The embedded database was stopped too.')
     expect(await postgresProcesses(dir)).toBe('')
+    await expect(stat(join(dir, 'data', 'daemon.json'))).rejects.toMatchObject({ code: 'ENOENT' })
+    // stderr is not a terminal here: JSON log lines, with one line for the anonymous 401 and none for
+    // the successful requests (curl, bench, status).
+    const logs = String((await first.child).stderr)
+      .split('\n')
+      .filter(Boolean)
+      .map((line) => JSON.parse(line) as { msg: string; res?: { statusCode: number } })
+    expect(logs.some((l) => l.msg === 'incoming request')).toBe(false)
+    const requestLines = logs.filter((l) => l.msg === 'request completed')
+    expect(requestLines.length).toBeGreaterThan(0)
+    expect(requestLines.every((l) => (l.res?.statusCode ?? 0) >= 400)).toBe(true)
   })
 
-  it('a second helix up reuses data and keys, and prints no new key', async () => {
-    const second = await startUp(dir, port)
+  it('a second helix up, on a terminal, reuses data and keys, prints no new key, and short log lines', async () => {
+    const second = await startUp(dir, port, hasTool('script'))
     try {
       const out = second.stdout()
+      if (second.terminal) {
+        // Human lines while it starts, no JSON; after the summary only warnings and errors.
+        expect(out).toMatch(/^\d\d:\d\d:\d\d INFO {2}models loaded ready=true\r?$/m)
+        expect(out).not.toContain('{"level"')
+        const anonymous = await fetch(`http://127.0.0.1:${port}/v2/models/cls`)
+        expect(anonymous.status).toBe(401)
+        await new Promise((r) => setTimeout(r, 300))
+        expect(second.stdout().slice(out.length)).not.toContain('request completed')
+      }
       expect(out).not.toMatch(/hx_[A-Za-z0-9]{20,}/)
       expect(out).toContain('Using the existing admin API key')
       expect(out).not.toContain('created the helix directory')
@@ -146,6 +234,7 @@ describe.skipIf(!hasTool('curl'))('helix up (built binary, real daemon and embed
     } finally {
       expect(await stop(second)).toBe(0)
     }
+    expect(second.stdout()).toContain('Stopped (SIGINT). The embedded database was stopped too.')
   })
 
   it('with the database down, status shows it and doctor fails with advice', async () => {

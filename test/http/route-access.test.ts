@@ -26,7 +26,19 @@ describe('route access', () => {
     ).toMatchObject({
       need: { scope: 'models:admin' },
     })
-    expect(routeAccess('GET', '/v2/models/:model', '/v2/models/cls', { model: 'cls' }, pub)).toMatchObject({
+    for (const [route, path] of [
+      ['/v2/models/:model', '/v2/models/cls'],
+      ['/v2/models/:model/ready', '/v2/models/cls/ready'],
+      ['/v2/models/:model/versions/:version', '/v2/models/cls/versions/1'],
+      ['/v2/models/:model/versions/:version/ready', '/v2/models/cls/versions/1/ready'],
+    ]) {
+      expect(routeAccess('GET', route, path, { model: 'cls', version: '1' }, pub), route).toEqual({
+        kind: 'scope',
+        need: { scope: 'models:read', model: 'cls' },
+      })
+    }
+    expect(routeAccess('POST', '/v2/repository/index', '/v2/repository/index', {}, pub)).toEqual({
+      kind: 'scope',
       need: { scope: 'models:read' },
     })
     expect(routeAccess('GET', '/v1/models', '/v1/models', {}, pub)).toMatchObject({

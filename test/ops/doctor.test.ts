@@ -5,6 +5,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { renderChecks } from '../../src/cli/output/doctor.js'
 import {
   checkCertificates,
+  checkDaemonPort,
   checkDiskSpace,
   checkJwtKeyAge,
   checkKeyPermissions,
@@ -16,6 +17,7 @@ import {
 } from '../../src/ops/doctor.js'
 import { loadConfig } from '../../src/shared/config.js'
 import { HelixHome } from '../../src/shared/home.js'
+import { writeDaemonRecord } from '../../src/state/daemon-record.js'
 import { ROOT, runHelix, tempDir } from '../helpers/cli.js'
 import { writeSelfSigned } from '../helpers/openssl.js'
 
@@ -112,6 +114,39 @@ describe('helix doctor checks', () => {
       await new Promise((r) => server.close(r))
     }
     expect((await checkPort('127.0.0.1', port)).status).toBe('ok')
+  })
+
+  it("checks the running daemon's recorded port, and the configured one when the record is stale", async () => {
+    const server: Server = createServer()
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+    const port = (server.address() as { port: number }).port
+    const config = await loadConfig(home, {}, {})
+    const record = {
+      pid: process.pid,
+      url: `http://127.0.0.1:${port}`,
+      host: '127.0.0.1',
+      port,
+      tls: false,
+      mtls: false,
+      started_at: now.toISOString(),
+      version: '0.1.0',
+    }
+    try {
+      await writeDaemonRecord(home, record)
+      expect(await checkDaemonPort(home, config)).toEqual({
+        name: 'port',
+        status: 'ok',
+        message: `127.0.0.1:${port} is served by the running helix daemon (pid ${process.pid})`,
+      })
+    } finally {
+      await new Promise((r) => server.close(r))
+    }
+    // The pid lives but its port is free again: not our daemon any more; the configured port is checked.
+    const configured = await loadConfig(home, { server: { port } }, {})
+    expect(await checkDaemonPort(home, configured)).toMatchObject({
+      status: 'ok',
+      message: `127.0.0.1:${port} is free for the daemon`,
+    })
   })
 
   it('reports tools and disk space', async () => {

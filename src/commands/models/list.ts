@@ -1,11 +1,12 @@
 import { Flags } from '@oclif/core'
-import { authorization, daemonUrl, repositoryIndex } from '../../cli/daemon-client.js'
+import { authorization, repositoryIndex } from '../../cli/daemon-client.js'
 import { daemonFlags } from '../../cli/daemon-flags.js'
 import { renderModelList } from '../../cli/output/models.js'
 import { listRepository } from '../../core/infer/model-listing.js'
 import { repositoryDir } from '../../core/infer/repository-location.js'
 import type { ModelIndexEntry } from '../../core/infer/types.js'
 import { HelixCommand } from '../../shared/base-command.js'
+import { locateDaemon } from '../../state/daemon-record.js'
 
 export default class ModelsList extends HelixCommand<ModelIndexEntry[]> {
   static summary = 'List the models of the repository: versions, state, device and execution provider.'
@@ -20,7 +21,8 @@ export default class ModelsList extends HelixCommand<ModelIndexEntry[]> {
     ...HelixCommand.baseFlags,
     url: Flags.string({ description: 'Ask this running daemon instead of loading from disk.' }),
     daemon: Flags.boolean({
-      description: 'Ask the daemon at server.host:port of helix.yaml.',
+      description:
+        'Ask the daemon running on the helix directory (data/daemon.json), else the one at server.host:port of helix.yaml.',
       default: false,
     }),
     'api-key': daemonFlags['api-key'],
@@ -29,7 +31,7 @@ export default class ModelsList extends HelixCommand<ModelIndexEntry[]> {
   async run(): Promise<ModelIndexEntry[]> {
     const { flags } = await this.parse(ModelsList)
     const config = await this.config_()
-    const url = flags.url ?? (flags.daemon ? daemonUrl(config.server) : undefined)
+    const url = flags.url ?? (flags.daemon ? (await locateDaemon(this.home, config)).url : undefined)
     const rows = url
       ? await repositoryIndex(url, authorization(flags['api-key']))
       : await listRepository(repositoryDir(this.home, config), { defaultDevice: config.models.device })

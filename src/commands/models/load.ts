@@ -1,7 +1,8 @@
 import { Args } from '@oclif/core'
-import { authorization, daemonUrl, modelControl } from '../../cli/daemon-client.js'
+import { authorization, modelControl } from '../../cli/daemon-client.js'
 import { daemonFlags } from '../../cli/daemon-flags.js'
 import { HelixCommand } from '../../shared/base-command.js'
+import { locateDaemon } from '../../state/daemon-record.js'
 
 export interface ModelControlResult {
   model: string
@@ -12,7 +13,7 @@ export interface ModelControlResult {
 export default class ModelsLoad extends HelixCommand<ModelControlResult> {
   static summary = 'Ask the running daemon to (re)load a model from the repository without dropping requests.'
   static description =
-    'POSTs /v2/repository/models/NAME/load to the daemon at --url (default: server.host and server.port of helix.yaml).'
+    'POSTs /v2/repository/models/NAME/load to the daemon at --url (default: the daemon running on the helix directory, recorded in data/daemon.json, else server.host and server.port of helix.yaml).'
   static examples = [
     '<%= config.bin %> models load cls',
     '<%= config.bin %> models load cls --url http://127.0.0.1:8080',
@@ -24,7 +25,7 @@ export default class ModelsLoad extends HelixCommand<ModelControlResult> {
 
   async run(): Promise<ModelControlResult> {
     const { args, flags } = await this.parse(this.ctor as typeof ModelsLoad)
-    const url = flags.url ?? daemonUrl((await this.config_()).server)
+    const { url } = await locateDaemon(this.home, await this.config_(), flags.url)
     await modelControl(url, args.name, this.action, authorization(flags['api-key']))
     this.log(`Model ${args.name}: ${this.action} done (${url}).`)
     return { model: args.name, action: this.action, url }

@@ -3,7 +3,7 @@ import ModelsLoad, { type ModelControlResult } from './load.js'
 export default class ModelsUnload extends ModelsLoad {
   static summary = 'Ask the running daemon to unload a model (in-flight requests finish first).'
   static description =
-    'POSTs /v2/repository/models/NAME/unload to the daemon at --url (default: server.host and server.port of helix.yaml).'
+    'POSTs /v2/repository/models/NAME/unload to the daemon at --url (default: the daemon running on the helix directory, recorded in data/daemon.json, else server.host and server.port of helix.yaml).'
   static examples = [
     '<%= config.bin %> models unload cls',
     '<%= config.bin %> models unload cls --url http://127.0.0.1:8080',

@@ -1,9 +1,10 @@
 import { UserError } from '../../shared/errors.js'
 
 /**
- * Scopes of API keys and access tokens. `infer` runs any model, `infer:<model>` only that model;
- * `models:read` reads metadata and the repository index; `models:admin` loads and unloads models (and
- * implies models:read); `admin` is everything, including users and keys of other people.
+ * Scopes of API keys and access tokens. `infer` runs any model, `infer:<model>` only that model, and
+ * either also reads the metadata and readiness of the models it may run; `models:read` reads every
+ * model's metadata and the repository index; `models:admin` loads and unloads models (and implies
+ * models:read); `admin` is everything, including users and keys of other people.
  */
 export const BASE_SCOPES = ['infer', 'models:read', 'models:admin', 'admin'] as const
 export type BaseScope = (typeof BASE_SCOPES)[number]
@@ -11,7 +12,7 @@ export type BaseScope = (typeof BASE_SCOPES)[number]
 /** Model names as the repository allows them (directory names). */
 const MODEL_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/
 
-/** What a route asks for: a base scope and, for inference, the model called. */
+/** What a route asks for: a base scope and, for inference and model metadata, the model concerned. */
 export interface ScopeRequirement {
   scope: BaseScope
   model?: string
@@ -52,7 +53,12 @@ export function allows(granted: readonly string[], need: ScopeRequirement): bool
         granted.includes('infer') || (need.model !== undefined && granted.includes(`infer:${need.model}`))
       )
     case 'models:read':
-      return granted.includes('models:read') || granted.includes('models:admin')
+      return (
+        granted.includes('models:read') ||
+        granted.includes('models:admin') ||
+        // KServe and Triton clients read a model's metadata (and readiness) before they call it.
+        (need.model !== undefined && allows(granted, { scope: 'infer', model: need.model }))
+      )
     default:
       return granted.includes(need.scope)
   }

@@ -4,7 +4,7 @@ import { forbidden, missingCredentials } from '../../core/identity/auth-errors.j
 import { authenticateCredential, bearerCredential } from '../../core/identity/authenticator.js'
 import type { IdentityDeps } from '../../core/identity/identity-deps.js'
 import type { Principal } from '../../core/identity/principal.js'
-import { allows } from '../../core/identity/scopes.js'
+import { allows, type ScopeRequirement } from '../../core/identity/scopes.js'
 import type { UsageRecorder } from '../../core/identity/usage-recorder.js'
 import * as repos from '../../state/db/repositories/index.js'
 import { type RouteAccess, routeAccess } from '../route-access.js'
@@ -70,6 +70,24 @@ function modelAllowed(principal: Principal, model: string | undefined): boolean 
 }
 
 /**
+ * Whether a principal meets a route's requirement. A key's model list narrows inference, and with it
+ * the metadata reads that inference grants; models:read itself still reads every model.
+ */
+function permitted(principal: Principal, need: ScopeRequirement): boolean {
+  if (!allows(principal.scopes, need)) return false
+  if (need.model === undefined) return true
+  const throughInfer = need.scope === 'infer' || !allows(principal.scopes, { scope: need.scope })
+  return !throughInfer || modelAllowed(principal, need.model)
+}
+
+function lacking(need: ScopeRequirement): string {
+  if (need.model === undefined) return `This credential lacks the ${need.scope} scope.`
+  return need.scope === 'infer'
+    ? `This credential lacks the infer scope for model ${need.model}.`
+    : `This credential lacks the ${need.scope} scope, and may not call model ${need.model}.`
+}
+
+/**
  * The authentication hook of the daemon: per-IP limits on every request; on protected routes a Bearer
  * API key or access JWT (401 with WWW-Authenticate when missing or bad), the key's limits and quota
  * (429), then the route's scope (403).
@@ -106,14 +124,9 @@ export function identityHooks(deps: IdentityDeps, guard: RateLimitGuard, recorde
     await guard.byPrincipal(request, reply, principal)
     if (access.kind === 'scope') {
       const need = access.need
-      if (
-        !allows(principal.scopes, need) ||
-        (need.scope === 'infer' && need.model && !modelAllowed(principal, need.model))
-      ) {
+      if (!permitted(principal, need)) {
         reply.header('www-authenticate', `${REALM}, error="insufficient_scope", scope="${need.scope}"`)
-        throw forbidden(
-          `This credential lacks the ${need.scope} scope${need.model ? ` for model ${need.model}` : ''}.`,
-        )
+        throw forbidden(lacking(need))
       }
     }
   }

@@ -2,6 +2,7 @@ import type { FastifyError, FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import type { ErrorKind } from '../../shared/error-codes.js'
 import { isHelixError } from '../../shared/errors.js'
+import { recordFailure } from './request-log.js'
 
 /**
  * The one table from error kinds to HTTP statuses. Typed by ErrorKind, so a new kind cannot be left
@@ -78,8 +79,12 @@ export const errorsPlugin = fp(
   async (app: FastifyInstance) => {
     app.setErrorHandler((err, request, reply) => {
       const answer = errorAnswer(err)
-      if (answer.status >= 500) request.log.error({ err, code: answer.code }, 'request failed')
-      else request.log.info({ code: answer.code, status: answer.status }, answer.message)
+      // The request's one log line (request-log.ts) says why it failed; server errors keep the error.
+      recordFailure(request, {
+        code: answer.code,
+        message: answer.message,
+        ...(answer.status >= 500 ? { err } : {}),
+      })
       if (answer.retryAfter !== undefined) reply.header('retry-after', String(answer.retryAfter))
       reply.code(answer.status).type('application/json; charset=utf-8').send({ error: answer.message })
     })

@@ -1,11 +1,7 @@
-import { readFileSync } from 'node:fs'
 import type { FastifyInstance } from 'fastify'
 import type { ModelIndexEntry, ModelService } from '../../core/infer/types.js'
+import { PACKAGE_VERSION } from '../../shared/package-version.js'
 import { Live, Ready, ServerMetadata } from '../schemas/v2.js'
-
-const PACKAGE_VERSION = (
-  JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }
-).version
 
 /** Extensions of the Open Inference Protocol this server implements (GET /v2). */
 export const EXTENSIONS = ['binary_tensor_data', 'model_repository']

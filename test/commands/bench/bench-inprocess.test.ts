@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises'
+import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { BenchResult } from '../../../src/bench/types.js'
@@ -71,5 +71,28 @@ describe('Bench command in process', () => {
       /--tune writes candidate configs into the model's directory, and none does not exist/,
     )
     expect(fast.hits.get('/v2/models/m/infer') ?? 0).toBe(before)
+  })
+
+  it('--target http has no default URL; a KServe target defaults to the daemon of --dir', async () => {
+    const http = await bench(['--target', 'http', '--dir', tmp.dir, '--json'])
+    expect(http.exit).toBe(2)
+    expect(JSON.parse(http.err).error).toMatchObject({ code: 'BENCH_URL_REQUIRED' })
+    // No daemon recorded in this directory: the configured address, where a port is taken to be free.
+    const port = new URL(fast.url).port
+    const before = fast.hits.get('/v2/models/m') ?? 0
+    await writeFile(join(tmp.dir, 'helix.yaml'), `server:\n  port: ${port}\n`)
+    await bench([
+      '--model',
+      'm',
+      '--dir',
+      tmp.dir,
+      '--requests',
+      '1',
+      '--warmup',
+      '0ms',
+      '--concurrency',
+      '1',
+    ])
+    expect(fast.hits.get('/v2/models/m') ?? 0).toBeGreaterThan(before)
   })
 })

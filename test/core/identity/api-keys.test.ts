@@ -58,12 +58,19 @@ describe('API keys: scopes, rotation, revocation, limits, quotas and usage', () 
     })
     expect(load.statusCode).toBe(403)
     expect(load.headers['www-authenticate']).toContain('insufficient_scope')
-    const meta = await suite.d.app.inject({
-      method: 'GET',
-      url: '/v2/models/add',
+    // A KServe client reads the metadata and readiness of what it calls; the repository index stays closed.
+    for (const url of ['/v2/models/add', '/v2/models/add/ready', '/v2/models/add/versions/1']) {
+      const read = await suite.d.app.inject({ method: 'GET', url, headers: bearer(created.key) })
+      expect(read.statusCode, url).toBe(200)
+    }
+    const index = await suite.d.app.inject({
+      method: 'POST',
+      url: '/v2/repository/index',
       headers: bearer(created.key),
+      payload: {},
     })
-    expect(meta.statusCode).toBe(403)
+    expect(index.statusCode).toBe(403)
+    expect(index.json().error).toContain('models:read')
     // the list never shows the secret or its hash
     const list = await suite.d.app.inject({ method: 'GET', url: '/auth/apikeys', headers: bearer(userToken) })
     expect(list.json()).toEqual([
@@ -78,8 +85,31 @@ describe('API keys: scopes, rotation, revocation, limits, quotas and usage', () 
     const key = res.json().key
     expect((await infer(key, 'add')).statusCode).toBe(200)
     expect((await infer(key, 'other')).statusCode).toBe(403)
+    const read = (url: string) => suite.d.app.inject({ method: 'GET', url, headers: bearer(key) })
+    expect((await read('/v2/models/add')).json()).toMatchObject({ name: 'add' })
+    expect((await read('/v2/models/add/versions/1/ready')).statusCode).toBe(200)
+    const other = await read('/v2/models/other')
+    expect(other.statusCode).toBe(403)
+    expect(other.json().error).toBe(
+      'This credential lacks the models:read scope, and may not call model other.',
+    )
     expect((await createViaApi(userToken, { name: 'escalate', scopes: ['admin'] })).statusCode).toBe(403)
     expect((await createViaApi(userToken, { name: 'bad', scopes: ['root'] })).statusCode).toBe(400)
+  })
+
+  it("a key's model list narrows the metadata its infer scope reads; models:read still reads all", async () => {
+    const deps = suite.d.identity.deps
+    const narrowed = await createKey(deps, CLI_ACTOR, { name: 'listed', scopes: ['infer'] })
+    const reader = await createKey(deps, CLI_ACTOR, { name: 'listed-reader', scopes: ['models:read'] })
+    await suite.world.db.query("UPDATE api_keys SET models = ARRAY['add'] WHERE id = ANY($1)", [
+      [narrowed.id, reader.id],
+    ])
+    const read = (key: string, url: string) =>
+      suite.d.app.inject({ method: 'GET', url, headers: bearer(key) }).then((r) => r.statusCode)
+    expect(await read(narrowed.key, '/v2/models/add')).toBe(200)
+    expect(await read(narrowed.key, '/v2/models/other/ready')).toBe(403)
+    expect((await infer(narrowed.key, 'other')).statusCode).toBe(403)
+    expect(await read(reader.key, '/v2/models/other')).toBe(200)
   })
 
   it('admin keys reach admin routes; model load/unload is audited', async () => {

@@ -32,6 +32,16 @@ describe('scopes', () => {
     expect(allows(['infer'], { scope: 'models:read' })).toBe(false)
   })
 
+  it('whoever may call a model may read its metadata; models:read keeps the rest', () => {
+    expect(allows(['infer'], { scope: 'models:read', model: 'cls' })).toBe(true)
+    expect(allows(['infer:cls'], { scope: 'models:read', model: 'cls' })).toBe(true)
+    expect(allows(['infer:cls'], { scope: 'models:read', model: 'det' })).toBe(false)
+    expect(allows(['infer:cls'], { scope: 'models:read' })).toBe(false)
+    expect(allows(['models:read'], { scope: 'models:read', model: 'det' })).toBe(true)
+    // Reading never lends the right to run.
+    expect(allows(['models:read'], { scope: 'infer', model: 'det' })).toBe(false)
+  })
+
   it('users get infer + models:read, admins admin; nobody grants more than they hold', () => {
     expect(userScopes('user')).toEqual(['infer', 'models:read'])
     expect(userScopes('admin')).toEqual(['admin'])

@@ -63,6 +63,34 @@ describe('loadRuntimeConfig', () => {
     })
   })
 
+  it('logging: auto format and error-only request lines by default; helix.yaml < HELIX_LOG_FORMAT < --log-format', async () => {
+    const home = new HelixHome(dir)
+    expect(await loadRuntimeConfig(home, {}, {})).toMatchObject({
+      logFormat: 'auto',
+      requestLog: { mode: 'errors', sampleRate: 0.01 },
+    })
+    await writeFile(
+      join(dir, 'helix.yaml'),
+      'logging:\n  format: json\n  requests: sample\n  sample_rate: 0.25\n',
+    )
+    expect(await loadRuntimeConfig(home, {}, {})).toMatchObject({
+      logFormat: 'json',
+      requestLog: { mode: 'sample', sampleRate: 0.25 },
+    })
+    expect((await loadRuntimeConfig(home, {}, { HELIX_LOG_FORMAT: 'pretty' })).logFormat).toBe('pretty')
+    expect(
+      (await loadRuntimeConfig(home, { logFormat: 'json' }, { HELIX_LOG_FORMAT: 'pretty' })).logFormat,
+    ).toBe('json')
+    await expect(loadRuntimeConfig(home, {}, { HELIX_LOG_FORMAT: 'xml' })).rejects.toMatchObject({
+      code: 'CONFIG_INVALID',
+      message: expect.stringContaining('logging.format'),
+    })
+    await writeFile(join(dir, 'helix.yaml'), 'logging:\n  sample_rate: 2\n')
+    await expect(loadRuntimeConfig(home, {}, {})).rejects.toMatchObject({
+      message: expect.stringContaining('logging.sample_rate'),
+    })
+  })
+
   it('refuses bad values with a clear error before anything starts', async () => {
     const home = new HelixHome(dir)
     await expect(loadRuntimeConfig(home, { logLevel: 'loud' }, {})).rejects.toMatchObject({

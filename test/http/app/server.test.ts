@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises'
+import { readFile, stat, writeFile } from 'node:fs/promises'
 import { request as httpsRequest } from 'node:https'
 import { join } from 'node:path'
 import { Writable } from 'node:stream'
@@ -6,9 +6,11 @@ import { connect } from 'node:tls'
 import { request } from 'undici'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createModelService } from '../../../src/core/infer/model-service.js'
+import type { RequestLogPolicy } from '../../../src/http/plugins/request-log.js'
 import { loadRuntimeConfig } from '../../../src/http/serve-config.js'
-import { createLogger, serve, startDaemon } from '../../../src/http/server.js'
+import { createLogger, type Daemon, serve, startDaemon } from '../../../src/http/server.js'
 import { HelixHome } from '../../../src/shared/home.js'
+import { daemonRecordFile, readDaemonRecord } from '../../../src/state/daemon-record.js'
 import { tempDir } from '../../helpers/cli.js'
 import { addModel, addToRepository, matmulChainModel } from '../../helpers/onnx-models.js'
 import { hasTool } from '../../helpers/tools.js'
@@ -54,17 +56,23 @@ function logSink() {
   return { lines, stream }
 }
 
-async function daemonFor(flags = {}, env: NodeJS.ProcessEnv = {}) {
-  const config = await loadRuntimeConfig(new HelixHome(dir), { port: 0, ...flags }, env)
+async function daemonFor(flags = {}, env: NodeJS.ProcessEnv = {}, requestLog?: RequestLogPolicy) {
+  const loaded = await loadRuntimeConfig(new HelixHome(dir), { port: 0, ...flags }, env)
+  const config = requestLog ? { ...loaded, requestLog } : loaded
   const service = await createModelService({ repositoryDir: config.modelsDir, defaultDevice: 'cpu' })
   const logs = logSink()
   const daemon = await startDaemon(config, service, createLogger(config, logs.stream))
   return { daemon, service, logs }
 }
 
+/** Resolves when the daemon has received the next request (its headers), before it answers. */
+function nextRequest(daemon: Daemon): Promise<void> {
+  return new Promise((resolve) => daemon.app.server.once('request', () => resolve()))
+}
+
 describe('the daemon over real HTTP', () => {
   it('serves inference and logs request ids without bodies or credentials', async () => {
-    const { daemon, logs } = await daemonFor()
+    const { daemon, logs } = await daemonFor({}, {}, { mode: 'all', sampleRate: 0 })
     try {
       expect(daemon.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/)
       const res = await request(`${daemon.url}/v2/models/add/infer`, {
@@ -82,7 +90,15 @@ describe('the daemon over real HTTP', () => {
         2, 3, 4, 5,
       ])
       const text = JSON.stringify(logs.lines)
-      expect(logs.lines.some((l) => l.reqId === 'trace-1' && l.msg === 'incoming request')).toBe(true)
+      await waitFor(() => logs.lines.some((l) => l.reqId === 'trace-1'))
+      // One line per request, after the answer: Fastify's own pair of lines is off.
+      expect(logs.lines.filter((l) => l.reqId === 'trace-1')).toEqual([
+        expect.objectContaining({
+          msg: 'request completed',
+          req: expect.objectContaining({ method: 'POST', url: '/v2/models/add/infer' }),
+          res: { statusCode: 200 },
+        }),
+      ])
       expect(text).not.toContain('hx_secret_value')
       expect(text).not.toContain('"inputs"')
     } finally {
@@ -93,14 +109,13 @@ describe('the daemon over real HTTP', () => {
   it('shutdown lets an in-flight request finish, then refuses connections and closes the models', async () => {
     const { daemon, service, logs } = await daemonFor()
     const url = daemon.url
+    const arrived = nextRequest(daemon)
     const inflight = request(`${url}/v2/models/slow/infer`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body: slowBody,
     })
-    await waitFor(() =>
-      logs.lines.some((l) => l.msg === 'incoming request' && (l.req as { url: string }).url.includes('slow')),
-    )
+    await arrived
     const stopping = daemon.shutdown()
     expect(daemon.shutdown()).toBe(stopping)
     const res = await inflight
@@ -116,6 +131,7 @@ describe('the daemon over real HTTP', () => {
   it('a bounded drain closes connections that outlast it', async () => {
     const { daemon, logs } = await daemonFor({}, { HELIX_DRAIN_TIMEOUT_MS: '50' })
     const started = Date.now()
+    const arrived = nextRequest(daemon)
     // Settled from the start: the request fails while shutdown() is awaited, before any expect runs.
     const inflight = request(`${daemon.url}/v2/models/waiting/infer`, {
       method: 'POST',
@@ -125,7 +141,7 @@ describe('the daemon over real HTTP', () => {
       () => undefined,
       (err: unknown) => err,
     )
-    await waitFor(() => logs.lines.some((l) => l.msg === 'incoming request'))
+    await arrived
     await daemon.shutdown()
     expect(await inflight).toMatchObject({ code: 'UND_ERR_SOCKET' })
     expect(Date.now() - started).toBeLessThan(4000)
@@ -133,16 +149,17 @@ describe('the daemon over real HTTP', () => {
   })
 
   it('a client that disconnects has its queued work cancelled', async () => {
-    const { daemon, logs } = await daemonFor()
+    const { daemon } = await daemonFor()
     try {
       const controller = new AbortController()
+      const arrived = nextRequest(daemon)
       const queued = request(`${daemon.url}/v2/models/waiting/infer`, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
         body: addBody,
         signal: controller.signal,
       })
-      await waitFor(() => logs.lines.some((l) => l.msg === 'incoming request'))
+      await arrived
       await new Promise((r) => setTimeout(r, 100))
       controller.abort()
       await expect(queued).rejects.toThrow()
@@ -162,6 +179,35 @@ describe('the daemon over real HTTP', () => {
 })
 
 describe('serve()', () => {
+  it('serves on without a daemon record when data/ cannot hold one', async () => {
+    const t = await tempDir('helix-no-record-')
+    try {
+      await addToRepository(join(t.dir, 'models'), 'add', addModel())
+      await writeFile(join(t.dir, 'data'), 'a file where the data directory belongs')
+      let url = ''
+      const running = serve(
+        new HelixHome(t.dir),
+        { port: 0, logLevel: 'silent', auth: false },
+        {
+          onListening: (u) => {
+            url = u
+          },
+          signals: ['SIGUSR2'],
+          logDestination: 2,
+        },
+      )
+      await waitFor(() => url !== '')
+      const live = await request(`${url}/v2/health/live`)
+      expect(live.statusCode).toBe(200)
+      await live.body.dump()
+      expect(await readDaemonRecord(new HelixHome(t.dir))).toBeUndefined()
+      process.emit('SIGUSR2', 'SIGUSR2')
+      expect((await running).signal).toBe('SIGUSR2')
+    } finally {
+      await t.cleanup()
+    }
+  })
+
   it('listens, loads the repository, and stops on a signal', async () => {
     const logLevel = 'silent'
     let url = ''
@@ -183,8 +229,23 @@ describe('serve()', () => {
       await res.body.dump()
       return res.statusCode === 200
     })
+    // While it listens, the helix directory records where (the real port, not the 0 asked for).
+    const home = new HelixHome(dir)
+    const record = await readDaemonRecord(home)
+    expect(record).toMatchObject({
+      pid: process.pid,
+      url,
+      host: '127.0.0.1',
+      port: Number(new URL(url).port),
+      tls: false,
+      mtls: false,
+      version: expect.stringMatching(/^\d+\.\d+\.\d+/),
+    })
+    expect((await stat(daemonRecordFile(home))).mode & 0o777).toBe(0o600)
     process.emit('SIGUSR2', 'SIGUSR2')
     expect(await running).toEqual({ url, signal: 'SIGUSR2' })
+    // A clean stop removes it.
+    await expect(stat(daemonRecordFile(home))).rejects.toMatchObject({ code: 'ENOENT' })
   })
 
   it('authenticates by default, and says how to get the database it needs', async () => {
