@@ -100,7 +100,7 @@ describe('helix bench (built CLI)', () => {
 
   it('fails --compare on an injected slowdown and passes without it', async () => {
     const fast = await startServer({ delayMs: 50 })
-    const slow = await startServer({ delayMs: 500 })
+    const slow = await startServer({ delayMs: 1000 })
     const baseline = join(tmp.dir, 'baseline.json')
     const args = (url: string) => [
       'bench',
@@ -111,22 +111,22 @@ describe('helix bench (built CLI)', () => {
       '-c',
       '4',
       '-n',
-      '120',
+      '60',
       '--warmup',
       '200ms',
     ]
     try {
       const saved = await runHelix([...args(fast.url), '--save-baseline', baseline])
       expect(saved.exitCode, saved.stderr).toBe(0)
-      // Test machines are shared and noisy, and one stall of the event loop delays every request in
-      // flight: a 50 ms server and a 100% threshold tolerate stalls of up to 50 ms, while the injected
-      // 10× slowdown is far beyond it.
-      const same = await runHelix([...args(fast.url), '--compare', baseline, '--max-regression', '100%'])
+      // Test machines are shared and noisy (CI runs this beside other suites on two cores), and one
+      // stall of the event loop delays every request in flight: a 50 ms server and a 500% threshold
+      // tolerate stalls of a quarter second in the p99, while the injected 20× slowdown is far beyond it.
+      const same = await runHelix([...args(fast.url), '--compare', baseline, '--max-regression', '500%'])
       expect(same.exitCode, same.stdout + same.stderr).toBe(0)
       expect(same.stdout).toMatch(/Compared with .*: ok/)
-      const slower = await runHelix([...args(slow.url), '--compare', baseline, '--max-regression', '100%'])
+      const slower = await runHelix([...args(slow.url), '--compare', baseline, '--max-regression', '500%'])
       expect(slower.exitCode, slower.stdout + slower.stderr).toBe(1)
-      expect(slower.stderr).toMatch(/^Error: Performance regressed beyond 100%: c=4: throughput/)
+      expect(slower.stderr).toMatch(/^Error: Performance regressed beyond 500%: c=4: throughput/)
       expect(slower.stdout).toContain('← regression')
       const json = await runHelix([...args(slow.url), '--compare', baseline, '--json'])
       expect(json.exitCode).toBe(1)
