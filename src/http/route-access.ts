@@ -1,36 +1,28 @@
-import type { ScopeRequirement } from '../core/identity/scopes.js'
+import type { BaseScope, ScopeRequirement } from '../core/identity/scopes.js'
 
 /**
- * What a route needs: nothing (public), any valid credential (the caller's own account and keys),
- * or a scope. Decided from the route pattern, so a new route under /v2, /v1 or /admin is protected by
- * default.
+ * What a route needs, declared on the route itself as `config: { access }`:
+ * - 'public': anyone (signing in, key discovery, the API description, scraping);
+ * - 'signed-in': any valid credential (the caller's own account and keys);
+ * - a scope, with the model it concerns taken from the :model parameter or from the JSON body's
+ *   "model" (OpenAI-style routes, checked once the body is parsed).
  */
+export type Access = 'public' | 'signed-in' | { scope: BaseScope; model?: 'param' | 'body' }
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    access?: Access
+  }
+}
+
+/** A route that declares nothing gets the strictest requirement: a forgotten declaration locks, never opens. */
+export const UNDECLARED: Access = { scope: 'admin' }
+
+/** The requirement of one request, resolved from its route's declaration. */
 export type RouteAccess =
   | { kind: 'public' }
   | { kind: 'signed-in' }
   | { kind: 'scope'; need: ScopeRequirement; modelFromBody?: boolean }
-
-/** Auth routes that must work without a credential (you cannot present one before you have one). */
-const OPEN_AUTH_ROUTES = new Set([
-  '/auth/register',
-  '/auth/login',
-  '/auth/refresh',
-  '/auth/password/forgot',
-  '/auth/password/reset',
-  '/auth/email/verify',
-])
-
-/** Public unless configured otherwise: key discovery, the API description and Prometheus scraping. */
-const OPEN_OPS_ROUTES = new Set([
-  '/.well-known/jwks.json',
-  '/openapi.json',
-  '/docs',
-  '/docs/explorer.js',
-  '/metrics',
-])
-
-/** GET /v2/models/{m}[/versions/{v}] and …/ready. */
-const MODEL_READ_ROUTE = /^\/v2\/models\/:model(\/versions\/:version)?(\/ready)?$/
 
 /** `pattern` with a trailing * matches any suffix; otherwise the path must be equal. */
 export function matchesPublicPattern(path: string, patterns: readonly string[]): boolean {
@@ -38,33 +30,24 @@ export function matchesPublicPattern(path: string, patterns: readonly string[]):
 }
 
 /**
+ * @param declared the route's `config.access`
  * @param route the matched route pattern (e.g. /v2/models/:model/infer), undefined for a 404
- * @param path the request path without query
+ * @param path the request path without query, for helix.yaml's auth.public_routes
  */
 export function routeAccess(
-  method: string,
+  declared: Access | undefined,
   route: string | undefined,
   path: string,
   params: Record<string, string | undefined>,
   publicRoutes: readonly string[],
 ): RouteAccess {
   if (route === undefined) return { kind: 'public' } // the 404 handler answers; nothing to protect
-  if (matchesPublicPattern(path, publicRoutes) || OPEN_AUTH_ROUTES.has(route) || OPEN_OPS_ROUTES.has(route)) {
-    return { kind: 'public' }
+  if (matchesPublicPattern(path, publicRoutes)) return { kind: 'public' }
+  const access = declared ?? UNDECLARED
+  if (access === 'public' || access === 'signed-in') return { kind: access }
+  if (access.model === 'body') return { kind: 'scope', need: { scope: access.scope }, modelFromBody: true }
+  return {
+    kind: 'scope',
+    need: { scope: access.scope, ...(access.model === 'param' ? { model: params.model } : {}) },
   }
-  if (route.startsWith('/auth/')) return { kind: 'signed-in' }
-  if (route.startsWith('/admin')) return { kind: 'scope', need: { scope: 'admin' } }
-  if (route.startsWith('/v2/repository/models/')) return { kind: 'scope', need: { scope: 'models:admin' } }
-  // /infer and the streaming routes (WebSocket /stream, SSE /generate_stream) run the model.
-  if (/\/(infer|stream|generate_stream)$/.test(route))
-    return { kind: 'scope', need: { scope: 'infer', model: params.model } }
-  if (route.startsWith('/v1/') && method === 'POST')
-    return { kind: 'scope', need: { scope: 'infer' }, modelFromBody: true }
-  // One model's metadata and readiness: readable with models:read, or by whoever may call that model.
-  if (method === 'GET' && MODEL_READ_ROUTE.test(route))
-    return { kind: 'scope', need: { scope: 'models:read', model: params.model } }
-  if (route === '/v2' || route.startsWith('/v2/') || route.startsWith('/v1/')) {
-    return { kind: 'scope', need: { scope: 'models:read' } }
-  }
-  return { kind: 'public' }
 }

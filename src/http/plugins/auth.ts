@@ -22,6 +22,8 @@ export type Authenticate = ((request: FastifyRequest, reply: FastifyReply) => Pr
 declare module 'fastify' {
   interface FastifyInstance {
     authenticate: Authenticate
+    /** Routes registered without `config.access` (they need the admin scope); the daemon's has none. */
+    undeclaredRoutes: string[]
   }
   interface FastifyRequest {
     /** Set by the auth hook when the request carried a valid credential. */
@@ -40,6 +42,13 @@ export const authPlugin = fp(
   async (app: FastifyInstance, options: { authenticate?: Authenticate }) => {
     const authenticate = options.authenticate ?? allowAll
     app.decorate('authenticate', authenticate)
+    app.decorate('undeclaredRoutes', [] as string[])
+    app.addHook('onRoute', (route) => {
+      if (route.config?.access) return
+      // CORS preflights carry no credentials by design.
+      if (route.method === 'OPTIONS') route.config = { ...route.config, access: 'public' }
+      else app.undeclaredRoutes.push(`${route.method} ${route.url}`)
+    })
     if (authenticate.routes) await app.register(authenticate.routes)
     app.addHook('onRequest', async (request, reply) => app.authenticate(request, reply))
   },
@@ -100,7 +109,7 @@ export function identityHooks(deps: IdentityDeps, guard: RateLimitGuard, recorde
     const route = request.routeOptions.url
     await guard.byIp(request, reply, route)
     const access = routeAccess(
-      request.method,
+      request.routeOptions.config.access,
       route,
       pathOf(request),
       request.params as Record<string, string>,

@@ -50,6 +50,7 @@ export async function apiKeyRoutes(app: FastifyInstance, options: { deps: Identi
   app.post<{ Body: CreateBody }>(
     '/auth/apikeys',
     {
+      config: { access: 'signed-in' },
       schema: {
         tags,
         summary: 'Create an API key (the secret is in this answer only)',
@@ -82,6 +83,7 @@ export async function apiKeyRoutes(app: FastifyInstance, options: { deps: Identi
   app.get<{ Querystring: { all?: boolean; include_revoked?: boolean } }>(
     '/auth/apikeys',
     {
+      config: { access: 'signed-in' },
       schema: {
         tags,
         summary: 'Your API keys (prefix and last 4 only)',
@@ -101,6 +103,7 @@ export async function apiKeyRoutes(app: FastifyInstance, options: { deps: Identi
   app.post<{ Params: { id: string }; Body: { grace_seconds?: number } | null }>(
     '/auth/apikeys/:id/rotate',
     {
+      config: { access: 'signed-in' },
       schema: {
         tags,
         summary: 'New secret for the same key; the old one works for the grace period',
@@ -125,6 +128,7 @@ export async function apiKeyRoutes(app: FastifyInstance, options: { deps: Identi
   app.delete<{ Params: { id: string } }>(
     '/auth/apikeys/:id',
     {
+      config: { access: 'signed-in' },
       schema: {
         tags,
         summary: 'Revoke a key at once',
@@ -138,6 +142,7 @@ export async function apiKeyRoutes(app: FastifyInstance, options: { deps: Identi
   app.get<{ Params: { id: string }; Querystring: { since?: string } }>(
     '/auth/apikeys/:id/usage',
     {
+      config: { access: 'signed-in' },
       schema: {
         tags,
         summary: 'Usage counters of a key',

@@ -19,13 +19,17 @@ export async function authMeRoutes(app: FastifyInstance, options: { deps: Identi
 
   app.get(
     '/auth/me',
-    { schema: { tags, summary: 'Your profile', response: { 200: PublicUserSchema, ...errors } } },
+    {
+      config: { access: 'signed-in' },
+      schema: { tags, summary: 'Your profile', response: { 200: PublicUserSchema, ...errors } },
+    },
     async (request) => accounts.getAccount(deps, userIdOf(request)),
   )
 
   app.patch<{ Body: { email?: string; display_name?: string | null } }>(
     '/auth/me',
     {
+      config: { access: 'signed-in' },
       schema: {
         tags,
         summary: 'Change your e-mail or display name',
@@ -50,6 +54,7 @@ export async function authMeRoutes(app: FastifyInstance, options: { deps: Identi
   app.get(
     '/auth/me/export',
     {
+      config: { access: 'signed-in' },
       schema: {
         tags,
         summary: 'Everything held about you (GDPR export)',
@@ -66,6 +71,7 @@ export async function authMeRoutes(app: FastifyInstance, options: { deps: Identi
   app.delete<{ Body: { password?: string } | undefined }>(
     '/auth/me',
     {
+      config: { access: 'signed-in' },
       schema: {
         tags,
         summary: 'Erase your account and personal data (GDPR); needs your password',

@@ -47,6 +47,7 @@ export async function authRoutes(app: FastifyInstance, options: { deps: Identity
   app.post<{ Body: { email: string; password: string; display_name?: string } }>(
     '/auth/register',
     {
+      config: { access: 'public' },
       schema: {
         tags,
         summary: 'Create an account',
@@ -71,6 +72,7 @@ export async function authRoutes(app: FastifyInstance, options: { deps: Identity
   app.post<{ Body: { email: string; password: string } }>(
     '/auth/login',
     {
+      config: { access: 'public' },
       schema: {
         tags,
         summary: 'Sign in with e-mail and password',
@@ -87,6 +89,7 @@ export async function authRoutes(app: FastifyInstance, options: { deps: Identity
   app.post<{ Body: { refresh_token: string } }>(
     '/auth/refresh',
     {
+      config: { access: 'public' },
       schema: {
         tags,
         summary: 'Exchange a refresh token for new tokens (rotation; reuse revokes the session)',
@@ -102,7 +105,10 @@ export async function authRoutes(app: FastifyInstance, options: { deps: Identity
 
   app.post<{ Body: { refresh_token?: string } | null }>(
     '/auth/logout',
-    { schema: { tags, summary: 'End this session', body: LogoutBody, response: { 200: Done, ...errors } } },
+    {
+      config: { access: 'signed-in' },
+      schema: { tags, summary: 'End this session', body: LogoutBody, response: { 200: Done, ...errors } },
+    },
     async (request) => {
       const p = request.principal
       return sessions.logout(
@@ -122,6 +128,7 @@ export async function authRoutes(app: FastifyInstance, options: { deps: Identity
   app.post<{ Body: { current_password: string; new_password: string } }>(
     '/auth/password/change',
     {
+      config: { access: 'signed-in' },
       schema: {
         tags,
         summary: 'Change the password (ends every session)',
@@ -141,6 +148,7 @@ export async function authRoutes(app: FastifyInstance, options: { deps: Identity
   app.post<{ Body: { email: string } }>(
     '/auth/password/forgot',
     {
+      config: { access: 'public' },
       schema: {
         tags,
         summary: 'Mail a password-reset token',
@@ -166,6 +174,7 @@ export async function authRoutes(app: FastifyInstance, options: { deps: Identity
   app.post<{ Body: { token: string; password: string } }>(
     '/auth/password/reset',
     {
+      config: { access: 'public' },
       schema: {
         tags,
         summary: 'Set a new password with a reset token (single use)',
@@ -179,6 +188,7 @@ export async function authRoutes(app: FastifyInstance, options: { deps: Identity
   app.post<{ Body: { token: string } }>(
     '/auth/email/verify',
     {
+      config: { access: 'public' },
       schema: {
         tags,
         summary: 'Confirm an e-mail address (single use)',
@@ -192,6 +202,7 @@ export async function authRoutes(app: FastifyInstance, options: { deps: Identity
   app.get<{ Querystring: { token: string } }>(
     '/auth/email/verify',
     {
+      config: { access: 'public' },
       schema: {
         tags,
         summary: 'Confirm an e-mail address from the mailed link',
@@ -204,7 +215,10 @@ export async function authRoutes(app: FastifyInstance, options: { deps: Identity
 
   app.get(
     '/.well-known/jwks.json',
-    { schema: { tags, summary: 'Public keys that verify access tokens', response: { 200: Jwks } } },
+    {
+      config: { access: 'public' },
+      schema: { tags, summary: 'Public keys that verify access tokens', response: { 200: Jwks } },
+    },
     async (_request, reply) => {
       reply.header('cache-control', 'public, max-age=300')
       return deps.jwks ?? { keys: [] }

@@ -6,8 +6,10 @@ import { renderTemplate } from '../../shared/templates.js'
 export async function docsRoutes(app: FastifyInstance, options: { title: string }) {
   let page: string | undefined
   let script: string | undefined
-  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger())
-  app.get('/docs', { schema: { hide: true } }, async (_request, reply) => {
+  app.get('/openapi.json', { config: { access: 'public' }, schema: { hide: true } }, async () =>
+    app.swagger(),
+  )
+  app.get('/docs', { config: { access: 'public' }, schema: { hide: true } }, async (_request, reply) => {
     page ??= renderTemplate('docs/explorer.html.eta', {
       title: options.title,
       specUrl: '/openapi.json',
@@ -16,9 +18,13 @@ export async function docsRoutes(app: FastifyInstance, options: { title: string 
     reply.type('text/html; charset=utf-8')
     return page
   })
-  app.get('/docs/explorer.js', { schema: { hide: true } }, async (_request, reply) => {
-    script ??= renderTemplate('docs/explorer.js', {})
-    reply.type('text/javascript; charset=utf-8')
-    return script
-  })
+  app.get(
+    '/docs/explorer.js',
+    { config: { access: 'public' }, schema: { hide: true } },
+    async (_request, reply) => {
+      script ??= renderTemplate('docs/explorer.js', {})
+      reply.type('text/javascript; charset=utf-8')
+      return script
+    },
+  )
 }

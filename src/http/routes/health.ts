@@ -24,15 +24,23 @@ export function modelStatus(entry: ModelIndexEntry) {
 /** GET /v2, /v2/health/live, /v2/health/ready. */
 export async function healthRoutes(app: FastifyInstance, options: { service: ModelService }) {
   const { service } = options
-  app.get('/v2', { schema: { response: { 200: ServerMetadata } } }, async () => ({
-    name: 'helix',
-    version: PACKAGE_VERSION,
-    extensions: EXTENSIONS,
-  }))
-  app.get('/v2/health/live', { schema: { response: { 200: Live } } }, async () => ({ live: true }))
+  app.get(
+    '/v2',
+    { config: { access: { scope: 'models:read' } }, schema: { response: { 200: ServerMetadata } } },
+    async () => ({
+      name: 'helix',
+      version: PACKAGE_VERSION,
+      extensions: EXTENSIONS,
+    }),
+  )
+  app.get(
+    '/v2/health/live',
+    { config: { access: { scope: 'models:read' } }, schema: { response: { 200: Live } } },
+    async () => ({ live: true }),
+  )
   app.get(
     '/v2/health/ready',
-    { schema: { response: { 200: Ready, 503: Ready } } },
+    { config: { access: { scope: 'models:read' } }, schema: { response: { 200: Ready, 503: Ready } } },
     async (_request, reply) => {
       const ready = service.isReady()
       const models = service.index().map(modelStatus)

@@ -99,12 +99,20 @@ export async function inferRoutes(app: FastifyInstance, options: { service: Mode
   const response = { 200: InferResponseSchema, '4xx': ErrorBody, '5xx': ErrorBody }
   app.post<InferRoute>(
     '/v2/models/:model/infer',
-    { schema: { params: ModelParams, body: InferRequestSchema, response }, preValidation: splitBinaryBody },
+    {
+      config: { access: { scope: 'infer', model: 'param' } },
+      schema: { params: ModelParams, body: InferRequestSchema, response },
+      preValidation: splitBinaryBody,
+    },
     handler,
   )
   app.post<InferRoute>(
     '/v2/models/:model/versions/:version/infer',
-    { schema: { params: VersionParams, body: InferRequestSchema, response }, preValidation: splitBinaryBody },
+    {
+      config: { access: { scope: 'infer', model: 'param' } },
+      schema: { params: VersionParams, body: InferRequestSchema, response },
+      preValidation: splitBinaryBody,
+    },
     handler,
   )
 }

@@ -26,10 +26,20 @@ export async function modelRoutes(app: FastifyInstance, options: { service: Mode
     }
   }
   const metadataSchema = { response: { 200: ModelMetadata, '4xx': ErrorBody, '5xx': ErrorBody } }
-  app.get<Route>('/v2/models/:model', { schema: { params: ModelParams, ...metadataSchema } }, metadata)
+  app.get<Route>(
+    '/v2/models/:model',
+    {
+      config: { access: { scope: 'models:read', model: 'param' } },
+      schema: { params: ModelParams, ...metadataSchema },
+    },
+    metadata,
+  )
   app.get<Route>(
     '/v2/models/:model/versions/:version',
-    { schema: { params: VersionParams, ...metadataSchema } },
+    {
+      config: { access: { scope: 'models:read', model: 'param' } },
+      schema: { params: VersionParams, ...metadataSchema },
+    },
     metadata,
   )
 
@@ -43,10 +53,20 @@ export async function modelRoutes(app: FastifyInstance, options: { service: Mode
     return { name: model, ready: true }
   }
   const readySchema = { response: { 200: ModelReady, '4xx': ErrorBody, 503: ErrorBody } }
-  app.get<Route>('/v2/models/:model/ready', { schema: { params: ModelParams, ...readySchema } }, ready)
+  app.get<Route>(
+    '/v2/models/:model/ready',
+    {
+      config: { access: { scope: 'models:read', model: 'param' } },
+      schema: { params: ModelParams, ...readySchema },
+    },
+    ready,
+  )
   app.get<Route>(
     '/v2/models/:model/versions/:version/ready',
-    { schema: { params: VersionParams, ...readySchema } },
+    {
+      config: { access: { scope: 'models:read', model: 'param' } },
+      schema: { params: VersionParams, ...readySchema },
+    },
     ready,
   )
 }

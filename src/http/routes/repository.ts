@@ -8,13 +8,16 @@ export async function repositoryRoutes(app: FastifyInstance, options: { service:
   const { service } = options
   app.post<{ Body: { ready?: boolean } | null | undefined }>(
     '/v2/repository/index',
-    { schema: { body: RepositoryIndexRequest, response: { 200: RepositoryIndex, '4xx': ErrorBody } } },
+    {
+      config: { access: { scope: 'models:read' } },
+      schema: { body: RepositoryIndexRequest, response: { 200: RepositoryIndex, '4xx': ErrorBody } },
+    },
     async (request) => service.index({ readyOnly: request.body?.ready === true }).map(modelStatus),
   )
   const schema = { params: ModelParams, response: { 200: Empty, '4xx': ErrorBody, '5xx': ErrorBody } }
   app.post<{ Params: { model: string } }>(
     '/v2/repository/models/:model/load',
-    { schema },
+    { config: { access: { scope: 'models:admin' } }, schema },
     async (request) => {
       await service.load(request.params.model)
       return {}
@@ -22,7 +25,7 @@ export async function repositoryRoutes(app: FastifyInstance, options: { service:
   )
   app.post<{ Params: { model: string } }>(
     '/v2/repository/models/:model/unload',
-    { schema },
+    { config: { access: { scope: 'models:admin' } }, schema },
     async (request) => {
       await service.unload(request.params.model)
       return {}

@@ -31,6 +31,31 @@ describe('gateway: OpenAPI, explorer, CORS, public routes and config switches', 
     expect(doc.paths['/openapi.json']).toBeUndefined()
   })
 
+  it('every route of the daemon declares what it needs; anonymous calls get exactly that', async () => {
+    const { app } = suite.d
+    expect(app.undeclaredRoutes).toEqual([])
+    const anonymous = async (method: 'GET' | 'POST', url: string) =>
+      (await app.inject({ method, url, payload: method === 'POST' ? {} : undefined })).statusCode
+    // Public: signing in, key discovery, the API description, metrics and (by default) health.
+    for (const url of ['/.well-known/jwks.json', '/openapi.json', '/docs', '/metrics', '/v2/health/live']) {
+      expect(await anonymous('GET', url), url).toBe(200)
+    }
+    expect(await anonymous('POST', '/auth/login')).toBe(400)
+    // Everything else needs a credential.
+    for (const [method, url] of [
+      ['GET', '/v2'],
+      ['GET', '/v2/models/cls'],
+      ['GET', '/v2/models/cls/ready'],
+      ['POST', '/v2/models/cls/infer'],
+      ['POST', '/v2/repository/index'],
+      ['POST', '/v2/repository/models/cls/load'],
+      ['GET', '/auth/me'],
+      ['GET', '/auth/apikeys'],
+    ] as const) {
+      expect(await anonymous(method, url), `${method} ${url}`).toBe(401)
+    }
+  })
+
   it('serves the explorer page and its script (no inline script, so the CSP holds)', async () => {
     const page = await suite.d.app.inject({ method: 'GET', url: '/docs' })
     expect(page.statusCode).toBe(200)
