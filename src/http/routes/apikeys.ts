@@ -1,5 +1,6 @@
 // Route schemas carry OpenAPI tags and summaries (types from @fastify/swagger).
 import type {} from '@fastify/swagger'
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import * as keys from '../../core/identity/api-keys.js'
@@ -32,22 +33,12 @@ export function keyActorOf(request: FastifyRequest): keys.KeyActor {
   }
 }
 
-interface CreateBody {
-  name: string
-  scopes: string[]
-  user_id?: string
-  expires_at?: string
-  rate_limit_per_min?: number
-  quota_requests?: number
-  quota_items?: number
-  quota_period?: 'day' | 'month'
-}
-
 /** /auth/apikeys: create (secret shown once), list, rotate with grace, revoke, usage. */
-export async function apiKeyRoutes(app: FastifyInstance, options: { deps: IdentityDeps }) {
+export async function apiKeyRoutes(instance: FastifyInstance, options: { deps: IdentityDeps }) {
+  const app = instance.withTypeProvider<TypeBoxTypeProvider>()
   const { deps } = options
 
-  app.post<{ Body: CreateBody }>(
+  app.post(
     '/auth/apikeys',
     {
       config: { access: 'signed-in' },
@@ -80,7 +71,7 @@ export async function apiKeyRoutes(app: FastifyInstance, options: { deps: Identi
     },
   )
 
-  app.get<{ Querystring: { all?: boolean; include_revoked?: boolean } }>(
+  app.get(
     '/auth/apikeys',
     {
       config: { access: 'signed-in' },
@@ -100,7 +91,7 @@ export async function apiKeyRoutes(app: FastifyInstance, options: { deps: Identi
     },
   )
 
-  app.post<{ Params: { id: string }; Body: { grace_seconds?: number } | null }>(
+  app.post(
     '/auth/apikeys/:id/rotate',
     {
       config: { access: 'signed-in' },
@@ -125,7 +116,7 @@ export async function apiKeyRoutes(app: FastifyInstance, options: { deps: Identi
     },
   )
 
-  app.delete<{ Params: { id: string } }>(
+  app.delete(
     '/auth/apikeys/:id',
     {
       config: { access: 'signed-in' },
@@ -139,7 +130,7 @@ export async function apiKeyRoutes(app: FastifyInstance, options: { deps: Identi
     async (request) => keys.revokeKey(deps, keyActorOf(request), request.params.id, originOf(request)),
   )
 
-  app.get<{ Params: { id: string }; Querystring: { since?: string } }>(
+  app.get(
     '/auth/apikeys/:id/usage',
     {
       config: { access: 'signed-in' },

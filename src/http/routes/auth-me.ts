@@ -1,5 +1,6 @@
 // Route schemas carry OpenAPI tags and summaries (types from @fastify/swagger).
 import type {} from '@fastify/swagger'
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { FastifyInstance } from 'fastify'
 import * as accounts from '../../core/identity/accounts.js'
 import { invalidCredentials } from '../../core/identity/auth-errors.js'
@@ -14,7 +15,8 @@ const errors = { '4xx': ErrorBody, '5xx': ErrorBody }
 const tags = ['account']
 
 /** GET/PATCH/DELETE /auth/me and GET /auth/me/export (GDPR access and erasure). */
-export async function authMeRoutes(app: FastifyInstance, options: { deps: IdentityDeps }) {
+export async function authMeRoutes(instance: FastifyInstance, options: { deps: IdentityDeps }) {
+  const app = instance.withTypeProvider<TypeBoxTypeProvider>()
   const { deps } = options
 
   app.get(
@@ -26,7 +28,7 @@ export async function authMeRoutes(app: FastifyInstance, options: { deps: Identi
     async (request) => accounts.getAccount(deps, userIdOf(request)),
   )
 
-  app.patch<{ Body: { email?: string; display_name?: string | null } }>(
+  app.patch(
     '/auth/me',
     {
       config: { access: 'signed-in' },
@@ -68,7 +70,7 @@ export async function authMeRoutes(app: FastifyInstance, options: { deps: Identi
     },
   )
 
-  app.delete<{ Body: { password?: string } | undefined }>(
+  app.delete(
     '/auth/me',
     {
       config: { access: 'signed-in' },

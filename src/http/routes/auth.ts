@@ -1,5 +1,6 @@
 // Route schemas carry OpenAPI tags and summaries (types from @fastify/swagger).
 import type {} from '@fastify/swagger'
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import * as accounts from '../../core/identity/accounts.js'
 import { forbidden } from '../../core/identity/auth-errors.js'
@@ -41,10 +42,11 @@ const tags = ['auth']
 export const FORGOT_ANSWER = { message: 'If an account uses this address, a reset message is on its way.' }
 
 /** POST /auth/register|login|refresh|logout, password change/forgot/reset, e-mail verification, JWKS. */
-export async function authRoutes(app: FastifyInstance, options: { deps: IdentityDeps }) {
+export async function authRoutes(instance: FastifyInstance, options: { deps: IdentityDeps }) {
+  const app = instance.withTypeProvider<TypeBoxTypeProvider>()
   const { deps } = options
 
-  app.post<{ Body: { email: string; password: string; display_name?: string } }>(
+  app.post(
     '/auth/register',
     {
       config: { access: 'public' },
@@ -69,7 +71,7 @@ export async function authRoutes(app: FastifyInstance, options: { deps: Identity
     },
   )
 
-  app.post<{ Body: { email: string; password: string } }>(
+  app.post(
     '/auth/login',
     {
       config: { access: 'public' },
@@ -86,7 +88,7 @@ export async function authRoutes(app: FastifyInstance, options: { deps: Identity
     },
   )
 
-  app.post<{ Body: { refresh_token: string } }>(
+  app.post(
     '/auth/refresh',
     {
       config: { access: 'public' },
@@ -103,7 +105,7 @@ export async function authRoutes(app: FastifyInstance, options: { deps: Identity
     },
   )
 
-  app.post<{ Body: { refresh_token?: string } | null }>(
+  app.post(
     '/auth/logout',
     {
       config: { access: 'signed-in' },
@@ -125,7 +127,7 @@ export async function authRoutes(app: FastifyInstance, options: { deps: Identity
     },
   )
 
-  app.post<{ Body: { current_password: string; new_password: string } }>(
+  app.post(
     '/auth/password/change',
     {
       config: { access: 'signed-in' },
@@ -145,7 +147,7 @@ export async function authRoutes(app: FastifyInstance, options: { deps: Identity
       ),
   )
 
-  app.post<{ Body: { email: string } }>(
+  app.post(
     '/auth/password/forgot',
     {
       config: { access: 'public' },
@@ -171,7 +173,7 @@ export async function authRoutes(app: FastifyInstance, options: { deps: Identity
     },
   )
 
-  app.post<{ Body: { token: string; password: string } }>(
+  app.post(
     '/auth/password/reset',
     {
       config: { access: 'public' },
@@ -185,7 +187,7 @@ export async function authRoutes(app: FastifyInstance, options: { deps: Identity
     async (request) => accounts.resetPassword(deps, request.body, originOf(request)),
   )
 
-  app.post<{ Body: { token: string } }>(
+  app.post(
     '/auth/email/verify',
     {
       config: { access: 'public' },
@@ -199,7 +201,7 @@ export async function authRoutes(app: FastifyInstance, options: { deps: Identity
     async (request) => accounts.verifyEmail(deps, request.body.token, originOf(request)),
   )
 
-  app.get<{ Querystring: { token: string } }>(
+  app.get(
     '/auth/email/verify',
     {
       config: { access: 'public' },

@@ -1,3 +1,4 @@
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { FastifyInstance } from 'fastify'
 import type { ModelIndexEntry, ModelService } from '../../core/infer/types.js'
 import { PACKAGE_VERSION } from '../../shared/package-version.js'
@@ -22,7 +23,8 @@ export function modelStatus(entry: ModelIndexEntry) {
 }
 
 /** GET /v2, /v2/health/live, /v2/health/ready. */
-export async function healthRoutes(app: FastifyInstance, options: { service: ModelService }) {
+export async function healthRoutes(instance: FastifyInstance, options: { service: ModelService }) {
+  const app = instance.withTypeProvider<TypeBoxTypeProvider>()
   const { service } = options
   app.get(
     '/v2',

@@ -1,3 +1,4 @@
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { RequestCancel } from '../../core/infer/cancel-signal.js'
 import type { InferResult, ModelService } from '../../core/infer/types.js'
@@ -23,8 +24,6 @@ declare module 'fastify' {
   }
 }
 
-type InferRoute = { Params: { model: string; version?: string }; Body: InferRequestBody }
-
 /** Splits a binary-extension body into its JSON header (validated next by the schema) and tensor bytes. */
 async function splitBinaryBody(request: FastifyRequest) {
   const body = request.body
@@ -35,13 +34,19 @@ async function splitBinaryBody(request: FastifyRequest) {
 }
 
 /** POST /v2/models/{m}[/versions/{v}]/infer, JSON and the binary tensor extension. */
-export async function inferRoutes(app: FastifyInstance, options: { service: ModelService }) {
+export async function inferRoutes(instance: FastifyInstance, options: { service: ModelService }) {
+  const app = instance.withTypeProvider<TypeBoxTypeProvider>()
   const { service } = options
   const { metrics } = app
 
-  const handler = async (request: FastifyRequest<InferRoute>, reply: FastifyReply) => {
-    const { model, version } = request.params
-    const decoded = decodeInferRequest(request.body, request.binaryData)
+  /** Both infer routes: the body typed by its schema, the version only on the versioned route. */
+  const handler = async (
+    { model, version }: { model: string; version?: string },
+    body: InferRequestBody,
+    request: FastifyRequest,
+    reply: FastifyReply,
+  ) => {
+    const decoded = decodeInferRequest(body, request.binaryData)
     // A client that goes away before its answer has its queued work dropped.
     const cancel = new RequestCancel()
     const onClose = () => {
@@ -97,22 +102,22 @@ export async function inferRoutes(app: FastifyInstance, options: { service: Mode
   }
 
   const response = { 200: InferResponseSchema, '4xx': ErrorBody, '5xx': ErrorBody }
-  app.post<InferRoute>(
+  app.post(
     '/v2/models/:model/infer',
     {
       config: { access: { scope: 'infer', model: 'param' } },
       schema: { params: ModelParams, body: InferRequestSchema, response },
       preValidation: splitBinaryBody,
     },
-    handler,
+    (request, reply) => handler(request.params, request.body, request, reply),
   )
-  app.post<InferRoute>(
+  app.post(
     '/v2/models/:model/versions/:version/infer',
     {
       config: { access: { scope: 'infer', model: 'param' } },
       schema: { params: VersionParams, body: InferRequestSchema, response },
       preValidation: splitBinaryBody,
     },
-    handler,
+    (request, reply) => handler(request.params, request.body, request, reply),
   )
 }

@@ -1,4 +1,5 @@
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import type { FastifyInstance, FastifyReply } from 'fastify'
 import type { ModelMetadata as ModelMetadataOf, ModelService } from '../../core/infer/types.js'
 
 /** What the core adds to metadata beyond KServe's fields (the provider actually in use). */
@@ -6,14 +7,15 @@ type CoreExtras = { executionProvider?: string; device?: string; maxBatchSize?: 
 
 import { ErrorBody, ModelMetadata, ModelParams, ModelReady, VersionParams } from '../schemas/v2.js'
 
-type Route = { Params: { model: string; version?: string } }
+/** What both the plain and the versioned route pass on. */
+type ModelRef = { model: string; version?: string }
 
 /** GET /v2/models/{m}[/versions/{v}] and …/ready. */
-export async function modelRoutes(app: FastifyInstance, options: { service: ModelService }) {
+export async function modelRoutes(instance: FastifyInstance, options: { service: ModelService }) {
+  const app = instance.withTypeProvider<TypeBoxTypeProvider>()
   const { service } = options
-  const metadata = async (request: FastifyRequest<Route>) => {
-    const meta = service.metadata(request.params.model, request.params.version) as ModelMetadataOf &
-      CoreExtras
+  const metadata = async ({ model, version }: ModelRef) => {
+    const meta = service.metadata(model, version) as ModelMetadataOf & CoreExtras
     return {
       name: meta.name,
       versions: meta.versions,
@@ -26,25 +28,24 @@ export async function modelRoutes(app: FastifyInstance, options: { service: Mode
     }
   }
   const metadataSchema = { response: { 200: ModelMetadata, '4xx': ErrorBody, '5xx': ErrorBody } }
-  app.get<Route>(
+  app.get(
     '/v2/models/:model',
     {
       config: { access: { scope: 'models:read', model: 'param' } },
       schema: { params: ModelParams, ...metadataSchema },
     },
-    metadata,
+    (request) => metadata(request.params),
   )
-  app.get<Route>(
+  app.get(
     '/v2/models/:model/versions/:version',
     {
       config: { access: { scope: 'models:read', model: 'param' } },
       schema: { params: VersionParams, ...metadataSchema },
     },
-    metadata,
+    (request) => metadata(request.params),
   )
 
-  const ready = async (request: FastifyRequest<Route>, reply: FastifyReply) => {
-    const { model, version } = request.params
+  const ready = async ({ model, version }: ModelRef, reply: FastifyReply) => {
     // modelReady throws MODEL_NOT_FOUND / VERSION_NOT_FOUND (404) for names the repository lacks.
     if (!service.modelReady(model, version)) {
       reply.code(503)
@@ -53,20 +54,20 @@ export async function modelRoutes(app: FastifyInstance, options: { service: Mode
     return { name: model, ready: true }
   }
   const readySchema = { response: { 200: ModelReady, '4xx': ErrorBody, 503: ErrorBody } }
-  app.get<Route>(
+  app.get(
     '/v2/models/:model/ready',
     {
       config: { access: { scope: 'models:read', model: 'param' } },
       schema: { params: ModelParams, ...readySchema },
     },
-    ready,
+    (request, reply) => ready(request.params, reply),
   )
-  app.get<Route>(
+  app.get(
     '/v2/models/:model/versions/:version/ready',
     {
       config: { access: { scope: 'models:read', model: 'param' } },
       schema: { params: VersionParams, ...readySchema },
     },
-    ready,
+    (request, reply) => ready(request.params, reply),
   )
 }

@@ -1,12 +1,14 @@
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { FastifyInstance } from 'fastify'
 import type { ModelService } from '../../core/infer/types.js'
 import { Empty, ErrorBody, ModelParams, RepositoryIndex, RepositoryIndexRequest } from '../schemas/v2.js'
 import { modelStatus } from './health.js'
 
 /** POST /v2/repository/index and /v2/repository/models/{m}/load|unload (model_repository extension). */
-export async function repositoryRoutes(app: FastifyInstance, options: { service: ModelService }) {
+export async function repositoryRoutes(instance: FastifyInstance, options: { service: ModelService }) {
+  const app = instance.withTypeProvider<TypeBoxTypeProvider>()
   const { service } = options
-  app.post<{ Body: { ready?: boolean } | null | undefined }>(
+  app.post(
     '/v2/repository/index',
     {
       config: { access: { scope: 'models:read' } },
@@ -15,7 +17,7 @@ export async function repositoryRoutes(app: FastifyInstance, options: { service:
     async (request) => service.index({ readyOnly: request.body?.ready === true }).map(modelStatus),
   )
   const schema = { params: ModelParams, response: { 200: Empty, '4xx': ErrorBody, '5xx': ErrorBody } }
-  app.post<{ Params: { model: string } }>(
+  app.post(
     '/v2/repository/models/:model/load',
     { config: { access: { scope: 'models:admin' } }, schema },
     async (request) => {
@@ -23,7 +25,7 @@ export async function repositoryRoutes(app: FastifyInstance, options: { service:
       return {}
     },
   )
-  app.post<{ Params: { model: string } }>(
+  app.post(
     '/v2/repository/models/:model/unload',
     { config: { access: { scope: 'models:admin' } }, schema },
     async (request) => {
