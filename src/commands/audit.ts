@@ -10,7 +10,6 @@ export default class Audit extends HelixCommand<AuditEntry[]> {
     '<%= config.bin %> audit --since 7d --action apikey.',
   ]
   static flags = {
-    ...HelixCommand.baseFlags,
     since: Flags.string({ description: 'How far back: a duration (1h, 7d) or an ISO date.', default: '24h' }),
     action: Flags.string({ description: 'Only actions starting with this (e.g. auth., apikey.revoke).' }),
     limit: Flags.integer({ description: 'At most this many entries, newest first.', default: 1000, min: 1 }),

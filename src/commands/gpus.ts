@@ -7,7 +7,6 @@ export default class Gpus extends HelixCommand<GpuDiscovery> {
   static description =
     'Runs `nvidia-smi --query-gpu=index,uuid,name,memory.total,memory.used,utilization.gpu`. Without a GPU (or with a driver error) it says so and why, and exits 0: running on the CPU is a valid setup.'
   static examples = ['<%= config.bin %> gpus', '<%= config.bin %> gpus --json']
-  static flags = { ...HelixCommand.baseFlags }
 
   async run(): Promise<GpuDiscovery> {
     await this.parse(Gpus)

@@ -11,7 +11,6 @@ export default class ApikeysCreate extends HelixCommand<CreatedKey> {
     '<%= config.bin %> apikeys create --name ocr --scopes infer:cls --user ada@example.com --rate-limit 600 --expires 90d',
   ]
   static flags = {
-    ...HelixCommand.baseFlags,
     name: Flags.string({ description: 'What the key is for.', required: true }),
     scopes: Flags.string({
       description:

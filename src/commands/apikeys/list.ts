@@ -11,7 +11,6 @@ export default class ApikeysList extends HelixCommand<ApiKeyInfo[]> {
     '<%= config.bin %> apikeys list --user ada@example.com --all --json',
   ]
   static flags = {
-    ...HelixCommand.baseFlags,
     user: Flags.string({ description: 'Only keys of this user (e-mail or id).' }),
     all: Flags.boolean({ description: 'Include revoked keys.', default: false }),
   }

@@ -7,7 +7,6 @@ export default class ApikeysRevoke extends HelixCommand<ApiKeyInfo> {
   static summary = 'Revoke a key at once, on every daemon sharing the database.'
   static examples = ['<%= config.bin %> apikeys revoke 3f0c…']
   static args = { id: Args.string({ description: 'Key id (see `helix apikeys list`).', required: true }) }
-  static flags = { ...HelixCommand.baseFlags }
 
   async run(): Promise<ApiKeyInfo> {
     const { args } = await this.parse(ApikeysRevoke)

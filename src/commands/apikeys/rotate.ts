@@ -12,7 +12,6 @@ export default class ApikeysRotate extends HelixCommand<CreatedKey> {
   ]
   static args = { id: Args.string({ description: 'Key id (see `helix apikeys list`).', required: true }) }
   static flags = {
-    ...HelixCommand.baseFlags,
     grace: Flags.string({
       description: 'How long the old secret keeps working: 0s, 15m, 24h, 7d (default auth.api_key_grace_s).',
     }),

@@ -9,7 +9,6 @@ export default class DbBackup extends HelixCommand<BackupResult> {
     'The file holds every helix table (one snapshot), the applied migrations and a manifest with row counts and SHA-256 checksums per table and for the whole file. It is written 0600 (it contains password and token hashes).'
   static examples = ['<%= config.bin %> db backup --out helix-$(date +%F).backup']
   static flags = {
-    ...HelixCommand.baseFlags,
     out: Flags.string({ char: 'o', description: 'File to write (must not exist).', required: true }),
   }
 

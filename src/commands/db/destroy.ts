@@ -9,7 +9,6 @@ export default class DbDestroy extends HelixCommand<DestroyResult> {
     'Removes the cluster (data/postgres, or the directory under /var/lib/helix that `helix db status` shows when helix runs as root and the server user cannot reach the helix directory) and data/postgres.json. The next `helix db start` or `helix up` creates an empty database. Back up first with `helix db backup`.'
   static examples = ['<%= config.bin %> db backup --out helix.backup && <%= config.bin %> db destroy --yes']
   static flags = {
-    ...HelixCommand.baseFlags,
     yes: Flags.boolean({ description: 'Confirm the deletion (it cannot be undone).', default: false }),
   }
 

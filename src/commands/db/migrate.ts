@@ -9,7 +9,6 @@ export default class DbMigrate extends HelixCommand<MigrateResult> {
     'Refuses (exit 1, MIGRATION_DRIFT) when an applied migration file was edited afterwards. Concurrent runs are serialised by a table lock taken inside each migration transaction, which also holds through a transaction-mode pooler.'
   static examples = ['<%= config.bin %> db migrate', '<%= config.bin %> db migrate --dry-run --json']
   static flags = {
-    ...HelixCommand.baseFlags,
     'dry-run': Flags.boolean({
       description: 'List what would be applied without applying it.',
       default: false,

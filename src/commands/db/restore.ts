@@ -11,7 +11,6 @@ export default class DbRestore extends HelixCommand<RestoreResult> {
   static args = {
     file: Args.string({ description: 'Backup file written by `helix db backup`.', required: true }),
   }
-  static flags = { ...HelixCommand.baseFlags }
 
   async run(): Promise<RestoreResult> {
     const { args } = await this.parse(DbRestore)

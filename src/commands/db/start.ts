@@ -7,7 +7,6 @@ export default class DbStart extends HelixCommand<StartResult> {
   static description =
     'On first start creates the cluster in <dir>/data/postgres, picks a free port and generates a password (stored 0600 in data/postgres.json). The server keeps running after the command exits; stop it with `helix db stop`. As root, the server runs as the OS user database.os_user (default helix-pg, created if missing).'
   static examples = ['<%= config.bin %> db start', '<%= config.bin %> db start --dir /srv/helix --json']
-  static flags = { ...HelixCommand.baseFlags }
 
   async run(): Promise<StartResult> {
     await this.parse(DbStart)

@@ -9,7 +9,6 @@ function megabytes(bytes: number): string {
 export default class DbStatus extends HelixCommand<StatusResult> {
   static summary = 'Show whether the database runs, where, how big it is and its migration state.'
   static examples = ['<%= config.bin %> db status', '<%= config.bin %> db status --json']
-  static flags = { ...HelixCommand.baseFlags }
 
   async run(): Promise<StatusResult> {
     await this.parse(DbStatus)

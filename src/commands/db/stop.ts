@@ -4,7 +4,6 @@ import { HelixCommand } from '../../shared/base-command.js'
 export default class DbStop extends HelixCommand<StopResult> {
   static summary = 'Stop the embedded PostgreSQL cleanly (fast shutdown; no process is left behind).'
   static examples = ['<%= config.bin %> db stop']
-  static flags = { ...HelixCommand.baseFlags }
 
   async run(): Promise<StopResult> {
     await this.parse(DbStop)

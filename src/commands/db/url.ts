@@ -8,7 +8,6 @@ export default class DbUrl extends HelixCommand<UrlResult> {
     'Prints the full URL, password included, for tools such as psql: `psql "$(helix db url)"`. Use --redact to show it safely.'
   static examples = ['psql "$(<%= config.bin %> db url)" -c "select 1"', '<%= config.bin %> db url --redact']
   static flags = {
-    ...HelixCommand.baseFlags,
     redact: Flags.boolean({ description: 'Replace the password with *****.', default: false }),
   }
 

@@ -18,7 +18,6 @@ export default class ModelsAdd extends HelixCommand<AddedModel> {
     path: Args.string({ description: 'Path of the .onnx file.', required: true }),
   }
   static flags = {
-    ...HelixCommand.baseFlags,
     version: Flags.integer({ description: 'Version number (default: the next one).', min: 1 }),
   }
 

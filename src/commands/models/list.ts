@@ -18,7 +18,6 @@ export default class ModelsList extends HelixCommand<ModelIndexEntry[]> {
     '<%= config.bin %> models list --url http://127.0.0.1:8080',
   ]
   static flags = {
-    ...HelixCommand.baseFlags,
     url: Flags.string({ description: 'Ask this running daemon instead of loading from disk.' }),
     daemon: Flags.boolean({
       description:

@@ -11,7 +11,6 @@ export default class ModelsRemove extends HelixCommand<RemovedModel> {
   static examples = ['<%= config.bin %> models remove cls --version 1', '<%= config.bin %> models remove cls']
   static args = { name: Args.string({ description: 'Model name.', required: true }) }
   static flags = {
-    ...HelixCommand.baseFlags,
     version: Flags.integer({ description: 'Remove only this version.', min: 1 }),
   }
 

@@ -21,7 +21,6 @@ export default class UsersCreate extends HelixCommand<{ user: PublicUser; advice
     'printf %s "$PASSWORD" | <%= config.bin %> users create --email ada@example.com --password-stdin --json',
   ]
   static flags = {
-    ...HelixCommand.baseFlags,
     email: Flags.string({ description: 'E-mail address (unique, case-insensitive).', required: true }),
     name: Flags.string({ description: 'Display name.' }),
     admin: Flags.boolean({ description: 'Make the user an administrator.', default: false }),

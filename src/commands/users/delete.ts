@@ -10,7 +10,6 @@ export default class UsersDelete extends HelixCommand<ErasureReport> {
   static examples = ['<%= config.bin %> users delete ada@example.com --yes']
   static args = { user: Args.string({ description: 'E-mail or id of the user.', required: true }) }
   static flags = {
-    ...HelixCommand.baseFlags,
     yes: Flags.boolean({ description: 'Confirm the erasure (it cannot be undone).', default: false }),
   }
 

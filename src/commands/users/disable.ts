@@ -11,7 +11,6 @@ export default class UsersDisable extends HelixCommand<PublicUser> {
   ]
   static args = { user: Args.string({ description: 'E-mail or id of the user.', required: true }) }
   static flags = {
-    ...HelixCommand.baseFlags,
     enable: Flags.boolean({
       description: 'Re-enable the user instead (revoked keys stay revoked).',
       default: false,

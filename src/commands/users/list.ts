@@ -8,7 +8,6 @@ export default class UsersList extends HelixCommand<PublicUser[]> {
   static summary = 'List user accounts.'
   static examples = ['<%= config.bin %> users list', '<%= config.bin %> users list --json']
   static flags = {
-    ...HelixCommand.baseFlags,
     limit: Flags.integer({ description: 'At most this many users.', default: 1000, min: 1 }),
   }
 

@@ -9,7 +9,6 @@ export default class UsersOutbox extends HelixCommand<OutboxRow[]> {
     'Show mail kept in the outbox (verification and reset mails, when no SMTP server is configured).'
   static examples = ['<%= config.bin %> users outbox --to ada@example.com']
   static flags = {
-    ...HelixCommand.baseFlags,
     to: Flags.string({ description: 'Only mail to this address.' }),
     limit: Flags.integer({ description: 'At most this many messages, newest first.', default: 20, min: 1 }),
   }
