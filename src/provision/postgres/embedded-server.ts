@@ -234,15 +234,23 @@ export async function startEmbedded(home: HelixHome, config: HelixConfig): Promi
 }
 
 function alreadyRunning(state: EmbeddedState, pid: number, dataDir: string): EmbeddedStartResult {
+  return startResult(state, pid, dataDir, { started: false, initialised: false })
+}
+
+function startResult(
+  state: EmbeddedState,
+  pid: number,
+  dataDir: string,
+  what: Pick<EmbeddedStartResult, 'started' | 'initialised'>,
+): EmbeddedStartResult {
   return {
     mode: 'embedded',
-    started: false,
-    initialised: false,
+    ...what,
     port: state.port,
     pid,
     url: redactUrl(embeddedUrl(state)),
     dataDir,
-    osUser: state.os_user,
+    ...(state.os_user ? { osUser: state.os_user } : {}),
     ...locationOf(state),
   }
 }
@@ -346,17 +354,7 @@ async function startUnlocked(home: HelixHome, config: HelixConfig): Promise<Embe
     )
   }
   await ensureDatabase(state)
-  return {
-    mode: 'embedded',
-    started: true,
-    initialised,
-    port: state.port,
-    pid,
-    url: redactUrl(embeddedUrl(state)),
-    dataDir,
-    osUser: user.name,
-    ...locationOf(state),
-  }
+  return startResult(state, pid, dataDir, { started: true, initialised })
 }
 
 /** Stops the embedded server (fast shutdown: sessions end, data is flushed) and waits for it to exit. */
