@@ -10,7 +10,9 @@ import { Failure } from '../shared/errors.js'
 import type { HelixHome } from '../shared/home.js'
 import { type BuildAppOptions, buildApp, REDACTED_PATHS } from './app.js'
 import { type Identity, openIdentity } from './auth/identity.js'
+import { WorkerPool } from './backends/worker-pool.js'
 import { loadRuntimeConfig, type RuntimeConfig, type RuntimeTls, type ServeFlags } from './config.js'
+import { parseMemorySize } from './infer/memory-budget.js'
 import { HelixModelService } from './infer/model-service.js'
 import type { ModelService } from './infer/types.js'
 import { HelixMetrics } from './metrics.js'
@@ -228,11 +230,21 @@ export async function serve(
 ): Promise<ServeResult> {
   const config = await loadRuntimeConfig(home, flags)
   const logger = createLogger(config, pino.destination({ dest: options.logDestination ?? 1, sync: false }))
+  const models = config.helix.models
+  const inferLogger = logger.child({ component: 'infer' })
+  const workerPool = new WorkerPool({ size: models.worker_pool_size, logger: inferLogger })
   const service = new HelixModelService({
     repositoryDir: config.modelsDir,
-    defaultDevice: config.helix.models.device,
-    logger: logger.child({ component: 'infer' }),
+    defaultDevice: models.device,
+    logger: inferLogger,
     drainTimeoutMs: config.drainTimeoutMs,
+    startupModels: models.load,
+    lazyLoadTimeoutMs: models.lazy_load_timeout_ms,
+    ...(models.memory_budget !== undefined
+      ? { memoryBudgetBytes: parseMemorySize(models.memory_budget) }
+      : {}),
+    loadConcurrency: models.load_concurrency,
+    workerPool,
   })
   const certificates = await certificateExpiries(home, config.helix)
   const identity = await openAuthentication(home, config, flags, logger)
@@ -252,6 +264,7 @@ export async function serve(
   logger.info({ ready: service.isReady() }, 'models loaded')
   options.onReady?.(daemon.url)
   const signal = await stopped
+  await workerPool.close()
   await new Promise<void>((resolve) => logger.flush(() => resolve()))
   return { url: daemon.url, signal }
 }
