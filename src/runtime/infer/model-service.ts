@@ -105,6 +105,8 @@ interface VersionSlot {
   memoryBytes?: number
   /** The budget reservation of a version just loaded, released once it is in the routing table. */
   reservedBytes?: number
+  /** Unloaded or refused by the memory budget: its next request loads it (again). */
+  loadsOnRequest?: boolean
 }
 
 interface ModelEntry {
@@ -335,7 +337,8 @@ export class HelixModelService implements ModelService {
 
   /**
    * Whether a request for this model loads it first: never loaded under models.load lazy, or
-   * unloaded by the memory budget (in any mode); a load on demand already running is shared.
+   * unloaded or refused by the memory budget (in any mode); a load on demand already running is
+   * shared. A model that failed for another reason waits for an explicit load.
    */
   private loadsOnDemand(entry: ModelEntry | undefined): boolean {
     if (this.closed) return false
@@ -344,7 +347,7 @@ export class HelixModelService implements ModelService {
     if (entry.loading.size > 0 || entry.problem) return false
     if (entry.versions.size === 0)
       return entry.notLoaded !== undefined && this.options.startupModels === 'lazy'
-    for (const slot of entry.versions.values()) if (slot.reason !== EVICTED) return false
+    for (const slot of entry.versions.values()) if (!slot.loadsOnRequest) return false
     return true
   }
 
@@ -636,7 +639,7 @@ export class HelixModelService implements ModelService {
     const refusal = this.makeRoom(name, bytes)
     if (refusal) {
       this.logger.error({ model: name, version, reason: refusal }, `model ${label} is unavailable`)
-      return { version, state: 'UNAVAILABLE', reason: refusal }
+      return { version, state: 'UNAVAILABLE', reason: refusal, loadsOnRequest: true }
     }
     let slot: VersionSlot
     try {
@@ -707,7 +710,12 @@ export class HelixModelService implements ModelService {
     const freed = old.reduce((n, s) => n + (s.memoryBytes ?? 0), 0)
     const next = new Map(entry.versions)
     for (const slot of old)
-      next.set(slot.version, { version: slot.version, state: 'UNAVAILABLE', reason: EVICTED })
+      next.set(slot.version, {
+        version: slot.version,
+        state: 'UNAVAILABLE',
+        reason: EVICTED,
+        loadsOnRequest: true,
+      })
     entry.versions = next
     this.logger.info(
       { model: entry.name, freed: MiB(freed) },
