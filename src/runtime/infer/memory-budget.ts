@@ -1,11 +1,12 @@
 /**
  * What a loaded model is counted as against helix.yaml models.memory_budget: an estimate from its
- * file, made before it loads, so a load that would not fit can make room first. Measured with the
- * many-models bench (bench/README.md): 500 MLPs of 2.7 KB took ~MEASURED MiB resident per instance
- * beyond the daemon's own; onnxruntime also keeps the weights (the file's initializers) about twice
- * over once optimised (the parsed graph and the prepacked kernels).
+ * file size, made before it loads so a load that would not fit can make room first (a measured RSS
+ * delta would come only after the memory is taken, and several models load at once). Per instance:
+ * a fixed cost, measured with the many-models bench (bench/README.md: 500 MLPs of 2.7 KB took
+ * 248 MiB resident against 170 MiB for one, ~0.16 MiB each), plus the weights twice over, as
+ * onnxruntime keeps the initializers and, for MatMul and Conv, their prepacked copies.
  */
-export const SESSION_OVERHEAD_BYTES = 1.5 * 1024 * 1024
+export const SESSION_OVERHEAD_BYTES = 256 * 1024
 export const WEIGHT_COPIES = 2
 
 /** Estimated resident bytes of a model version with this file size and instances. */
