@@ -776,7 +776,8 @@ export class HelixModelService implements ModelService {
     const maxBatchSize = batchable ? (config.max_batch_size ?? DEFAULT_MAX_BATCH_SIZE) : 0
     try {
       const samples = warmupRequests(description.inputs, config)
-      // One pass per instance so every session has run before traffic arrives.
+      // One pass per instance so every open session has run before traffic arrives (an instance
+      // opened later under load runs its first batch cold).
       for (const sample of samples)
         await Promise.all(Array.from({ length: description.instances }, () => backend.run(sample)))
     } catch (err) {

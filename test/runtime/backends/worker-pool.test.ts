@@ -61,6 +61,8 @@ describe('the worker pool', () => {
       'cannot start another onnxruntime worker thread; sharing the 1 running',
     ])
     expect(await sessions[3].run([x])).toHaveLength(1)
+    // A model's second instance shares the only thread rather than fail.
+    expect((await pool.open(scale[0], options, [sessions[0]])).host).toBe(sessions[0].host)
     await pool.close()
 
     const none = new WorkerPool({
