@@ -117,10 +117,10 @@ export class SessionHost {
   /** Starts the thread; throws when it cannot be created (ERR_WORKER_INIT_FAILED, no memory). */
   constructor(private readonly onExit: (host: SessionHost) => void = () => {}) {
     this.worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { ortPath } })
-    this.worker.unref()
     this.worker.on('message', (reply: WorkerReply) => {
       const waiter = this.pending.get(reply.id)
       this.pending.delete(reply.id)
+      if (this.pending.size === 0) this.worker.unref()
       if (!waiter) return
       if (reply.ok) waiter.resolve(reply)
       else waiter.reject(new Error(reply.message))
@@ -129,6 +129,9 @@ export class SessionHost {
     this.worker.on('exit', (code) =>
       this.fail(new Error(`the onnxruntime worker thread exited (code ${code})`)),
     )
+    // After the listeners (adding one refs the worker again): an idle thread of the pool must not
+    // keep the process alive; a call in flight does (see call).
+    this.worker.unref()
   }
 
   /** False once the thread failed or exited: nothing more can be opened or run here. */
@@ -141,6 +144,7 @@ export class SessionHost {
     this.exited = error
     for (const waiter of this.pending.values()) waiter.reject(error)
     this.pending.clear()
+    this.worker.unref()
     this.onExit(this)
   }
 
@@ -148,6 +152,7 @@ export class SessionHost {
     return new Promise<WorkerReply>((resolve, reject) => {
       if (this.exited) return reject(this.exited)
       const id = this.nextId++
+      if (this.pending.size === 0) this.worker.ref()
       this.pending.set(id, { resolve, reject })
       this.worker.postMessage({ ...message, id }, transfer)
     })

@@ -46,6 +46,20 @@ describe('the worker pool', () => {
     await expect(pool.open(scale[0], options)).rejects.toBeInstanceOf(WorkerStartError)
   })
 
+  it('keeps the process alive only while a thread has a call in flight', async () => {
+    const pool = new WorkerPool({ size: 1 })
+    const ports = () => process.getActiveResourcesInfo().filter((r) => r === 'MessagePort').length
+    const before = ports()
+    const opening = pool.open(scale[0], options)
+    expect(ports()).toBe(before + 1)
+    const session = await opening
+    // Idle: a one-shot command (helix models list) exits although the pool's thread lives on.
+    expect(ports()).toBe(before)
+    await session.run([x])
+    expect(ports()).toBe(before)
+    await pool.close()
+  })
+
   it('shares the threads it has when the system refuses another, and fails clearly with none', async () => {
     const { logger, lines } = recordingLogger()
     let allowed = 1
