@@ -21,8 +21,8 @@ const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 6)
 const ROUND_MS = Number(process.env.BENCH_ROUND_MS ?? 2500)
 const WARMUP_MS = 500
 const TARGETS = { servedVsRaw: 0.9, batchedVsUnbatched: 1.5 }
-// (b) and (c) run on helix's defaults: two worker-thread instances of one intra-op thread each (on
-// 2 cores), spinning off, max_batch_size 32 and max_queue_delay_ms 2 with batches cut so each
+// (b) and (c) run on helix's defaults: instances on the worker pool's threads (one per core), one
+// intra-op thread each, the second instance opened once the first is busy, spinning off, max_batch_size 32 and max_queue_delay_ms 2 with batches cut so each
 // instance has one computing and one ready (~8 at 32 clients). BENCH_INSTANCES overrides instances.
 const INSTANCES = process.env.BENCH_INSTANCES ? { instances: Number(process.env.BENCH_INSTANCES) } : {}
 

@@ -70,3 +70,40 @@ export async function writeNullClsModel() {
   }
   return writeModel(graph)
 }
+
+/**
+ * A small MLP, distinct per `seed` (x FP32 [batch, 16] → MatMul 16×32 → Relu → MatMul 32×4 → y
+ * [batch, 4]), as encoded bytes: the many-models bench fills a repository with hundreds of them.
+ */
+export function mlpModel(seed) {
+  let s = (seed + 1) * 2654435761
+  const random = () => {
+    s = (s * 1103515245 + 12345) % 2147483648
+    return s / 2147483648 - 0.5
+  }
+  const weights = (name, rows, cols) =>
+    onnx.TensorProto.create({
+      name,
+      dataType: 1,
+      dims: [rows, cols],
+      floatData: Array.from({ length: rows * cols }, random),
+    })
+  const graph = {
+    name: `mlp_${seed}`,
+    input: [valueInfo('x', ['batch', 16])],
+    output: [valueInfo('y', ['batch', 4])],
+    initializer: [weights('w1', 16, 32), weights('w2', 32, 4)],
+    node: [
+      onnx.NodeProto.create({ opType: 'MatMul', input: ['x', 'w1'], output: ['h'], name: 'fc1' }),
+      onnx.NodeProto.create({ opType: 'Relu', input: ['h'], output: ['r'], name: 'relu' }),
+      onnx.NodeProto.create({ opType: 'MatMul', input: ['r', 'w2'], output: ['y'], name: 'fc2' }),
+    ],
+  }
+  const model = onnx.ModelProto.create({
+    irVersion: 8,
+    producerName: 'helix-bench',
+    opsetImport: [{ domain: '', version: 13 }],
+    graph,
+  })
+  return onnx.ModelProto.encode(model).finish()
+}

@@ -4,7 +4,9 @@ import type { AddressInfo, Socket } from 'node:net'
 import { isatty } from 'node:tty'
 import type { FastifyInstance } from 'fastify'
 import { pino } from 'pino'
+import { WorkerPool } from '../core/backends/worker-pool.js'
 import { type Identity, openIdentity } from '../core/identity/identity.js'
+import { parseMemorySize } from '../core/infer/memory-budget.js'
 import { HelixModelService } from '../core/infer/model-service.js'
 import type { ModelService } from '../core/infer/types.js'
 import type { HelixConfig } from '../shared/config.js'
@@ -271,11 +273,21 @@ export async function serve(
   const pretty =
     chooseLogFormat(config.logFormat, isatty(fd)) === 'pretty' ? new PrettyLogStream(destination) : undefined
   const logger = createLogger(config, pretty ?? destination)
+  const models = config.helix.models
+  const inferLogger = logger.child({ component: 'infer' })
+  const workerPool = new WorkerPool({ size: models.worker_pool_size, logger: inferLogger })
   const service = new HelixModelService({
     repositoryDir: config.modelsDir,
-    defaultDevice: config.helix.models.device,
-    logger: logger.child({ component: 'infer' }),
+    defaultDevice: models.device,
+    logger: inferLogger,
     drainTimeoutMs: config.drainTimeoutMs,
+    startupModels: models.load,
+    lazyLoadTimeoutMs: models.lazy_load_timeout_ms,
+    ...(models.memory_budget !== undefined
+      ? { memoryBudgetBytes: parseMemorySize(models.memory_budget) }
+      : {}),
+    loadConcurrency: models.load_concurrency,
+    workerPool,
   })
   const certificates = await certificateExpiries(home, config.helix)
   const identity = await openAuthentication(home, config, flags, logger)
@@ -300,6 +312,7 @@ export async function serve(
   options.onReady?.(daemon.url)
   if (pretty && options.quietAfterReady) pretty.minLevel = LEVEL_VALUES.warn
   const signal = await stopped
+  await workerPool.close()
   await new Promise<void>((resolve) => logger.flush(() => resolve()))
   return { url: daemon.url, signal }
 }

@@ -221,6 +221,20 @@ export const HelixConfigSchema = Type.Object(
             default: 'auto',
           },
         ),
+        /** Which models load at start: all, none (load them through the API), or lazy (each on its first request). */
+        load: Type.Union([Type.Literal('all'), Type.Literal('none'), Type.Literal('lazy')], {
+          default: 'all',
+        }),
+        /** How long a request waits for its model to load on demand before a 503, in milliseconds. */
+        lazy_load_timeout_ms: Type.Integer({ minimum: 1, default: 30_000 }),
+        /** Host memory the loaded models may take ("2g", "512m"; estimated from their files); least recently used idle models are unloaded to stay within it. Unset: no budget. */
+        memory_budget: Type.Optional(
+          Type.Union([Type.Integer({ minimum: 1 }), Type.String({ pattern: '^[0-9]+[kKmMgG]?$' })]),
+        ),
+        /** Worker threads every CPU model's sessions share (0: one per core); each session gets cores / threads intra-op threads. */
+        worker_pool_size: Type.Integer({ minimum: 0, default: 0 }),
+        /** Models loading at once (0: twice the cores). */
+        load_concurrency: Type.Integer({ minimum: 0, default: 0 }),
       },
       { default: {} },
     ),

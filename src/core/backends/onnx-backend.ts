@@ -1,4 +1,3 @@
-import { availableParallelism } from 'node:os'
 import type * as ort from 'onnxruntime-node'
 import { discoverGpus, type GpuDiscovery } from '../gpu/nvidia-smi.js'
 import type { GpuReservations } from '../gpu/placement.js'
@@ -8,7 +7,8 @@ import type { Backend, BackendDescription, DevicePolicy } from './backend.js'
 import { type ProviderAttempt, planProviders, providerFailure } from './execution-provider.js'
 import { type OnnxSession, openInlineSession } from './onnx-session.js'
 import { specFromMetadata } from './onnx-tensors.js'
-import { openWorkerSession } from './worker-session.js'
+import { sharedWorkerPool, type WorkerPool } from './worker-pool.js'
+import type { HostedSession } from './worker-session.js'
 
 export interface OnnxBackendOptions {
   modelPath: string
@@ -17,15 +17,20 @@ export interface OnnxBackendOptions {
   gpu?: number
   /** Device memory the model may use, in MiB; used for placement (onnxruntime-node has no per-session cap). */
   memoryBudgetMiB?: number
-  /** Sessions to open; the scheduler runs up to this many batches at once. */
+  /**
+   * Sessions to open; the scheduler runs up to this many batches at once. Absent, worker-thread CPU
+   * models open one and a second once the first is busy enough to need it (see GROW_AFTER_BUSY_RUNS).
+   */
   instances?: number
   intraOpThreads?: number
   interOpThreads?: number
   /**
-   * Run each session in a worker thread, keeping the event loop free while it computes. Default: on
-   * for the CPU provider (HTTP work then overlaps compute), off for GPUs.
+   * Run the sessions in the worker pool's threads, keeping the event loop free while they compute.
+   * Default: on for the CPU provider (HTTP work then overlaps compute), off for GPUs.
    */
   workerThreads?: boolean
+  /** The worker threads that host the sessions (sharedWorkerPool() when absent). */
+  pool?: WorkerPool
   /**
    * Let onnxruntime's thread pools busy-wait between runs. Off by default: the spinning threads
    * take the cores the HTTP thread and the clients need, which costs a server far more than the
@@ -46,12 +51,20 @@ export const NO_SPINNING = {
 } as const
 
 /**
- * Sessions of a model run in worker threads on the CPU when its config names no `instances`: two,
- * so one computes while the next batch is handed to the other (a GPU session gets one). On 2 cores
- * PP-OCR cls served 1771 items/s with one instance and 2879 with two, in the same minute
- * (bench/README.md); each instance costs the model's memory again, so big models may want 1.
+ * Instances a worker-thread CPU model may grow to when its config names none: two, so one computes
+ * while the next batch is handed to the other (a GPU session gets one). On 2 cores PP-OCR cls served
+ * 1771 items/s with one instance and 2879 with two, in the same minute (bench/README.md). The second
+ * opens only once the model is busy (GROW_AFTER_BUSY_RUNS): in a repository of hundreds of small
+ * models most never need it, and each instance costs the model's memory again.
  */
 export const DEFAULT_CPU_INSTANCES = 2
+
+/**
+ * Runs that found every instance busy before a model whose config names no `instances` opens its
+ * next one: a load test reaches it in milliseconds, a model queried now and then never does (the
+ * warmup's one pass per instance counts one).
+ */
+export const GROW_AFTER_BUSY_RUNS = 8
 
 /** Instances when the config names none: DEFAULT_CPU_INSTANCES for worker-thread CPU sessions, else 1. */
 export function defaultInstances(offThread: boolean, executionProvider: string): number {
@@ -59,38 +72,29 @@ export function defaultInstances(offThread: boolean, executionProvider: string):
 }
 
 /**
- * intra-op threads per worker-thread CPU session when the config names none: the cores left once
- * the event loop has one, shared by the instances (rounded up: a core's worth of oversubscription
- * costs less than an idle core). One session spanning every core makes its pool fight the HTTP
- * thread: served on 2 cores, PP-OCR cls took 1.15–1.6 CPU ms per item with one session of two
- * intra-op threads and 0.68–0.95 with one thread (bench/README.md).
- */
-export function defaultIntraOpThreads(instances: number, cores: number): number {
-  return Math.max(1, Math.ceil((cores - 1) / Math.max(1, instances)))
-}
-
-/**
  * What every session of a backend is created with: the attempt's providers, thread counts from the
- * config or the defaults above, and spinning off unless the config allows it.
+ * config or, for sessions in the worker pool on the CPU, `pooledIntraOp` intra-op threads and one
+ * inter-op thread (so the pool's threads are all the compute threads there are: no per-session
+ * thread pools), and spinning off unless the config allows it. One session spanning every core makes
+ * its threads fight the HTTP thread: served on 2 cores, PP-OCR cls took 1.15–1.6 CPU ms per item with
+ * one session of two intra-op threads and 0.68–0.95 with one thread (bench/README.md).
  */
 export function sessionOptionsFor(
-  options: Pick<OnnxBackendOptions, 'intraOpThreads' | 'interOpThreads' | 'allowSpinning' | 'instances'>,
+  options: Pick<OnnxBackendOptions, 'intraOpThreads' | 'interOpThreads' | 'allowSpinning'>,
   attempt: Pick<ProviderAttempt, 'providers' | 'executionProvider'>,
   offThread: boolean,
-  cores: number,
+  pooledIntraOp: number,
 ): ort.InferenceSession.SessionOptions {
-  const intraOp =
-    options.intraOpThreads ||
-    (offThread && attempt.executionProvider === 'cpu'
-      ? defaultIntraOpThreads(options.instances ?? DEFAULT_CPU_INSTANCES, cores)
-      : undefined)
+  const pooledCpu = offThread && attempt.executionProvider === 'cpu'
+  const intraOp = options.intraOpThreads || (pooledCpu ? pooledIntraOp : undefined)
+  const interOp = options.interOpThreads || (pooledCpu ? 1 : undefined)
   return {
     executionProviders: attempt.providers,
     graphOptimizationLevel: 'all',
     // Errors only: warnings (e.g. unused initializers) would flood the daemon log on every load.
     logSeverityLevel: 3,
     ...(intraOp ? { intraOpNumThreads: intraOp } : {}),
-    ...(options.interOpThreads ? { interOpNumThreads: options.interOpThreads } : {}),
+    ...(interOp ? { interOpNumThreads: interOp } : {}),
     ...(options.allowSpinning ? {} : { extra: NO_SPINNING }),
   }
 }
@@ -105,12 +109,19 @@ export class BackendLoadError extends Error {
 
 /**
  * onnxruntime-node behind the Backend interface: N sessions of one model file on the provider the
- * device policy allows, each call to `run` going to the least busy session.
+ * device policy allows (in the worker pool's threads, or inline), each call to `run` going to the
+ * least busy session.
  */
 export class OnnxBackend implements Backend {
   private sessions: OnnxSession[] = []
   private busy: number[] = []
   private nextSession = 0
+  /** Instances the model may have: what the scheduler dispatches to (sessions open up to it). */
+  private maxInstances = 1
+  /** Runs that found every session busy, towards opening the next instance. */
+  private busyRuns = 0
+  private growing = false
+  private sessionOptions?: ort.InferenceSession.SessionOptions
   private description?: BackendDescription
   /** Whether the sessions run in worker threads (decided per provider attempt). */
   private offThread = false
@@ -157,20 +168,38 @@ export class OnnxBackend implements Backend {
     throw new BackendLoadError(lastError)
   }
 
+  private get pool(): WorkerPool {
+    return this.options.pool ?? sharedWorkerPool()
+  }
+
+  private openOne(sessions: readonly OnnxSession[]): Promise<OnnxSession> {
+    const sessionOptions = this.sessionOptions ?? {}
+    if (!this.offThread) return openInlineSession(this.options.modelPath, sessionOptions)
+    return this.pool.open(this.options.modelPath, sessionOptions, sessions as HostedSession[])
+  }
+
   private async openSessions(attempt: ProviderAttempt): Promise<OnnxSession[]> {
     const { options } = this
     this.offThread = options.workerThreads ?? attempt.executionProvider === 'cpu'
-    const instances = Math.max(
+    const defaulted = defaultInstances(this.offThread, attempt.executionProvider)
+    // Instances beyond the pool's threads would only queue behind each other on one thread.
+    this.maxInstances = Math.max(
       1,
-      options.instances ?? defaultInstances(this.offThread, attempt.executionProvider),
+      this.offThread
+        ? Math.min(options.instances ?? defaulted, this.pool.size)
+        : (options.instances ?? defaulted),
     )
-    const sessionOptions = sessionOptionsFor(options, attempt, this.offThread, availableParallelism())
-    const open = this.offThread ? openWorkerSession : openInlineSession
+    this.sessionOptions = sessionOptionsFor(
+      options,
+      attempt,
+      this.offThread,
+      this.offThread ? this.pool.intraOpThreads() : 1,
+    )
+    // Named instances open now; defaulted ones open as load needs them (see grow).
+    const opening = options.instances === undefined ? 1 : this.maxInstances
     const sessions: OnnxSession[] = []
     try {
-      for (let i = 0; i < instances; i++) {
-        sessions.push(await open(options.modelPath, sessionOptions))
-      }
+      for (let i = 0; i < opening; i++) sessions.push(await this.openOne(sessions))
     } catch (err) {
       await Promise.all(sessions.map((s) => s.release()))
       throw err
@@ -195,7 +224,7 @@ export class OnnxBackend implements Backend {
       outputs,
       executionProvider: attempt.executionProvider,
       device: attempt.device,
-      instances: this.sessions.length,
+      instances: this.maxInstances,
       ...(this.offThread ? { workerThreads: true } : {}),
       ...(fallbackReason ? { fallbackReason } : {}),
     }
@@ -217,14 +246,55 @@ export class OnnxBackend implements Backend {
     return best
   }
 
+  /** Sessions open now (up to describe().instances). */
+  get openSessionCount(): number {
+    return this.sessions.length
+  }
+
+  /**
+   * Opens the next instance once runs keep finding every session busy. A failure (no memory, no
+   * thread) is logged and the model keeps serving on the instances it has.
+   */
+  private grow(): void {
+    if (this.growing || this.sessions.length >= this.maxInstances) return
+    if (++this.busyRuns < GROW_AFTER_BUSY_RUNS) return
+    this.growing = true
+    this.busyRuns = 0
+    const current = this.sessions
+    this.openOne(current)
+      .then(async (session) => {
+        // Disposed (or reloaded) meanwhile: the session has nobody to serve.
+        if (this.sessions !== current) return session.release()
+        this.sessions = [...current, session]
+        this.busy.push(0)
+        this.logger.debug(
+          { model: this.options.label, instances: this.sessions.length },
+          'opened another instance under load',
+        )
+      })
+      .catch((err: Error) => {
+        this.maxInstances = this.sessions.length || 1
+        this.logger.warn(
+          { model: this.options.label, err: err.message },
+          'cannot open another instance; serving on the ones open',
+        )
+      })
+      .finally(() => {
+        this.growing = false
+      })
+  }
+
   async run(inputs: Tensor[], outputNames?: string[]): Promise<Tensor[]> {
     if (this.sessions.length === 0) throw new Error('backend is not loaded or was disposed')
     const index = this.pickSession()
-    this.busy[index]++
+    if (this.busy[index] > 0) this.grow()
+    const sessions = this.sessions
+    const busy = this.busy
+    busy[index]++
     try {
-      return await this.sessions[index].run(inputs, outputNames)
+      return await sessions[index].run(inputs, outputNames)
     } finally {
-      this.busy[index]--
+      busy[index]--
     }
   }
 

@@ -7,22 +7,31 @@ import type { OnnxSession } from './onnx-session.js'
 import { fromOrtParts, ORT_TYPE } from './onnx-tensors.js'
 
 /**
- * The worker's whole program. It is plain CommonJS evaluated from a string so the same code runs
- * from dist/ and from the TypeScript sources under test, with no build step for a worker file.
+ * The worker's whole program: it hosts any number of sessions by id and runs one call at a time
+ * (onnxruntime-node computes on the calling thread). It is plain CommonJS evaluated from a string so
+ * the same code runs from dist/ and from the TypeScript sources under test, with no build step for a
+ * worker file.
  */
 const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads')
 const ort = require(workerData.ortPath)
-let session
+const sessions = new Map()
 const reply = (message, transfer) => {
   try { parentPort.postMessage(message, transfer) } catch { parentPort.postMessage(message) }
+}
+const sessionOf = (id) => {
+  const session = sessions.get(id)
+  if (!session) throw new Error('the session was released')
+  return session
 }
 parentPort.on('message', async (msg) => {
   try {
     if (msg.type === 'load') {
-      session = await ort.InferenceSession.create(msg.modelPath, msg.options)
+      const session = await ort.InferenceSession.create(msg.modelPath, msg.options)
+      sessions.set(msg.session, session)
       reply({ id: msg.id, ok: true, inputMetadata: session.inputMetadata, outputMetadata: session.outputMetadata })
     } else if (msg.type === 'run') {
+      const session = sessionOf(msg.session)
       const feeds = {}
       for (const f of msg.feeds) feeds[f.name] = new ort.Tensor(f.type, f.data, f.dims)
       const results = msg.outputNames ? await session.run(feeds, msg.outputNames) : await session.run(feeds)
@@ -33,8 +42,9 @@ parentPort.on('message', async (msg) => {
       const buffers = [...new Set([...returned, ...outputs.filter((o) => ArrayBuffer.isView(o.data)).map((o) => o.data.buffer)])]
       reply({ id: msg.id, ok: true, outputs, returned }, buffers)
     } else if (msg.type === 'release') {
+      const session = sessions.get(msg.session)
+      sessions.delete(msg.session)
       if (session) await session.release()
-      session = undefined
       reply({ id: msg.id, ok: true })
     }
   } catch (err) {
@@ -81,60 +91,106 @@ function feedsFor(inputs: Tensor[]): { feeds: unknown[]; transfer: ArrayBuffer[]
   return { feeds, transfer }
 }
 
+/** A session hosted by a SessionHost; `host` tells a pool where the model's other instances are. */
+export interface HostedSession extends OnnxSession {
+  readonly host: SessionHost
+}
+
 /**
- * A session in a worker thread: the event loop stays free while it computes (requests keep being
- * parsed, deadlines fire on time) and several instances really run at once. Batches move to the
- * worker and results move back without copies; a lone request's input is copied once (see feedsFor).
+ * One worker thread hosting many sessions (a pool places them, see worker-pool.ts): the event loop
+ * stays free while they compute (requests keep being parsed, deadlines fire on time), and sessions
+ * on different hosts really run at once. Batches move to the worker and results move back without
+ * copies; a lone request's input is copied once (see feedsFor).
  */
-export async function openWorkerSession(
-  modelPath: string,
-  options: ort.InferenceSession.SessionOptions,
-): Promise<OnnxSession> {
-  const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { ortPath } })
-  worker.unref()
-  const pending = new Map<number, { resolve: (reply: WorkerReply) => void; reject: (error: Error) => void }>()
-  let nextId = 0
-  let exited: Error | undefined
-  worker.on('message', (reply: WorkerReply) => {
-    const waiter = pending.get(reply.id)
-    pending.delete(reply.id)
-    if (!waiter) return
-    if (reply.ok) waiter.resolve(reply)
-    else waiter.reject(new Error(reply.message))
-  })
-  const failAll = (error: Error) => {
-    exited = error
-    for (const waiter of pending.values()) waiter.reject(error)
-    pending.clear()
-  }
-  worker.on('error', failAll)
-  worker.on('exit', (code) => failAll(new Error(`the onnxruntime worker thread exited (code ${code})`)))
-  const call = (message: Record<string, unknown>, transfer: ArrayBuffer[] = []) =>
-    new Promise<WorkerReply>((resolve, reject) => {
-      if (exited) return reject(exited)
-      const id = nextId++
-      pending.set(id, { resolve, reject })
-      worker.postMessage({ ...message, id }, transfer)
+export class SessionHost {
+  private readonly worker: Worker
+  private readonly pending = new Map<
+    number,
+    { resolve: (reply: WorkerReply) => void; reject: (error: Error) => void }
+  >()
+  private nextId = 0
+  private nextSession = 0
+  private exited?: Error
+  /** Sessions opened here and not released: what placement balances. */
+  sessions = 0
+
+  /** Starts the thread; throws when it cannot be created (ERR_WORKER_INIT_FAILED, no memory). */
+  constructor(private readonly onExit: (host: SessionHost) => void = () => {}) {
+    this.worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { ortPath } })
+    this.worker.on('message', (reply: WorkerReply) => {
+      const waiter = this.pending.get(reply.id)
+      this.pending.delete(reply.id)
+      if (this.pending.size === 0) this.worker.unref()
+      if (!waiter) return
+      if (reply.ok) waiter.resolve(reply)
+      else waiter.reject(new Error(reply.message))
     })
-  let loaded: WorkerReply
-  try {
-    loaded = await call({ type: 'load', modelPath, options })
-  } catch (err) {
-    await worker.terminate()
-    throw err
+    this.worker.on('error', (err) => this.fail(err))
+    this.worker.on('exit', (code) =>
+      this.fail(new Error(`the onnxruntime worker thread exited (code ${code})`)),
+    )
+    // After the listeners (adding one refs the worker again): an idle thread of the pool must not
+    // keep the process alive; a call in flight does (see call).
+    this.worker.unref()
   }
-  return {
-    inputMetadata: loaded.inputMetadata ?? [],
-    outputMetadata: loaded.outputMetadata ?? [],
-    async run(inputs, outputNames) {
-      const { feeds, transfer } = feedsFor(inputs)
-      const reply = await call({ type: 'run', feeds, outputNames }, transfer)
-      for (const buffer of reply.returned ?? []) recycleMovable(buffer)
-      return (reply.outputs ?? []).map((o) => fromOrtParts(o.name, o.type, o.dims, o.data))
-    },
-    async release() {
-      if (!exited) await call({ type: 'release' }).catch(() => undefined)
-      await worker.terminate()
-    },
+
+  /** False once the thread failed or exited: nothing more can be opened or run here. */
+  get alive(): boolean {
+    return this.exited === undefined
+  }
+
+  private fail(error: Error): void {
+    if (this.exited) return
+    this.exited = error
+    for (const waiter of this.pending.values()) waiter.reject(error)
+    this.pending.clear()
+    this.worker.unref()
+    this.onExit(this)
+  }
+
+  private call(message: Record<string, unknown>, transfer: ArrayBuffer[] = []): Promise<WorkerReply> {
+    return new Promise<WorkerReply>((resolve, reject) => {
+      if (this.exited) return reject(this.exited)
+      const id = this.nextId++
+      if (this.pending.size === 0) this.worker.ref()
+      this.pending.set(id, { resolve, reject })
+      this.worker.postMessage({ ...message, id }, transfer)
+    })
+  }
+
+  /** Opens a session of the model on this thread; rejects with onnxruntime's reason. */
+  async open(modelPath: string, options: ort.InferenceSession.SessionOptions): Promise<HostedSession> {
+    const session = this.nextSession++
+    this.sessions++
+    let loaded: WorkerReply
+    try {
+      loaded = await this.call({ type: 'load', session, modelPath, options })
+    } catch (err) {
+      this.sessions--
+      throw err
+    }
+    let released = false
+    return {
+      host: this,
+      inputMetadata: loaded.inputMetadata ?? [],
+      outputMetadata: loaded.outputMetadata ?? [],
+      run: async (inputs, outputNames) => {
+        const { feeds, transfer } = feedsFor(inputs)
+        const reply = await this.call({ type: 'run', session, feeds, outputNames }, transfer)
+        for (const buffer of reply.returned ?? []) recycleMovable(buffer)
+        return (reply.outputs ?? []).map((o) => fromOrtParts(o.name, o.type, o.dims, o.data))
+      },
+      release: async () => {
+        if (released) return
+        released = true
+        this.sessions--
+        if (this.alive) await this.call({ type: 'release', session }).catch(() => undefined)
+      },
+    }
+  }
+
+  /** Stops the thread; its sessions fail from then on. */
+  async terminate(): Promise<void> {
+    await this.worker.terminate()
   }
 }

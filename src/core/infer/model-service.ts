@@ -1,11 +1,16 @@
+import { stat } from 'node:fs/promises'
+import { availableParallelism } from 'node:os'
 import { firstLine } from '../../shared/errors.js'
 import type { Backend, BackendDescription, DevicePolicy } from '../backends/backend.js'
 import { BackendLoadError, OnnxBackend, type OnnxBackendOptions } from '../backends/onnx-backend.js'
+import type { WorkerPool } from '../backends/worker-pool.js'
 import { discoverGpus, type GpuDiscovery } from '../gpu/nvidia-smi.js'
 import { GpuReservations } from '../gpu/placement.js'
 import { type CoreLogger, silentLogger } from '../logger.js'
 import { modelLoadFailed, modelNotFound, modelNotReady, versionNotFound } from './errors.js'
 import { type BatchingShape, hasBatchDimension, prepareRequest } from './input-validation.js'
+import { LoadLimiter } from './load-limiter.js'
+import { estimateModelMemory, MiB } from './memory-budget.js'
 import { type ModelConfig, parseModelConfig } from './model-config.js'
 import {
   modelFile,
@@ -35,6 +40,21 @@ export const DEFAULT_MAX_QUEUE_DELAY_MS = 2
 export const DEFAULT_QUEUE_SIZE = 1024
 export const DEFAULT_CACHE_ENTRIES = 1024
 const GPU_SNAPSHOT_TTL_MS = 5000
+/** How long a request waits for its model to load on demand before a 503 (models.lazy_load_timeout_ms). */
+export const DEFAULT_LAZY_LOAD_TIMEOUT_MS = 30_000
+/** Startup progress is logged at most this often (and once at the end). */
+const PROGRESS_EVERY_MS = 2000
+/** The reason of a version unloaded to keep within models.memory_budget; its next request loads it again. */
+export const EVICTED = 'unloaded: least recently used, to stay within models.memory_budget'
+
+/**
+ * Loads at once when the config names no bound: opening a session is CPU work on the worker pool's
+ * threads plus file reads, so twice the cores keeps every thread busy without a thousand loads
+ * holding their files and buffers at the same moment.
+ */
+export function defaultLoadConcurrency(cores = availableParallelism()): number {
+  return Math.max(2, cores * 2)
+}
 
 export interface ModelServiceOptions {
   /** The model repository: <dir>/<name>/<version>/model.onnx (+ <name>/config.yaml). */
@@ -44,8 +64,23 @@ export interface ModelServiceOptions {
   logger?: CoreLogger
   /** GPU discovery; nvidia-smi by default. Runs once per load of a model. */
   gpuDiscovery?: () => Promise<GpuDiscovery>
-  /** Which models to load at start: all of the repository (default), none, or the named ones. */
-  startupModels?: 'all' | 'none' | string[]
+  /**
+   * Which models to load at start (helix.yaml models.load): all of the repository (default), none,
+   * the named ones, or lazy (each on its first request). Models not loaded are listed as
+   * UNAVAILABLE with the reason.
+   */
+  startupModels?: 'all' | 'none' | 'lazy' | string[]
+  /** How long a request waits for an on-demand load before MODEL_NOT_READY (default 30 s). */
+  lazyLoadTimeoutMs?: number
+  /**
+   * Estimated bytes the loaded models may take (see memory-budget.ts); a load that would exceed it
+   * unloads the least recently used idle models first. Absent: no budget.
+   */
+  memoryBudgetBytes?: number
+  /** Models loading at once (default: defaultLoadConcurrency()). */
+  loadConcurrency?: number
+  /** The worker threads CPU sessions run in (the process-wide pool when absent). */
+  workerPool?: WorkerPool
   /** How long an old version may take to finish its queued work after a reload or unload. */
   drainTimeoutMs?: number
   /**
@@ -67,6 +102,12 @@ interface VersionSlot {
   batching?: BatchingShape
   fingerprint?: string
   cache?: ResponseCache
+  /** Estimated resident bytes, counted against the memory budget while the slot holds a backend. */
+  memoryBytes?: number
+  /** The budget reservation of a version just loaded, released once it is in the routing table. */
+  reservedBytes?: number
+  /** Unloaded or refused by the memory budget: its next request loads it (again). */
+  loadsOnRequest?: boolean
 }
 
 interface ModelEntry {
@@ -80,8 +121,14 @@ interface ModelEntry {
   stickyHeader?: string
   /** Why the model as a whole cannot load (bad config.yaml, no versions). */
   problem?: string
+  /** Set while the model was never loaded (models.load none or lazy): the index shows it. */
+  notLoaded?: string
   /** Serialises load/unload of one model. */
   chain: Promise<unknown>
+  /** Operations queued or running on the chain; the LRU never unloads a model that has some. */
+  operations: number
+  /** Tick of the last request, for the least-recently-used order. */
+  lastUsed: number
 }
 
 const byVersion = (a: string, b: string) => Number(a) - Number(b)
@@ -99,37 +146,90 @@ export class HelixModelService implements ModelService {
   private startup: Promise<void> = Promise.resolve()
   private started = false
   private closed = false
+  private readonly limiter: LoadLimiter
+  /** Loads on demand in progress, by model: concurrent first requests share one. */
+  private readonly onDemand = new Map<string, Promise<void>>()
+  /** Estimated bytes of loads admitted under the memory budget and not finished yet. */
+  private reservedBytes = 0
+  private clock = 0
 
   constructor(private readonly options: ModelServiceOptions) {
     this.logger = options.logger ?? silentLogger
+    this.limiter = new LoadLimiter(Math.max(1, options.loadConcurrency || defaultLoadConcurrency()))
   }
 
-  /** Loads the startup models; failures only mark those models UNAVAILABLE. */
+  /**
+   * Loads the startup models, up to the load concurrency at once, logging progress; a model that
+   * fails (a bad file, no memory, no thread) is only marked UNAVAILABLE with its reason. The others
+   * are listed as not loaded.
+   */
   async start(): Promise<void> {
     const which = this.options.startupModels ?? 'all'
     this.startup = (async () => {
-      const names =
-        which === 'all'
-          ? (await scanRepository(this.options.repositoryDir)).map((m) => m.name)
-          : which === 'none'
-            ? []
-            : which
-      await Promise.all(
-        names.map((name) =>
-          this.load(name).catch((err: Error) =>
-            this.logger.error({ model: name, err: err.message }, `model ${name} did not load completely`),
-          ),
-        ),
-      )
+      const repository = await scanRepository(this.options.repositoryDir)
+      const names = which === 'all' ? repository.map((m) => m.name) : Array.isArray(which) ? which : []
+      const notLoaded =
+        which === 'lazy'
+          ? 'not loaded yet (models.load: lazy): it loads on its first request'
+          : 'not loaded (models.load: none); load it with POST /v2/repository/models/{name}/load or `helix models load`'
+      for (const model of repository) {
+        if (!names.includes(model.name)) this.newEntry(model.name).notLoaded = notLoaded
+      }
+      await this.loadAll(names)
       this.started = true
     })()
     await this.startup
   }
 
+  private async loadAll(names: string[]): Promise<void> {
+    if (names.length === 0) return
+    const total = names.length
+    let done = 0
+    let failed = 0
+    let loggedAt = performance.now()
+    this.logger.info(
+      { models: total, concurrency: this.limiter.limit },
+      `loading ${total} model${total === 1 ? '' : 's'}`,
+    )
+    await Promise.all(
+      names.map(async (name) => {
+        try {
+          await this.load(name)
+        } catch (err) {
+          failed++
+          this.logger.error(
+            { model: name, err: (err as Error).message },
+            `model ${name} did not load completely`,
+          )
+        }
+        done++
+        if (done === total || performance.now() - loggedAt >= PROGRESS_EVERY_MS) {
+          loggedAt = performance.now()
+          this.logger.info({ loaded: done - failed, failed, total }, `models loaded: ${done}/${total}`)
+        }
+      }),
+    )
+  }
+
   isReady(): boolean {
     if (!this.started || this.closed) return false
-    for (const entry of this.models.values()) if (entry.loading.size > 0) return false
+    // A load on demand is one request's wait, not the server's: it stays ready meanwhile.
+    for (const entry of this.models.values())
+      if (entry.loading.size > 0 && !this.onDemand.has(entry.name)) return false
     return true
+  }
+
+  private newEntry(model: string): ModelEntry {
+    const entry: ModelEntry = {
+      name: model,
+      versions: new Map(),
+      loading: new Set(),
+      chain: Promise.resolve(),
+      operations: 0,
+      lastUsed: 0,
+    }
+    this.models.set(model, entry)
+    return entry
   }
 
   private entry(model: string): ModelEntry {
@@ -167,7 +267,7 @@ export class HelixModelService implements ModelService {
     const reasons = [...entry.versions.values()]
       .filter((s) => s.reason)
       .map((s) => `version ${s.version}: ${s.reason}`)
-    return entry.problem ?? (reasons.join('; ') || 'no version is loaded')
+    return entry.problem ?? (reasons.join('; ') || entry.notLoaded || 'no version is loaded')
   }
 
   metadata(model: string, version?: string): ModelMetadata {
@@ -205,7 +305,7 @@ export class HelixModelService implements ModelService {
           name: entry.name,
           version: '',
           state: 'UNAVAILABLE',
-          reason: entry.problem ?? 'no version is loaded',
+          reason: entry.problem ?? entry.notLoaded ?? 'no version is loaded',
         })
       }
       for (const version of [...versions].sort(byVersion)) {
@@ -236,8 +336,55 @@ export class HelixModelService implements ModelService {
     return options.readyOnly ? rows.filter((r) => r.state === 'READY') : rows
   }
 
+  /**
+   * Whether a request for this model loads it first: never loaded under models.load lazy, or
+   * unloaded or refused by the memory budget (in any mode); a load on demand already running is
+   * shared. A model that failed for another reason waits for an explicit load.
+   */
+  private loadsOnDemand(entry: ModelEntry | undefined): boolean {
+    if (this.closed) return false
+    if (!entry) return this.options.startupModels === 'lazy'
+    if (this.onDemand.has(entry.name)) return true
+    if (entry.loading.size > 0 || entry.problem) return false
+    if (entry.versions.size === 0)
+      return entry.notLoaded !== undefined && this.options.startupModels === 'lazy'
+    for (const slot of entry.versions.values()) if (!slot.loadsOnRequest) return false
+    return true
+  }
+
+  /**
+   * Loads a model for a request, sharing the load with concurrent requests, and waits for it up to
+   * lazyLoadTimeoutMs (the load itself goes on). A load that fails leaves the reason in the slots.
+   */
+  private async loadOnDemand(model: string): Promise<ModelEntry> {
+    let pending = this.onDemand.get(model)
+    if (!pending) {
+      pending = this.load(model)
+        .catch(() => undefined)
+        .finally(() => this.onDemand.delete(model))
+      this.onDemand.set(model, pending)
+    }
+    const timeoutMs = this.options.lazyLoadTimeoutMs ?? DEFAULT_LAZY_LOAD_TIMEOUT_MS
+    let timer: NodeJS.Timeout | undefined
+    const timedOut = new Promise<'timeout'>((resolve) => {
+      timer = setTimeout(() => resolve('timeout'), timeoutMs)
+    })
+    const outcome = await Promise.race([pending, timedOut])
+    clearTimeout(timer)
+    if (outcome === 'timeout') {
+      throw modelNotReady(
+        model,
+        `it is still loading after ${timeoutMs} ms (models.lazy_load_timeout_ms); retry shortly`,
+      )
+    }
+    return this.entry(model)
+  }
+
   async infer(request: InferRequest): Promise<InferResult> {
-    const entry = this.entry(request.model)
+    let entry = this.models.get(request.model)
+    if (this.loadsOnDemand(entry)) entry = await this.loadOnDemand(request.model)
+    if (!entry) throw modelNotFound(request.model)
+    entry.lastUsed = ++this.clock
     let slot: VersionSlot
     if (request.version !== undefined) {
       slot = this.slot(entry, request.version)
@@ -328,7 +475,8 @@ export class HelixModelService implements ModelService {
 
   /** Serialises operations on one model. */
   private queueOn<T>(entry: ModelEntry, operation: (entry: ModelEntry) => Promise<T>): Promise<T> {
-    const run = entry.chain.then(() => operation(entry))
+    entry.operations++
+    const run = entry.chain.then(() => operation(entry)).finally(() => entry.operations--)
     entry.chain = run.catch(() => undefined)
     return run
   }
@@ -340,11 +488,8 @@ export class HelixModelService implements ModelService {
       if (this.models.has(model)) await this.unload(model)
       throw modelNotFound(model)
     }
-    let entry = this.models.get(model)
-    if (!entry) {
-      entry = { name: model, versions: new Map(), loading: new Set(), chain: Promise.resolve() }
-      this.models.set(model, entry)
-    }
+    const entry = this.models.get(model) ?? this.newEntry(model)
+    entry.notLoaded = undefined
     return this.queueOn(entry, (e) => this.reload(e))
   }
 
@@ -442,6 +587,10 @@ export class HelixModelService implements ModelService {
     const retired = [...entry.versions.values()].filter((s) => next.get(s.version) !== s)
     // The swap: one assignment, so every request sees either the old table or the new one.
     entry.versions = next
+    for (const slot of loads) {
+      this.reservedBytes -= slot.reservedBytes ?? 0
+      slot.reservedBytes = undefined
+    }
     entry.traffic = config.traffic?.map((t) => ({ version: String(t.version), weight: t.weight }))
     entry.shadow = config.shadow ? String(config.shadow.version) : undefined
     entry.stickyHeader = config.sticky_header
@@ -462,7 +611,11 @@ export class HelixModelService implements ModelService {
     if (failures.length > 0) throw modelLoadFailed(entry.name, failures)
   }
 
-  /** Opens, checks and warms up one version; never throws (a failure is an UNAVAILABLE slot). */
+  /**
+   * Admits one version under the memory budget (unloading least recently used models to make
+   * room), then opens it within the load concurrency; never throws: any failure (a bad file, no
+   * memory, no thread) is an UNAVAILABLE slot with its reason.
+   */
   private async loadVersion(
     name: string,
     repo: RepositoryModel,
@@ -470,12 +623,120 @@ export class HelixModelService implements ModelService {
     config: ModelConfig,
     fingerprint?: string,
   ): Promise<VersionSlot> {
-    if (fingerprint === undefined) {
+    const modelPath = modelFile(repo, Number(version))
+    const size =
+      fingerprint === undefined
+        ? undefined
+        : await stat(modelPath).then(
+            (s) => s.size,
+            () => undefined,
+          )
+    if (size === undefined) {
       return { version, state: 'UNAVAILABLE', reason: `models/${name}/${version}/model.onnx is missing` }
     }
     const label = `${name}:${version}`
+    // Instances the config names; a second one opened under load is not counted.
+    const bytes = this.options.memoryBudgetBytes ? estimateModelMemory(size, config.instances ?? 1) : 0
+    const refusal = this.makeRoom(name, bytes)
+    if (refusal) {
+      this.logger.error({ model: name, version, reason: refusal }, `model ${label} is unavailable`)
+      return { version, state: 'UNAVAILABLE', reason: refusal, loadsOnRequest: true }
+    }
+    let slot: VersionSlot
+    try {
+      slot = await this.limiter.run(() => this.openVersion(name, modelPath, version, config, fingerprint))
+    } catch (err) {
+      const reason = firstLine((err as Error).message)
+      this.logger.error({ model: name, version, reason }, `model ${label} is unavailable`)
+      slot = { version, state: 'UNAVAILABLE', reason }
+    }
+    if (slot.state === 'READY') {
+      slot.memoryBytes = bytes
+      slot.reservedBytes = bytes
+    } else this.reservedBytes -= bytes
+    return slot
+  }
+
+  /** Estimated bytes of the versions holding a backend, and of loads admitted but not finished. */
+  private usedBytes(): number {
+    let used = this.reservedBytes
+    for (const entry of this.models.values())
+      for (const slot of entry.versions.values()) if (slot.backend) used += slot.memoryBytes ?? 0
+    return used
+  }
+
+  /** True when every version of the model holding a backend has nothing queued or running. */
+  private idle(entry: ModelEntry): boolean {
+    let loaded = false
+    for (const slot of entry.versions.values()) {
+      if (!slot.backend) continue
+      loaded = true
+      const stats = slot.scheduler?.stats()
+      if (stats && stats.queueDepth + stats.inFlightBatches > 0) return false
+    }
+    return loaded
+  }
+
+  /**
+   * Reserves `bytes` under models.memory_budget for a load of `model`, first unloading the least
+   * recently used models that are idle (nothing queued or running, no load or unload under way);
+   * the reason it cannot, when the rest is held by models in use.
+   */
+  private makeRoom(model: string, bytes: number): string | undefined {
+    const budget = this.options.memoryBudgetBytes
+    if (!budget) return undefined
+    let used = this.usedBytes()
+    if (used + bytes > budget) {
+      const candidates = [...this.models.values()]
+        .filter((e) => e.name !== model && e.operations === 0 && !this.onDemand.has(e.name) && this.idle(e))
+        .sort((a, b) => a.lastUsed - b.lastUsed)
+      for (const entry of candidates) {
+        if (used + bytes <= budget) break
+        used -= this.evict(entry)
+      }
+    }
+    if (used + bytes > budget) {
+      return `models.memory_budget (${MiB(budget)}) cannot hold it: it needs ~${MiB(bytes)} and the ${MiB(used)} in use are held by models loading or serving requests`
+    }
+    this.reservedBytes += bytes
+    return undefined
+  }
+
+  /**
+   * Unloads an idle model to make room: its ready versions leave the routing table in one step
+   * (their next request loads them again) and are disposed; returns the estimated bytes freed.
+   */
+  private evict(entry: ModelEntry): number {
+    const old = [...entry.versions.values()].filter((s) => s.backend)
+    const freed = old.reduce((n, s) => n + (s.memoryBytes ?? 0), 0)
+    const next = new Map(entry.versions)
+    for (const slot of old)
+      next.set(slot.version, {
+        version: slot.version,
+        state: 'UNAVAILABLE',
+        reason: EVICTED,
+        loadsOnRequest: true,
+      })
+    entry.versions = next
+    this.logger.info(
+      { model: entry.name, freed: MiB(freed) },
+      `model ${entry.name} unloaded (least recently used) to stay within models.memory_budget`,
+    )
+    void this.retire(entry, old)
+    return freed
+  }
+
+  /** Opens, checks and warms up one version; a failure is an UNAVAILABLE slot. */
+  private async openVersion(
+    name: string,
+    modelPath: string,
+    version: string,
+    config: ModelConfig,
+    fingerprint: string | undefined,
+  ): Promise<VersionSlot> {
+    const label = `${name}:${version}`
     const backendOptions: OnnxBackendOptions = {
-      modelPath: modelFile(repo, Number(version)),
+      modelPath,
       device: config.device ?? this.options.defaultDevice ?? 'auto',
       gpu: config.gpu,
       memoryBudgetMiB: config.memory_budget_mb,
@@ -490,6 +751,7 @@ export class HelixModelService implements ModelService {
       logger: this.logger,
       discoverGpus: () => this.gpuSnapshot(),
       reservations: this.reservations,
+      ...(this.options.workerPool ? { pool: this.options.workerPool } : {}),
     }
     const backend = (this.options.createBackend ?? ((o) => new OnnxBackend(o)))(backendOptions)
     try {
@@ -515,7 +777,8 @@ export class HelixModelService implements ModelService {
     const maxBatchSize = batchable ? (config.max_batch_size ?? DEFAULT_MAX_BATCH_SIZE) : 0
     try {
       const samples = warmupRequests(description.inputs, config)
-      // One pass per instance so every session has run before traffic arrives.
+      // One pass per instance so every open session has run before traffic arrives (an instance
+      // opened later under load runs its first batch cold).
       for (const sample of samples)
         await Promise.all(Array.from({ length: description.instances }, () => backend.run(sample)))
     } catch (err) {

@@ -1,6 +1,7 @@
 import { join } from 'node:path'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { BackendLoadError, OnnxBackend } from '../../../src/core/backends/onnx-backend.js'
+import { WorkerPool } from '../../../src/core/backends/worker-pool.js'
 import { discoverGpus } from '../../../src/core/gpu/nvidia-smi.js'
 import { GpuReservations } from '../../../src/core/gpu/placement.js'
 import type { CoreLogger } from '../../../src/core/logger.js'
@@ -121,10 +122,12 @@ describe('OnnxBackend', () => {
   })
 
   it('spreads concurrent runs over its instances', async () => {
+    const pool = new WorkerPool({ size: 3 })
     const backend = make({
       modelPath: await writeOnnx(join(dir, 'mm.onnx'), matmulChainModel(256, 8)),
       device: 'cpu',
       instances: 3,
+      pool,
     })
     await backend.load()
     const x = {
@@ -137,6 +140,12 @@ describe('OnnxBackend', () => {
     for (const [y] of results) expect((y.data as Float32Array)[0]).toBeCloseTo(1, 4)
     const busy = (backend as unknown as { busy: number[] }).busy
     expect(busy).toEqual([0, 0, 0])
+    // One instance per pool thread: more would only queue behind each other on a thread.
+    const capped = make({ modelPath: join(dir, 'mm.onnx'), device: 'cpu', instances: 5, pool })
+    await capped.load()
+    expect(capped.describe().instances).toBe(3)
+    expect(pool.threads).toBe(3)
+    await pool.close()
   })
 
   it('names the cause when the file is corrupt or uses an unknown operator', async () => {

@@ -4,11 +4,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
   DEFAULT_CPU_INSTANCES,
   defaultInstances,
-  defaultIntraOpThreads,
   NO_SPINNING,
   OnnxBackend,
   sessionOptionsFor,
 } from '../../../src/core/backends/onnx-backend.js'
+import { defaultPoolSize, pooledIntraOpThreads } from '../../../src/core/backends/worker-pool.js'
 import { concatInputs } from '../../../src/core/infer/batcher.js'
 import { allocateMovable, isMovable } from '../../../src/core/infer/tensor-data.js'
 import type { Tensor } from '../../../src/core/infer/types.js'
@@ -24,7 +24,7 @@ const clsItem = (seed: number, items = 1): Tensor => ({
   data: seededFloats(items * ITEM, seed),
 })
 
-describe('CPU sessions by default: worker threads, no spinning, one intra-op thread per spare core', () => {
+describe('CPU sessions by default: in the worker pool, no spinning, one intra-op thread per pool thread', () => {
   let threaded: OnnxBackend
   let inline: OnnxBackend
   beforeAll(async () => {
@@ -73,32 +73,34 @@ describe('CPU sessions by default: worker threads, no spinning, one intra-op thr
 
 describe('session options', () => {
   const cpu = { providers: ['cpu'], executionProvider: 'cpu' as const }
-  it('turns spinning off unless allowed and leaves a core to the event loop', () => {
-    const defaults = sessionOptionsFor({}, cpu, true, 2)
+  it('turns spinning off unless allowed and gives pooled CPU sessions the pool’s share of the cores', () => {
+    const defaults = sessionOptionsFor({}, cpu, true, 1)
     expect(defaults.extra).toEqual(NO_SPINNING)
-    expect(defaults.intraOpNumThreads).toBe(1)
-    // Two instances by default share the cores left after the event loop's, rounded up.
-    expect(sessionOptionsFor({}, cpu, true, 16).intraOpNumThreads).toBe(8)
-    expect(sessionOptionsFor({ instances: 1 }, cpu, true, 16).intraOpNumThreads).toBe(15)
-    expect(sessionOptionsFor({ instances: 3 }, cpu, true, 16).intraOpNumThreads).toBe(5)
-    expect(sessionOptionsFor({ instances: 2 }, cpu, true, 4).intraOpNumThreads).toBe(2)
-    expect(sessionOptionsFor({ allowSpinning: true }, cpu, true, 2).extra).toBeUndefined()
-    expect(sessionOptionsFor({ intraOpThreads: 3, interOpThreads: 2 }, cpu, true, 2)).toMatchObject({
+    // No per-session thread pools: the worker pool's threads are the compute threads.
+    expect(defaults).toMatchObject({ intraOpNumThreads: 1, interOpNumThreads: 1 })
+    expect(sessionOptionsFor({}, cpu, true, 4).intraOpNumThreads).toBe(4)
+    expect(sessionOptionsFor({ allowSpinning: true }, cpu, true, 1).extra).toBeUndefined()
+    expect(sessionOptionsFor({ intraOpThreads: 3, interOpThreads: 2 }, cpu, true, 1)).toMatchObject({
       intraOpNumThreads: 3,
       interOpNumThreads: 2,
     })
     // Inline sessions and GPUs keep onnxruntime's own thread defaults.
-    expect(sessionOptionsFor({}, cpu, false, 16).intraOpNumThreads).toBeUndefined()
+    expect(sessionOptionsFor({}, cpu, false, 1).intraOpNumThreads).toBeUndefined()
     const cuda = { providers: ['cuda', 'cpu'], executionProvider: 'cuda' as const }
-    expect(sessionOptionsFor({}, cuda, true, 16).intraOpNumThreads).toBeUndefined()
-    expect(defaultIntraOpThreads(4, 2)).toBe(1)
-    // Two sessions in worker threads on the CPU, one on a GPU or on the event loop.
+    expect(sessionOptionsFor({}, cuda, true, 1).intraOpNumThreads).toBeUndefined()
+    // A pool of one thread per core gives each session one thread; a smaller pool gives more.
+    expect(pooledIntraOpThreads(16, 16)).toBe(1)
+    expect(pooledIntraOpThreads(4, 16)).toBe(4)
+    expect(pooledIntraOpThreads(32, 16)).toBe(1)
+    expect(defaultPoolSize(16)).toBe(16)
+    expect(defaultPoolSize(0)).toBe(1)
+    expect(defaultPoolSize()).toBe(availableParallelism())
+    // Up to two instances in worker threads on the CPU, one on a GPU or on the event loop.
     expect(defaultInstances(true, 'cpu')).toBe(DEFAULT_CPU_INSTANCES)
     expect(DEFAULT_CPU_INSTANCES).toBe(2)
     expect(defaultInstances(false, 'cpu')).toBe(1)
     expect(defaultInstances(true, 'cuda')).toBe(1)
     expect(defaultInstances(true, 'webgpu')).toBe(1)
-    expect(defaultIntraOpThreads(1, availableParallelism())).toBeGreaterThanOrEqual(1)
   })
 
   it('loads with the spinning entries (onnxruntime accepts them) and with spinning allowed', async () => {

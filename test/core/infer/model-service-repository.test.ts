@@ -199,7 +199,7 @@ describe('model repository: loading, states and metadata', () => {
 })
 
 describe('model service startup options', () => {
-  it('loads only the named startup models, and none on request', async () => {
+  it('loads only the named startup models, and none on request, listing the others as not loaded', async () => {
     const { dir, cleanup } = await tempDir()
     await addToRepository(dir, 'one', addModel())
     await addToRepository(dir, 'two', addModel())
@@ -208,12 +208,24 @@ describe('model service startup options', () => {
       defaultDevice: 'cpu',
       startupModels: ['two'],
     })
-    expect(some.index().map((r) => r.name)).toEqual(['two'])
+    expect(some.index().map((r) => [r.name, r.state])).toEqual([
+      ['one', 'UNAVAILABLE'],
+      ['two', 'READY'],
+    ])
     await some.close()
     expect(some.isReady()).toBe(false)
     const none = await createModelService({ repositoryDir: dir, defaultDevice: 'cpu', startupModels: 'none' })
-    expect(none.index()).toEqual([])
+    const notLoaded =
+      'not loaded (models.load: none); load it with POST /v2/repository/models/{name}/load or `helix models load`'
+    expect(none.index()).toEqual([
+      { name: 'one', version: '', state: 'UNAVAILABLE', reason: notLoaded },
+      { name: 'two', version: '', state: 'UNAVAILABLE', reason: notLoaded },
+    ])
     expect(none.isReady()).toBe(true)
+    // Not loaded is not missing: 503 with the reason, not 404.
+    expect((await rejection(none.infer({ model: 'one', inputs: [] }))).message).toBe(
+      `Model 'one' is not ready: ${notLoaded}.`,
+    )
     await none.close()
     expect((await rejection(none.load('one'))).code).toBe('MODEL_NOT_READY')
     const missingRepo = await createModelService({ repositoryDir: join(dir, 'nope'), defaultDevice: 'cpu' })

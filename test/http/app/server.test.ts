@@ -248,6 +248,51 @@ describe('serve()', () => {
     await expect(stat(daemonRecordFile(home))).rejects.toMatchObject({ code: 'ENOENT' })
   })
 
+  it('reads models.load and models.memory_budget from helix.yaml: lazy models load on their first request', async () => {
+    const { dir: home, cleanup: done } = await tempDir('helix-server-lazy-')
+    try {
+      await addToRepository(join(home, 'models'), 'add', addModel())
+      await writeFile(
+        join(home, 'helix.yaml'),
+        'models:\n  device: cpu\n  load: lazy\n  memory_budget: 64m\n  worker_pool_size: 1\n  lazy_load_timeout_ms: 20000\n',
+      )
+      let url = ''
+      const running = serve(
+        new HelixHome(home),
+        { port: 0, logLevel: 'silent', auth: false },
+        { onListening: (u) => (url = u), signals: ['SIGUSR2'], logDestination: 2 },
+      )
+      await waitFor(async () => {
+        if (url === '') return false
+        const res = await request(`${url}/v2/health/ready`)
+        await res.body.dump()
+        return res.statusCode === 200
+      })
+      const index = await request(`${url}/v2/repository/index`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: '{}',
+      })
+      expect(((await index.body.json()) as { state: string; reason: string }[])[0]).toMatchObject({
+        state: 'UNAVAILABLE',
+        reason: expect.stringMatching(/models.load: lazy/),
+      })
+      const res = await request(`${url}/v2/models/add/infer`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: addBody,
+      })
+      expect(res.statusCode).toBe(200)
+      expect(((await res.body.json()) as { outputs: { data: number[] }[] }).outputs[0].data).toEqual([
+        2, 3, 4, 5,
+      ])
+      process.emit('SIGUSR2', 'SIGUSR2')
+      expect((await running).signal).toBe('SIGUSR2')
+    } finally {
+      await done()
+    }
+  })
+
   it('authenticates by default, and says how to get the database it needs', async () => {
     await expect(
       serve(new HelixHome(dir), { port: 0, logLevel: 'silent' }, { logDestination: 2 }),

@@ -1,0 +1,82 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import type { Backend } from '../../../src/core/backends/backend.js'
+import { OnnxBackend, type OnnxBackendOptions } from '../../../src/core/backends/onnx-backend.js'
+import { createModelService, type HelixModelService } from '../../../src/core/infer/model-service.js'
+import { buildApp } from '../../../src/http/app.js'
+import { tempDir } from '../../helpers/cli.js'
+import { addToRepository, scaleModel } from '../../helpers/onnx-models.js'
+
+const body = { inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 4], data: [1, 2, 3, 4] }] }
+
+describe('model control through the KServe routes (models.load none and lazy)', () => {
+  let dir: string
+  let cleanup: () => Promise<void>
+  let service: HelixModelService | undefined
+  beforeEach(async () => {
+    ;({ dir, cleanup } = await tempDir())
+    await addToRepository(dir, 'a', scaleModel(2))
+    await addToRepository(dir, 'b', scaleModel(3))
+  })
+  afterEach(async () => {
+    await service?.close()
+    service = undefined
+    await cleanup()
+  })
+
+  it('none: the index lists every model, infer is 503 until POST …/load', async () => {
+    service = await createModelService({ repositoryDir: dir, defaultDevice: 'cpu', startupModels: 'none' })
+    const app = await buildApp({ service })
+    const index = await app.inject({ method: 'POST', url: '/v2/repository/index', payload: {} })
+    expect(index.json()).toEqual([
+      {
+        name: 'a',
+        version: '',
+        state: 'UNAVAILABLE',
+        reason: expect.stringMatching(/^not loaded \(models.load: none\)/),
+      },
+      { name: 'b', version: '', state: 'UNAVAILABLE', reason: expect.stringMatching(/^not loaded/) },
+    ])
+    expect((await app.inject({ method: 'GET', url: '/v2/health/ready' })).statusCode).toBe(200)
+    const refused = await app.inject({ method: 'POST', url: '/v2/models/a/infer', payload: body })
+    expect(refused.statusCode).toBe(503)
+    expect(refused.json().error).toMatch(/not loaded \(models.load: none\)/)
+    expect((await app.inject({ method: 'POST', url: '/v2/repository/models/a/load' })).statusCode).toBe(200)
+    const served = await app.inject({ method: 'POST', url: '/v2/models/a/infer', payload: body })
+    expect(served.json().outputs[0].data).toEqual([2, 4, 6, 8])
+    await app.close()
+  })
+
+  it('lazy: live and ready answer while a model loads for its first request', async () => {
+    let release!: () => void
+    const gate = new Promise<void>((resolve) => {
+      release = resolve
+    })
+    const createBackend = (options: OnnxBackendOptions): Backend => {
+      const backend = new OnnxBackend(options)
+      const load = backend.load.bind(backend)
+      backend.load = async () => {
+        await gate
+        await load()
+      }
+      return backend
+    }
+    service = await createModelService({
+      repositoryDir: dir,
+      defaultDevice: 'cpu',
+      startupModels: 'lazy',
+      createBackend,
+    })
+    const app = await buildApp({ service })
+    const first = app.inject({ method: 'POST', url: '/v2/models/b/infer', payload: body })
+    const second = app.inject({ method: 'POST', url: '/v2/models/b/infer', payload: body })
+    await expect.poll(() => service?.index().find((r) => r.name === 'b')?.state).toBe('LOADING')
+    expect((await app.inject({ method: 'GET', url: '/v2/health/live' })).statusCode).toBe(200)
+    expect((await app.inject({ method: 'GET', url: '/v2/health/ready' })).statusCode).toBe(200)
+    release()
+    for (const res of await Promise.all([first, second])) {
+      expect(res.statusCode).toBe(200)
+      expect(res.json().outputs[0].data).toEqual([3, 6, 9, 12])
+    }
+    await app.close()
+  })
+})
