@@ -14,10 +14,10 @@ export interface BackendDescription {
   /** Sessions (instances) serving the model. */
   instances: number
   /**
-   * Set when sessions compute in worker threads: the event loop stays free during a run, so the
-   * scheduler may hand each instance its next batch while the current one computes.
+   * Set when runs compute off the event loop (worker threads, another process): the event loop stays
+   * free during a run, so the scheduler may hand each instance its next batch while one computes.
    */
-  workerThreads?: boolean
+  computesOffEventLoop?: boolean
   /** Why the provider differs from what the policy preferred (auto fell back to the CPU). */
   fallbackReason?: string
 }

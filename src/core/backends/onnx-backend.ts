@@ -225,7 +225,7 @@ export class OnnxBackend implements Backend {
       executionProvider: attempt.executionProvider,
       device: attempt.device,
       instances: this.maxInstances,
-      ...(this.offThread ? { workerThreads: true } : {}),
+      ...(this.offThread ? { computesOffEventLoop: true } : {}),
       ...(fallbackReason ? { fallbackReason } : {}),
     }
   }

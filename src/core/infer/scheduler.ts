@@ -339,7 +339,8 @@ export class Scheduler {
         }
         const own = p.request.outputs
         p.resolve({
-          outputs: own ? split[i].filter((t) => own.includes(t.name)) : split[i],
+          // Each request gets the outputs it named, in its order (all, in the model's order, when none).
+          outputs: own ? own.flatMap((name) => split[i].filter((t) => t.name === name)) : split[i],
           timing: { queueMs: started - p.enqueuedAt, computeMs, batchSize },
         })
       }

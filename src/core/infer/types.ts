@@ -102,6 +102,12 @@ export interface InferRequest {
   signal?: CancelSignal
   /** Per-request deadline in milliseconds. */
   timeoutMs?: number
+  /**
+   * Called once nothing reads the inputs' memory any more (after the answer, or after a shadow
+   * version's copy is done with them), so the caller may reuse it. Not called when the request
+   * fails: a timed-out request's inputs may still be in a running batch.
+   */
+  releaseInputs?: () => void
   /** Request headers (lower-case names); a model's `sticky_header` is read from here before routingKey. */
   headers?: Record<string, string | string[] | undefined>
 }
@@ -123,11 +129,6 @@ export interface InferResult {
   timing: InferTiming
   /** True when the answer came from the model's response cache (timing is then all zeros). */
   cached?: boolean
-  /**
-   * True when something still reads the request's input memory after this answer (a shadow
-   * version's copy), so the caller must not reuse it (e.g. return a request body to a pool).
-   */
-  inputsRetained?: boolean
 }
 
 /**

@@ -1,4 +1,4 @@
-import type { InferResult, Tensor } from '../../core/infer/types.js'
+import type { InferResult } from '../../core/infer/types.js'
 import { encodeBinaryData } from './binary-tensor.js'
 import { encodeJsonData } from './json-tensor.js'
 
@@ -14,16 +14,11 @@ export interface EncodedInferResponse {
  */
 export function encodeInferResponse(
   result: InferResult,
-  requestedOutputs: string[] | undefined,
   binaryOutput: (name: string) => boolean,
 ): EncodedInferResponse {
-  let outputs: Tensor[] = result.outputs
-  if (requestedOutputs) {
-    const byName = new Map(result.outputs.map((o) => [o.name, o]))
-    outputs = requestedOutputs.map((n) => byName.get(n)).filter((o): o is Tensor => o !== undefined)
-  }
+  // The core answers with exactly the outputs the request named, in its order.
   const chunks: Buffer[] = []
-  const parts = outputs.map((output) => {
+  const parts = result.outputs.map((output) => {
     const head = `{"name":${JSON.stringify(output.name)},"datatype":"${output.datatype}","shape":${JSON.stringify(output.shape)}`
     if (!binaryOutput(output.name)) return `${head},"data":${encodeJsonData(output.datatype, output.data)}}`
     const bytes = encodeBinaryData(output.datatype, output.data)

@@ -64,6 +64,12 @@ export async function inferRoutes(instance: FastifyInstance, options: { service:
         // A model's sticky_header (A/B assignment) is read from these.
         headers: request.headers,
         signal: cancel,
+        // A binary-extension body goes back to its pool once the core is done with the tensors in it.
+        releaseInputs: () => {
+          request.rawBody?.release()
+          request.rawBody = undefined
+          request.binaryData = undefined
+        },
       })
     } catch (err) {
       const status = isHelixError(err) ? err.code : 'INTERNAL'
@@ -79,15 +85,7 @@ export async function inferRoutes(instance: FastifyInstance, options: { service:
     metrics.inferenceCompute.observe(labels, computeMs / 1000)
     metrics.batchSize.observe({ model: result.modelName }, batchSize)
 
-    const encoded = encodeInferResponse(result, decoded.outputs, decoded.binaryOutput)
-    // The answer is encoded and the inputs were copied into the batch (or the worker's buffer) when
-    // it ran, so the body's memory is free, unless a shadow copy still reads it. Errors keep theirs
-    // (a timed-out request's inputs may still be in a running batch); the GC takes those.
-    if (!result.inputsRetained) {
-      request.rawBody?.release()
-      request.rawBody = undefined
-      request.binaryData = undefined
-    }
+    const encoded = encodeInferResponse(result, decoded.binaryOutput)
     reply.header(
       'server-timing',
       `queue;dur=${queueMs.toFixed(3)}, compute;dur=${computeMs.toFixed(3)}, batch;desc=${batchSize}`,

@@ -72,7 +72,7 @@ describe('OnnxBackend', () => {
       device: 'cpu',
       instances: 2,
       // The CPU default: sessions compute in worker threads.
-      workerThreads: true,
+      computesOffEventLoop: true,
     })
     const [sum] = await backend.run([f32('b', [1, 4], [1, 1, 1, 1]), f32('a', [1, 4], [1, 2, 3, 4])])
     expect(sum).toEqual(f32('sum', [1, 4], [2, 3, 4, 5]))

@@ -35,8 +35,8 @@ describe('CPU sessions by default: in the worker pool, no spinning, one intra-op
   afterAll(() => Promise.all([threaded.dispose(), inline.dispose()]))
 
   it('runs the PP-OCR cls model in a worker thread with the main thread results', async () => {
-    expect(threaded.describe().workerThreads).toBe(true)
-    expect(inline.describe().workerThreads).toBeUndefined()
+    expect(threaded.describe().computesOffEventLoop).toBe(true)
+    expect(inline.describe().computesOffEventLoop).toBeUndefined()
     const input = clsItem(7, 3)
     const [a, b] = await Promise.all([threaded.run([input]), inline.run([input])])
     expect(a[0].shape).toEqual([3, 2])

@@ -133,7 +133,7 @@ describe('instances that open under load', () => {
     const backend = new OnnxBackend({ modelPath: path, device: 'cpu', pool })
     await backend.load()
     // The scheduler may hand it two batches at once; one session is open until load needs more.
-    expect(backend.describe()).toMatchObject({ instances: 2, workerThreads: true })
+    expect(backend.describe()).toMatchObject({ instances: 2, computesOffEventLoop: true })
     expect(backend.openSessionCount).toBe(1)
     // Requests one at a time never find it busy.
     for (let i = 0; i < GROW_AFTER_BUSY_RUNS + 2; i++) await backend.run([heavy()])

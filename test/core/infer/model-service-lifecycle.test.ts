@@ -2,7 +2,7 @@ import { rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import type { Backend } from '../../../src/core/backends/backend.js'
-import { OnnxBackend } from '../../../src/core/backends/onnx-backend.js'
+import { type BackendOptions, onnxBackend } from '../../../src/core/backends/registry.js'
 import { createModelService, type HelixModelService } from '../../../src/core/infer/model-service.js'
 import { tempDir } from '../../helpers/cli.js'
 import {
@@ -38,8 +38,8 @@ describe('model service lifecycle edges', () => {
       release = resolve
     })
     // The real ONNX backend, held at the door of load() so the LOADING state can be observed.
-    const createBackend = (options: ConstructorParameters<typeof OnnxBackend>[0]): Backend => {
-      const backend = new OnnxBackend(options)
+    const createBackend = (options: BackendOptions): Backend => {
+      const backend = onnxBackend(options)
       const load = backend.load.bind(backend)
       backend.load = async () => {
         await gate
@@ -74,8 +74,8 @@ describe('model service lifecycle edges', () => {
   it('shows a failed version as LOADING while it is retried, and forgets a model removed meanwhile', async () => {
     await addToRepository(dir, 'flaky', corruptModel())
     let gate = Promise.resolve()
-    const createBackend = (options: ConstructorParameters<typeof OnnxBackend>[0]): Backend => {
-      const backend = new OnnxBackend(options)
+    const createBackend = (options: BackendOptions): Backend => {
+      const backend = onnxBackend(options)
       const load = backend.load.bind(backend)
       backend.load = async () => {
         await gate
@@ -83,7 +83,11 @@ describe('model service lifecycle edges', () => {
       }
       return backend
     }
-    service = await createModelService({ repositoryDir: dir, defaultDevice: 'cpu', createBackend })
+    service = await createModelService({
+      repositoryDir: dir,
+      defaultDevice: 'cpu',
+      backends: { onnx: createBackend },
+    })
     expect(service.index()[0]).toMatchObject({ version: '1', state: 'UNAVAILABLE' })
     let release!: () => void
     gate = new Promise<void>((resolve) => {

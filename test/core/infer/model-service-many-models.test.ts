@@ -2,15 +2,17 @@ import { stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import type { Backend } from '../../../src/core/backends/backend.js'
-import { OnnxBackend, type OnnxBackendOptions } from '../../../src/core/backends/onnx-backend.js'
+import { type BackendOptions, onnxBackend } from '../../../src/core/backends/registry.js'
 import { WorkerPool } from '../../../src/core/backends/worker-pool.js'
 import { LoadLimiter } from '../../../src/core/infer/load-limiter.js'
 import { estimateModelMemory, parseMemorySize } from '../../../src/core/infer/memory-budget.js'
 import {
-  createModelService,
   DEFAULT_LAZY_LOAD_TIMEOUT_MS,
   defaultLoadConcurrency,
   EVICTED,
+} from '../../../src/core/infer/model-lifecycle.js'
+import {
+  createModelService,
   type HelixModelService,
   type ModelServiceOptions,
 } from '../../../src/core/infer/model-service.js'
@@ -25,10 +27,10 @@ const first = (r: { outputs: { data: unknown }[] }) => Array.from(r.outputs[0].d
 /** The real ONNX backend, counting how many were made per model and optionally held at load(). */
 function countingBackends(gate?: Promise<void>) {
   const made = new Map<string, number>()
-  const createBackend = (options: OnnxBackendOptions): Backend => {
-    const model = options.label?.split(':')[0] ?? ''
+  const createBackend = (options: BackendOptions): Backend => {
+    const model = options.label.split(':')[0]
     made.set(model, (made.get(model) ?? 0) + 1)
-    const backend = new OnnxBackend(options)
+    const backend = onnxBackend(options)
     if (gate) {
       const load = backend.load.bind(backend)
       backend.load = async () => {
@@ -96,7 +98,7 @@ describe('a repository of many models', () => {
   it('lazy: lists the models, stays ready, and loads each on its first request, once for concurrent ones', async () => {
     for (const name of ['a', 'b']) await addToRepository(dir, name, scaleModel(name === 'a' ? 2 : 3))
     const { made, createBackend } = countingBackends()
-    const s = await start({ startupModels: 'lazy', createBackend })
+    const s = await start({ startupModels: 'lazy', backends: { onnx: createBackend } })
     expect(s.index()).toEqual([
       { name: 'a', version: '', state: 'UNAVAILABLE', reason: LAZY },
       { name: 'b', version: '', state: 'UNAVAILABLE', reason: LAZY },
@@ -136,7 +138,7 @@ describe('a repository of many models', () => {
       release = resolve
     })
     const { createBackend } = countingBackends(gate)
-    const s = await start({ startupModels: 'lazy', createBackend, lazyLoadTimeoutMs: 50 })
+    const s = await start({ startupModels: 'lazy', backends: { onnx: createBackend }, lazyLoadTimeoutMs: 50 })
     const error = await rejection(s.infer({ model: 'slow', inputs: [x] }))
     expect(error.code).toBe('MODEL_NOT_READY')
     expect(error.message).toBe(
@@ -171,7 +173,12 @@ describe('a repository of many models', () => {
     const budget = Math.floor(estimateModelMemory(size, 1) * 2.5)
     const { made, createBackend } = countingBackends()
     const { logger, lines } = recordingLogger()
-    const s = await start({ startupModels: 'lazy', memoryBudgetBytes: budget, createBackend, logger })
+    const s = await start({
+      startupModels: 'lazy',
+      memoryBudgetBytes: budget,
+      backends: { onnx: createBackend },
+      logger,
+    })
     await s.infer({ model: 'a', inputs: [x] })
     await s.infer({ model: 'b', inputs: [x] })
     await s.infer({ model: 'a', inputs: [x] })

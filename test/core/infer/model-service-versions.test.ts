@@ -148,14 +148,16 @@ describe('versions, traffic splits, shadowing, cache and reload', () => {
     await addToRepository(dir, 'sh', scaleModel(2), { version: 2 })
     const { logger, lines } = recordingLogger()
     const s = await start({ logger })
-    const r = await s.infer({ model: 'sh', inputs: [x] })
+    const released: string[] = []
+    const r = await s.infer({ model: 'sh', inputs: [x], releaseInputs: () => released.push('shadowed') })
     expect([r.modelVersion, factorOf(r.outputs)]).toEqual(['1', 1])
-    // The shadow's copy still reads the inputs: callers must not reuse their memory yet.
-    expect(r.inputsRetained).toBe(true)
-    await new Promise((resolve) => setTimeout(resolve, 50))
-    expect(lines.filter((l) => l.msg === 'shadow answered').map((l) => l.obj.version)).toEqual(['2'])
-    // Explicitly versioned calls are not shadowed.
-    expect((await s.infer({ model: 'sh', version: '1', inputs: [x] })).inputsRetained).toBeUndefined()
+    // The shadow's copy still reads the inputs: they are released only once it is done.
+    await expect.poll(() => lines.filter((l) => l.msg === 'shadow answered').length).toBe(1)
+    await expect.poll(() => released).toEqual(['shadowed'])
+    expect(lines.find((l) => l.msg === 'shadow answered')?.obj.version).toBe('2')
+    // Explicitly versioned calls are not shadowed, and release their inputs with the answer.
+    await s.infer({ model: 'sh', version: '1', inputs: [x], releaseInputs: () => released.push('plain') })
+    expect(released).toEqual(['shadowed', 'plain'])
     await new Promise((resolve) => setTimeout(resolve, 50))
     expect(lines.filter((l) => l.msg === 'shadow answered')).toHaveLength(1)
     // A shadow that refuses the input never affects the caller.

@@ -190,7 +190,7 @@ describe('infer response encoding', () => {
   }
 
   it('answers JSON with the version that answered, the id, and exact INT64 digits', () => {
-    const { payload, headerLength } = encodeInferResponse(result, undefined, () => false)
+    const { payload, headerLength } = encodeInferResponse(result, () => false)
     expect(headerLength).toBeUndefined()
     expect(payload).toContain('"data":[4611686018427387905]')
     const body = JSON.parse(payload as string)
@@ -199,13 +199,13 @@ describe('infer response encoding', () => {
     expect(body.outputs[2].data).toEqual(['A'])
   })
 
-  it('selects and orders outputs as requested', () => {
-    const body = JSON.parse(encodeInferResponse(result, ['s', 'y'], () => false).payload as string)
-    expect(body.outputs.map((o: { name: string }) => o.name)).toEqual(['s', 'y'])
+  it('answers the outputs in the order the core gives them', () => {
+    const body = JSON.parse(encodeInferResponse(result, () => false).payload as string)
+    expect(body.outputs.map((o: { name: string }) => o.name)).toEqual(['y', 'ids', 's'])
   })
 
   it('puts binary outputs after the JSON header with their sizes', () => {
-    const { payload, headerLength } = encodeInferResponse(result, undefined, (name) => name !== 'ids')
+    const { payload, headerLength } = encodeInferResponse(result, (name) => name !== 'ids')
     const bytes = payload as Buffer
     const header = JSON.parse(bytes.subarray(0, headerLength).toString())
     expect(header.outputs[0]).toEqual({

@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import type { Backend } from '../../../src/core/backends/backend.js'
-import { OnnxBackend, type OnnxBackendOptions } from '../../../src/core/backends/onnx-backend.js'
+import { type BackendOptions, onnxBackend } from '../../../src/core/backends/registry.js'
 import { createModelService, type HelixModelService } from '../../../src/core/infer/model-service.js'
 import { buildApp } from '../../../src/http/app.js'
 import { tempDir } from '../../helpers/cli.js'
@@ -51,8 +51,8 @@ describe('model control through the KServe routes (models.load none and lazy)', 
     const gate = new Promise<void>((resolve) => {
       release = resolve
     })
-    const createBackend = (options: OnnxBackendOptions): Backend => {
-      const backend = new OnnxBackend(options)
+    const createBackend = (options: BackendOptions): Backend => {
+      const backend = onnxBackend(options)
       const load = backend.load.bind(backend)
       backend.load = async () => {
         await gate
@@ -64,7 +64,7 @@ describe('model control through the KServe routes (models.load none and lazy)', 
       repositoryDir: dir,
       defaultDevice: 'cpu',
       startupModels: 'lazy',
-      createBackend,
+      backends: { onnx: createBackend },
     })
     const app = await buildApp({ service })
     const first = app.inject({ method: 'POST', url: '/v2/models/b/infer', payload: body })

@@ -1,0 +1,63 @@
+import { extname } from 'node:path'
+import type { GpuDiscovery } from '../gpu/nvidia-smi.js'
+import type { GpuReservations } from '../gpu/placement.js'
+import type { ModelConfig } from '../infer/model-config.js'
+import type { CoreLogger } from '../logger.js'
+import type { Backend, DevicePolicy } from './backend.js'
+import { OnnxBackend } from './onnx-backend.js'
+import type { WorkerPool } from './worker-pool.js'
+
+/** What the inference core gives any backend for one model version; each reads what applies to it. */
+export interface BackendOptions {
+  modelPath: string
+  /** The model's config.yaml (device, gpu, instances, threads …). */
+  config: ModelConfig
+  /** Device policy when the config names none (helix.yaml models.device). */
+  defaultDevice: DevicePolicy
+  /** Worker threads unless the config says otherwise (absent: the backend decides). */
+  workerThreads?: boolean
+  /** The process's worker threads, for backends that compute in them. */
+  workerPool?: WorkerPool
+  /** For log lines: "model:version". */
+  label: string
+  logger: CoreLogger
+  /** GPU discovery, shared by a burst of loads. */
+  discoverGpus: () => Promise<GpuDiscovery>
+  reservations: GpuReservations
+}
+
+export type BackendFactory = (options: BackendOptions) => Backend
+
+/** ONNX Runtime (onnxruntime-node) for model.onnx: CUDA, WebGPU or the CPU by the device policy. */
+export function onnxBackend(options: BackendOptions): Backend {
+  const { config } = options
+  return new OnnxBackend({
+    modelPath: options.modelPath,
+    device: config.device ?? options.defaultDevice,
+    gpu: config.gpu,
+    memoryBudgetMiB: config.memory_budget_mb,
+    // Undefined leaves it to the backend: one worker-thread session on the CPU (two under load), one on a GPU.
+    instances: config.instances,
+    intraOpThreads: config.intra_op_threads,
+    interOpThreads: config.inter_op_threads,
+    workerThreads: config.worker_threads ?? options.workerThreads,
+    allowSpinning: config.allow_spinning,
+    label: options.label,
+    logger: options.logger,
+    discoverGpus: options.discoverGpus,
+    reservations: options.reservations,
+    ...(options.workerPool ? { pool: options.workerPool } : {}),
+  })
+}
+
+/** The backends by model format; the scheduler and the service see only the Backend interface. */
+export const BACKENDS = { onnx: onnxBackend } as const satisfies Record<string, BackendFactory>
+
+export type ModelFormat = keyof typeof BACKENDS
+
+const FORMAT_BY_EXTENSION: Record<string, ModelFormat> = { '.onnx': 'onnx' }
+
+/** The format of a model file, from its name (model.onnx → onnx); undefined when no backend serves it. */
+export function formatOf(modelPath: string): ModelFormat | undefined {
+  return FORMAT_BY_EXTENSION[extname(modelPath).toLowerCase()]
+}
