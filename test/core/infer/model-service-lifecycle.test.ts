@@ -1,8 +1,6 @@
 import { rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import type { Backend } from '../../../src/core/backends/backend.js'
-import { type BackendOptions, onnxBackend } from '../../../src/core/backends/registry.js'
 import { createModelService, type HelixModelService } from '../../../src/core/infer/model-service.js'
 import { tempDir } from '../../helpers/cli.js'
 import {
@@ -13,7 +11,7 @@ import {
   runtimeErrorModel,
   scaleModel,
 } from '../../helpers/onnx-models.js'
-import { f32, recordingLogger, rejection } from './service-helpers.js'
+import { f32, heldBackends, recordingLogger, rejection } from './service-helpers.js'
 
 const x = f32('x', [1, 4], [1, 1, 1, 1])
 
@@ -38,20 +36,12 @@ describe('model service lifecycle edges', () => {
       release = resolve
     })
     // The real ONNX backend, held at the door of load() so the LOADING state can be observed.
-    const createBackend = (options: BackendOptions): Backend => {
-      const backend = onnxBackend(options)
-      const load = backend.load.bind(backend)
-      backend.load = async () => {
-        await gate
-        await load()
-      }
-      return backend
-    }
+    const { backends } = heldBackends(() => gate)
     service = await createModelService({
       repositoryDir: dir,
       defaultDevice: 'cpu',
       startupModels: 'none',
-      createBackend,
+      backends,
     })
     const loading = service.load('slow')
     await expect.poll(() => service?.index()).toEqual([{ name: 'slow', version: '1', state: 'LOADING' }])
@@ -74,19 +64,11 @@ describe('model service lifecycle edges', () => {
   it('shows a failed version as LOADING while it is retried, and forgets a model removed meanwhile', async () => {
     await addToRepository(dir, 'flaky', corruptModel())
     let gate = Promise.resolve()
-    const createBackend = (options: BackendOptions): Backend => {
-      const backend = onnxBackend(options)
-      const load = backend.load.bind(backend)
-      backend.load = async () => {
-        await gate
-        await load()
-      }
-      return backend
-    }
+    const { backends } = heldBackends(() => gate)
     service = await createModelService({
       repositoryDir: dir,
       defaultDevice: 'cpu',
-      backends: { onnx: createBackend },
+      backends,
     })
     expect(service.index()[0]).toMatchObject({ version: '1', state: 'UNAVAILABLE' })
     let release!: () => void

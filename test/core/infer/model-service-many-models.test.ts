@@ -1,8 +1,6 @@
 import { stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import type { Backend } from '../../../src/core/backends/backend.js'
-import { type BackendOptions, onnxBackend } from '../../../src/core/backends/registry.js'
 import { WorkerPool } from '../../../src/core/backends/worker-pool.js'
 import { LoadLimiter } from '../../../src/core/infer/load-limiter.js'
 import { estimateModelMemory, parseMemorySize } from '../../../src/core/infer/memory-budget.js'
@@ -18,30 +16,11 @@ import {
 } from '../../../src/core/infer/model-service.js'
 import { tempDir } from '../../helpers/cli.js'
 import { addToRepository, corruptModel, scaleModel } from '../../helpers/onnx-models.js'
-import { f32, recordingLogger, rejection } from './service-helpers.js'
+import { f32, heldBackends, recordingLogger, rejection } from './service-helpers.js'
 
 const x = f32('x', [1, 4], [1, 2, 3, 4])
 const LAZY = 'not loaded yet (models.load: lazy): it loads on its first request'
 const first = (r: { outputs: { data: unknown }[] }) => Array.from(r.outputs[0].data as Float32Array)
-
-/** The real ONNX backend, counting how many were made per model and optionally held at load(). */
-function countingBackends(gate?: Promise<void>) {
-  const made = new Map<string, number>()
-  const createBackend = (options: BackendOptions): Backend => {
-    const model = options.label.split(':')[0]
-    made.set(model, (made.get(model) ?? 0) + 1)
-    const backend = onnxBackend(options)
-    if (gate) {
-      const load = backend.load.bind(backend)
-      backend.load = async () => {
-        await gate
-        await load()
-      }
-    }
-    return backend
-  }
-  return { made, createBackend }
-}
 
 describe('a repository of many models', () => {
   let dir: string
@@ -97,8 +76,8 @@ describe('a repository of many models', () => {
 
   it('lazy: lists the models, stays ready, and loads each on its first request, once for concurrent ones', async () => {
     for (const name of ['a', 'b']) await addToRepository(dir, name, scaleModel(name === 'a' ? 2 : 3))
-    const { made, createBackend } = countingBackends()
-    const s = await start({ startupModels: 'lazy', backends: { onnx: createBackend } })
+    const { made, backends } = heldBackends()
+    const s = await start({ startupModels: 'lazy', backends })
     expect(s.index()).toEqual([
       { name: 'a', version: '', state: 'UNAVAILABLE', reason: LAZY },
       { name: 'b', version: '', state: 'UNAVAILABLE', reason: LAZY },
@@ -137,8 +116,8 @@ describe('a repository of many models', () => {
     const gate = new Promise<void>((resolve) => {
       release = resolve
     })
-    const { createBackend } = countingBackends(gate)
-    const s = await start({ startupModels: 'lazy', backends: { onnx: createBackend }, lazyLoadTimeoutMs: 50 })
+    const { backends } = heldBackends(() => gate)
+    const s = await start({ startupModels: 'lazy', backends, lazyLoadTimeoutMs: 50 })
     const error = await rejection(s.infer({ model: 'slow', inputs: [x] }))
     expect(error.code).toBe('MODEL_NOT_READY')
     expect(error.message).toBe(
@@ -171,12 +150,12 @@ describe('a repository of many models', () => {
     const size = (await stat(join(dir, 'a', '1', 'model.onnx'))).size
     // Room for two of these models (they are the same size), not three.
     const budget = Math.floor(estimateModelMemory(size, 1) * 2.5)
-    const { made, createBackend } = countingBackends()
+    const { made, backends } = heldBackends()
     const { logger, lines } = recordingLogger()
     const s = await start({
       startupModels: 'lazy',
       memoryBudgetBytes: budget,
-      backends: { onnx: createBackend },
+      backends,
       logger,
     })
     await s.infer({ model: 'a', inputs: [x] })

@@ -1,3 +1,5 @@
+import type { Backend } from '../../../src/core/backends/backend.js'
+import { type BackendOptions, onnxBackend } from '../../../src/core/backends/registry.js'
 import type { Tensor } from '../../../src/core/infer/types.js'
 import type { CoreLogger } from '../../../src/core/logger.js'
 
@@ -47,4 +49,24 @@ export async function rejection(
     return err as Error & { code?: string }
   }
   throw new Error('expected a rejection, but the promise resolved')
+}
+
+/**
+ * The real ONNX backend, held at the door of load() until the promise `gate()` returns settles, so
+ * LOADING states can be observed; counts the backends made per model.
+ */
+export function heldBackends(gate: () => Promise<void> = () => Promise.resolve()) {
+  const made = new Map<string, number>()
+  const onnx = (options: BackendOptions): Backend => {
+    const model = options.label.split(':')[0]
+    made.set(model, (made.get(model) ?? 0) + 1)
+    const backend = onnxBackend(options)
+    const load = backend.load.bind(backend)
+    backend.load = async () => {
+      await gate()
+      await load()
+    }
+    return backend
+  }
+  return { made, backends: { onnx } }
 }

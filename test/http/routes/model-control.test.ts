@@ -1,8 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import type { Backend } from '../../../src/core/backends/backend.js'
-import { type BackendOptions, onnxBackend } from '../../../src/core/backends/registry.js'
 import { createModelService, type HelixModelService } from '../../../src/core/infer/model-service.js'
 import { buildApp } from '../../../src/http/app.js'
+import { heldBackends } from '../../core/infer/service-helpers.js'
 import { tempDir } from '../../helpers/cli.js'
 import { addToRepository, scaleModel } from '../../helpers/onnx-models.js'
 
@@ -51,20 +50,12 @@ describe('model control through the KServe routes (models.load none and lazy)', 
     const gate = new Promise<void>((resolve) => {
       release = resolve
     })
-    const createBackend = (options: BackendOptions): Backend => {
-      const backend = onnxBackend(options)
-      const load = backend.load.bind(backend)
-      backend.load = async () => {
-        await gate
-        await load()
-      }
-      return backend
-    }
+    const { backends } = heldBackends(() => gate)
     service = await createModelService({
       repositoryDir: dir,
       defaultDevice: 'cpu',
       startupModels: 'lazy',
-      backends: { onnx: createBackend },
+      backends,
     })
     const app = await buildApp({ service })
     const first = app.inject({ method: 'POST', url: '/v2/models/b/infer', payload: body })
