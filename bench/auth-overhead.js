@@ -45,7 +45,7 @@ async function serve(authEnabled) {
   const config = parseConfig({ rate_limit: limits, auth: { enabled: authEnabled } })
   const service = await createModelService({ repositoryDir: join(dir, 'models'), defaultDevice: 'cpu' })
   const identity = await createIdentity({ home, config, db })
-  const app = await buildApp({ service, authenticate: httpAuthentication(identity) })
+  const app = await buildApp({ service, auth: httpAuthentication(identity) })
   const url = await app.listen({ host: '127.0.0.1', port: 0 })
   if (authEnabled) console.log(`API key cache: ${identity.deps.apiKeyCache?.active ? 'on' : 'off'}`)
   return {

@@ -10,7 +10,7 @@ import Fastify, {
 } from 'fastify'
 import type { ModelService } from '../core/infer/types.js'
 import { HelixMetrics } from './metrics.js'
-import { type Authenticate, authPlugin } from './plugins/auth.js'
+import { authPlugin, type HttpAuth } from './plugins/auth.js'
 import { bodyParsersPlugin } from './plugins/body-parsers.js'
 import { errorsPlugin } from './plugins/errors.js'
 import { metricsPlugin } from './plugins/metrics.js'
@@ -36,7 +36,7 @@ export interface BuildAppOptions {
   /** HTTPS (and mTLS) options; plain HTTP when absent. */
   https?: HttpsServerOptions
   /** Authentication (httpAuthentication of the identity layer); without it every request is allowed (route tests). */
-  authenticate?: Authenticate
+  auth?: HttpAuth
   /** Metrics registry; a fresh one by default. */
   metrics?: HelixMetrics
   /** Which answered requests get a log line; errors only by default. */
@@ -88,7 +88,7 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   await app.register(requestLogPlugin, { policy: options.requestLog })
   await app.register(metricsPlugin, { metrics: options.metrics ?? new HelixMetrics(options.service) })
   await app.register(securityPlugin)
-  await app.register(authPlugin, { authenticate: options.authenticate })
+  await app.register(authPlugin, { auth: options.auth })
 
   const { service } = options
   await app.register(healthRoutes, { service })

@@ -3,7 +3,7 @@ import swagger from '@fastify/swagger'
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import type { Identity } from '../core/identity/identity.js'
-import { type Authenticate, identityHooks } from './plugins/auth.js'
+import { type HttpAuth, identityHooks } from './plugins/auth.js'
 import { rateLimitGuard } from './plugins/rate-limit.js'
 import { apiKeyRoutes } from './routes/apikeys.js'
 import { authRoutes } from './routes/auth.js'
@@ -17,7 +17,7 @@ const API_VERSION = '2'
  * The REST face of the identity layer, passed as buildApp's `authenticate`: the auth hook plus the
  * /auth, /auth/apikeys, /docs and /openapi.json routes, CORS and the OpenAPI document.
  */
-export function httpAuthentication(identity: Identity): Authenticate {
+export function httpAuthentication(identity: Identity): HttpAuth {
   const { deps, limiter, recorder } = identity
   const { config } = deps
   const hooks = identityHooks(deps, rateLimitGuard(limiter, config), recorder)
@@ -66,5 +66,5 @@ export function httpAuthentication(identity: Identity): Authenticate {
     },
     { name: 'helix-identity', fastify: '5.x' },
   )
-  return Object.assign(hooks.authenticate, { routes })
+  return { authenticate: hooks.authenticate, routes }
 }

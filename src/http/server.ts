@@ -295,7 +295,7 @@ export async function serve(
   try {
     daemon = await startDaemon(config, service, logger, {
       metrics: new HelixMetrics(service, { certificates: () => certificates }),
-      ...(identity ? { authenticate: httpAuthentication(identity) } : {}),
+      ...(identity ? { auth: httpAuthentication(identity) } : {}),
     })
   } catch (err) {
     await identity?.close()

@@ -12,10 +12,17 @@ import type { RateLimitGuard } from './rate-limit.js'
 
 /**
  * Decides whether a request may proceed; throws a HelixError (UNAUTHENTICATED/FORBIDDEN/RATE_LIMITED)
- * when not. httpAuthentication (http/identity.ts) attaches the account routes and hooks as `routes`, registered before the daemon's
- * routes so the OpenAPI document and CORS see them all.
+ * when not.
  */
-export type Authenticate = ((request: FastifyRequest, reply: FastifyReply) => Promise<void>) & {
+export type Authenticate = (request: FastifyRequest, reply: FastifyReply) => Promise<void>
+
+/**
+ * The REST face of an identity layer (httpAuthentication in http/identity.ts): the hook, and the
+ * account routes and plugins that come with it, registered before the daemon's routes so the OpenAPI
+ * document and CORS see them all.
+ */
+export interface HttpAuth {
+  authenticate: Authenticate
   routes?: FastifyPluginAsync
 }
 
@@ -36,11 +43,11 @@ export const allowAll: Authenticate = async () => {}
 
 /**
  * The one place authentication hooks in: a single onRequest hook calling `app.authenticate`, which the
- * identity layer provides through buildApp's `authenticate` option (http/identity.ts).
+ * identity layer provides through buildApp's `auth` option (http/identity.ts).
  */
 export const authPlugin = fp(
-  async (app: FastifyInstance, options: { authenticate?: Authenticate }) => {
-    const authenticate = options.authenticate ?? allowAll
+  async (app: FastifyInstance, options: { auth?: HttpAuth }) => {
+    const authenticate = options.auth?.authenticate ?? allowAll
     app.decorate('authenticate', authenticate)
     app.decorate('undeclaredRoutes', [] as string[])
     app.addHook('onRoute', (route) => {
@@ -49,7 +56,7 @@ export const authPlugin = fp(
       if (route.method === 'OPTIONS') route.config = { ...route.config, access: 'public' }
       else app.undeclaredRoutes.push(`${route.method} ${route.url}`)
     })
-    if (authenticate.routes) await app.register(authenticate.routes)
+    if (options.auth?.routes) await app.register(options.auth.routes)
     app.addHook('onRequest', async (request, reply) => app.authenticate(request, reply))
   },
   { name: 'helix-auth', fastify: '5.x' },

@@ -88,7 +88,7 @@ export async function daemon(
   })
   const app = await buildApp({
     service,
-    authenticate: httpAuthentication(identity),
+    auth: httpAuthentication(identity),
     // Every request's line, so the "no secret in any log line" checks see them all.
     requestLog: { mode: 'all', sampleRate: 1 },
     logger: {

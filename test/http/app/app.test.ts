@@ -267,9 +267,11 @@ describe('authentication hook', () => {
   it('runs one authenticate hook before every route', async () => {
     const { UserError } = await import('../../../src/shared/errors.js')
     const guarded = await testApp({
-      authenticate: async (request) => {
-        if (request.headers.authorization !== 'Bearer ok')
-          throw new UserError('UNAUTHENTICATED', 'Missing or invalid credentials.')
+      auth: {
+        authenticate: async (request) => {
+          if (request.headers.authorization !== 'Bearer ok')
+            throw new UserError('UNAUTHENTICATED', 'Missing or invalid credentials.')
+        },
       },
     })
     try {
@@ -292,11 +294,15 @@ describe('behind a proxy (server.trust_proxy)', () => {
   it('sees the client address from X-Forwarded-For only when the proxy is trusted', async () => {
     const { buildApp } = await import('../../../src/http/app.js')
     const seen: string[] = []
-    const remember = Object.assign(async (request: { ip: string }) => {
+    const remember = async (request: { ip: string }) => {
       seen.push(request.ip)
-    }, {})
+    }
     for (const trustProxy of [['127.0.0.1'], []]) {
-      const app = await buildApp({ service: t.service, trustProxy, authenticate: remember as never })
+      const app = await buildApp({
+        service: t.service,
+        trustProxy,
+        auth: { authenticate: remember as never },
+      })
       await app.inject({
         method: 'GET',
         url: '/v2/health/live',
