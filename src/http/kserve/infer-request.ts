@@ -29,12 +29,10 @@ function binarySize(name: string, parameters: Record<string, unknown> | undefine
  * the raw bytes that followed the JSON header.
  */
 export function decodeInferRequest(body: InferRequestBody, binary?: Buffer): DecodedInferRequest {
-  const seen = new Set<string>()
+  // Names are checked against the model (unknown, missing, given twice) by the core, for every protocol.
   let offset = 0
   const inputs: Tensor[] = body.inputs.map((input) => {
     const { name, datatype } = input
-    if (seen.has(name)) throw invalidInput(`Input '${name}' appears more than once.`)
-    seen.add(name)
     if (!isDatatype(datatype)) throw invalidInput(`Input '${name}': unknown datatype '${datatype}'.`)
     const shape = checkShape(name, input.shape)
     const size = binarySize(name, input.parameters)
