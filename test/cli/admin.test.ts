@@ -115,8 +115,8 @@ describe('services behind helix users / apikeys / audit (in process, real Postgr
   it('openIdentity connects to the configured database for `helix serve`, and fails cleanly without keys', async () => {
     const { home, config } = world.database
     const identity = await openIdentity(home, config)
-    expect(identity.deps.signer?.kid).toBeTruthy()
-    expect(identity.deps.jwks?.keys.length).toBeGreaterThan(0)
+    expect(identity.deps.keys?.signer.kid).toBeTruthy()
+    expect(identity.deps.keys?.jwks.keys.length).toBeGreaterThan(0)
     await identity.close()
     const { rm } = await import('node:fs/promises')
     await rm(home.keysDir, { recursive: true })

@@ -47,8 +47,8 @@ async function apiKeyPrincipal(deps: IdentityDeps, key: string): Promise<Princip
 }
 
 async function accessTokenPrincipal(deps: IdentityDeps, token: string): Promise<Principal> {
-  if (!deps.verifyAccessToken) throw invalidCredentials()
-  const claims = await deps.verifyAccessToken(token)
+  if (!deps.keys) throw invalidCredentials()
+  const claims = await deps.keys.verify(token)
   const state = await accessTokenState(deps.db, {
     userId: claims.sub,
     jti: claims.jti,

@@ -8,14 +8,21 @@ import type { ApiKeyCache } from './api-key-cache.js'
 import type { Mailer } from './mail/mailer.js'
 import type { Argon2Params } from './password-hash.js'
 
+/** The JWT keys in use: one value, swapped as a whole when keys/ is re-read. */
+export interface JwtKeys {
+  signer: AccessTokenSigner
+  /** The public keys (current and previous), for /.well-known/jwks.json. */
+  jwks: JSONWebKeySet
+  verify: AccessTokenVerifier
+}
+
 /** What the identity services need; commands pass only db and config. */
 export interface IdentityDeps {
   db: DatabasePool
   config: HelixConfig
   mailer?: Mailer
-  signer?: AccessTokenSigner
-  jwks?: JSONWebKeySet
-  verifyAccessToken?: AccessTokenVerifier
+  /** The daemon's JWT keys (absent in commands, which issue no tokens). */
+  keys?: JwtKeys
   limiter?: RateLimiter
   /** Look-ups of API keys by hash, evicted by database change announcements (the daemon only). */
   apiKeyCache?: ApiKeyCache

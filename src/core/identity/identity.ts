@@ -62,12 +62,9 @@ export async function createIdentity(options: IdentityOptions): Promise<Identity
   }
   const reloadKeys = async () => {
     const [signer, jwks] = await Promise.all([loadSigningKey(home), loadJwks(home)])
-    deps.signer = signer
-    deps.jwks = jwks
-    deps.verifyAccessToken = accessTokenVerifier(jwks, {
-      issuer: config.jwt.issuer,
-      audience: config.jwt.audience,
-    })
+    const verify = accessTokenVerifier(jwks, { issuer: config.jwt.issuer, audience: config.jwt.audience })
+    // One assignment: a request sees the old keys or the new ones, never a mix.
+    deps.keys = { signer, jwks, verify }
   }
   await reloadKeys()
   if (options.apiKeyCache !== false) {

@@ -18,12 +18,12 @@ export interface TokenResponse {
 }
 
 function requireSigner(deps: IdentityDeps) {
-  if (!deps.signer) {
+  if (!deps.keys) {
     throw new Failure('KEYS_MISSING', 'No JWT signing key is loaded.', {
       hint: 'Run `helix keys generate` (or `helix init`).',
     })
   }
-  return deps.signer
+  return deps.keys.signer
 }
 
 /** Issues an access token and a refresh token in `familyId` (a new family for a new login). */

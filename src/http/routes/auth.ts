@@ -223,7 +223,7 @@ export async function authRoutes(instance: FastifyInstance, options: { deps: Ide
     },
     async (_request, reply) => {
       reply.header('cache-control', 'public, max-age=300')
-      return deps.jwks ?? { keys: [] }
+      return deps.keys?.jwks ?? { keys: [] }
     },
   )
 }

@@ -50,8 +50,8 @@ describe('users, sessions and tokens against a real daemon and PostgreSQL', () =
       .setProtectedHeader({ alg: 'EdDSA', kid, typ: 'at+jwt' })
       .sign(privateKey)
     const expired = await new SignJWT({ ...claims, iat: 1_000_000, nbf: 1_000_000, exp: 1_000_900 })
-      .setProtectedHeader({ alg: suite.d.identity.deps.signer!.alg, kid, typ: 'at+jwt' })
-      .sign(suite.d.identity.deps.signer!.privateKey)
+      .setProtectedHeader({ alg: suite.d.identity.deps.keys!.signer.alg, kid, typ: 'at+jwt' })
+      .sign(suite.d.identity.deps.keys!.signer.privateKey)
     for (const token of [none, stranger, expired, 'garbage', `${tokens.access_token}x`]) {
       const res = await post('/v2/models/add/infer', INFER_BODY, bearer(token))
       expect(res.statusCode, token).toBe(401)
