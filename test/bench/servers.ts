@@ -29,7 +29,8 @@ export interface ServerOptions {
 }
 
 export async function startServer(options: ServerOptions = {}): Promise<TestServer> {
-  const app = options.https ? Fastify({ https: options.https }) : Fastify()
+  // One instance type for both: the HTTPS and HTTP instances differ only in their raw server type.
+  const app = (options.https ? Fastify({ https: options.https }) : Fastify()) as unknown as FastifyInstance
   const hits = new Map<string, number>()
   const arrivals: number[] = []
   let inFlight = 0

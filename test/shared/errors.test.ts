@@ -3,8 +3,8 @@ import { Failure, HelixError, isHelixError, toHelixError, UserError } from '../.
 
 describe('error hierarchy', () => {
   it('gives user errors exit code 2 and failures exit code 1', () => {
-    const user = new UserError('BAD', 'bad input', { hint: 'fix it' })
-    const failure = new Failure('BROKE', 'it broke')
+    const user = new UserError('INVALID_INPUT', 'bad input', { hint: 'fix it' })
+    const failure = new Failure('INTERNAL', 'it broke')
     expect(user.exitCode).toBe(2)
     expect(failure.exitCode).toBe(1)
     expect(user).toBeInstanceOf(HelixError)
@@ -13,19 +13,19 @@ describe('error hierarchy', () => {
   })
 
   it('serialises code, message, hint and details for --json', () => {
-    const err = new UserError('BAD', 'bad input', { hint: 'fix it', details: { field: 'domain' } })
+    const err = new UserError('INVALID_INPUT', 'bad input', { hint: 'fix it', details: { field: 'domain' } })
     expect(JSON.parse(JSON.stringify(err))).toEqual({
-      code: 'BAD',
+      code: 'INVALID_INPUT',
       message: 'bad input',
       hint: 'fix it',
       details: { field: 'domain' },
     })
-    expect(new Failure('X', 'y').toJSON()).toEqual({ code: 'X', message: 'y' })
+    expect(new Failure('INTERNAL', 'y').toJSON()).toEqual({ code: 'INTERNAL', message: 'y' })
   })
 
   it('keeps the cause for --verbose', () => {
     const cause = new Error('root cause')
-    expect(new Failure('X', 'y', { cause }).cause).toBe(cause)
+    expect(new Failure('INTERNAL', 'y', { cause }).cause).toBe(cause)
   })
 
   it('maps oclif usage errors to USAGE with exit 2', () => {
@@ -56,7 +56,7 @@ describe('error hierarchy', () => {
       exitCode: 1,
     })
     expect(toHelixError('a string')).toMatchObject({ code: 'INTERNAL', message: 'a string' })
-    const already = new UserError('A', 'b')
+    const already = new UserError('INVALID_INPUT', 'b')
     expect(toHelixError(already)).toBe(already)
   })
 })

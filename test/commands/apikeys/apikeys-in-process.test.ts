@@ -50,7 +50,9 @@ describe('users / apikeys / audit commands in process', () => {
     const created = await run(UsersCreate, ['--email', 'ada@example.test', '--name', 'Ada', '--admin'])
     expect(created.user.role).toBe('admin')
     expect(out.join('')).toMatch(/Created admin ada@example.test/)
-    expect((await run(UsersList, [])).map((u) => u.email)).toEqual(['ada@example.test'])
+    expect(((await run(UsersList, [])) as { email: string }[]).map((u) => u.email)).toEqual([
+      'ada@example.test',
+    ])
     expect((await run(UsersOutbox, ['--to', 'ada@example.test'])).length).toBe(1)
     const key = await run(ApikeysCreate, [
       '--name',
@@ -72,9 +74,11 @@ describe('users / apikeys / audit commands in process', () => {
     ])
     expect(out.join('')).toContain(key.key)
     expect(key.quota_period).toBe('month')
-    expect((await run(ApikeysList, ['--user', 'ada@example.test', '--all'])).map((k) => k.id)).toEqual([
-      key.id,
-    ])
+    expect(
+      ((await run(ApikeysList, ['--user', 'ada@example.test', '--all'])) as { id: string }[]).map(
+        (k) => k.id,
+      ),
+    ).toEqual([key.id])
     expect(out.join('')).not.toContain(key.key)
     const rotated = await run(ApikeysRotate, [key.id, '--grace', '0s'])
     expect(rotated.key).not.toBe(key.key)
@@ -87,7 +91,7 @@ describe('users / apikeys / audit commands in process', () => {
     await expect(run(UsersDelete, ['ada@example.test'])).rejects.toThrow()
     expect((await run(UsersDelete, ['ada@example.test', '--yes'])).erased).toBe(true)
     expect(out.join('')).toMatch(/Erased ada@example.test/)
-    const audit = await run(Audit, ['--since', '1h', '--action', 'apikey.'])
+    const audit = (await run(Audit, ['--since', '1h', '--action', 'apikey.'])) as { action: string }[]
     expect(audit.map((a) => a.action).sort()).toEqual([
       'apikey.create',
       'apikey.revoke',

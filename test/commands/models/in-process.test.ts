@@ -113,7 +113,10 @@ describe('models and gpus commands (in process)', () => {
         action: 'load',
         url,
       })
-      const rows = (await ModelsList.run(['--url', url, '--json'], ROOT)) as Record<string, unknown>[]
+      const rows = (await ModelsList.run(['--url', url, '--json'], ROOT)) as unknown as Record<
+        string,
+        unknown
+      >[]
       expect(rows[0]).toMatchObject({ name: 'adder', state: 'READY', executionProvider: 'cpu' })
     })
   })

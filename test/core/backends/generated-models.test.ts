@@ -87,7 +87,7 @@ describe('generated ONNX test models', () => {
         UINT32: 'uint32',
         UINT64: 'uint64',
       } as const
-    )[datatype as 'FP32']
+    )[datatype as 'FP32'] as string
     const data =
       type === 'string'
         ? ['a', 'bc', '']

@@ -169,7 +169,7 @@ describe('OnnxBackend', () => {
     fake = await fakeNvidiaSmi('h100-x1.csv')
     const env = fake.env
     const withGpu = make({ modelPath: addPath, device: 'cuda', discoverGpus: () => discoverGpus({ env }) })
-    const error = await withGpu.load().catch((e: BackendLoadError) => e)
+    const error = (await withGpu.load().catch((e: BackendLoadError) => e)) as BackendLoadError
     expect(error).toBeInstanceOf(BackendLoadError)
     expect(error.reason).toMatch(
       /^CUDA is unavailable \(.*1 GPU\(s\) found\); install onnxruntime-node with its CUDA 12 libraries: ONNXRUNTIME_NODE_INSTALL=cuda12 npm ci/,
@@ -180,7 +180,7 @@ describe('OnnxBackend', () => {
       device: 'cuda',
       discoverGpus: () => discoverGpus({ env: none.env }),
     })
-    const error2 = await noGpu.load().catch((e: BackendLoadError) => e)
+    const error2 = (await noGpu.load().catch((e: BackendLoadError) => e)) as BackendLoadError
     await none.cleanup()
     expect(error2.reason).toMatch(
       /^CUDA is unavailable \(.*; no GPU found: nvidia-smi not found on PATH.*ONNXRUNTIME_NODE_INSTALL=cuda12/,

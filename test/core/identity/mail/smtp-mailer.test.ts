@@ -54,7 +54,7 @@ describe('SMTP mailer (real smtp-server)', () => {
       .send({ to: 'c@example.test', subject: 's', text: 'secret-token-value' })
       .catch((e: unknown) => e as { code: string; message: string })
     expect(err).toMatchObject({ code: 'MAIL_FAILED' })
-    expect((err as Error).message).not.toContain('secret-token-value')
+    expect((err as { message: string }).message).not.toContain('secret-token-value')
     await mailer.close()
   })
 })
