@@ -1,12 +1,12 @@
 import { readdir, stat, statfs } from 'node:fs/promises'
 import { createRequire } from 'node:module'
-import { createServer } from 'node:net'
 import { dirname, join } from 'node:path'
 import { execa } from 'execa'
 import { discoverGpus } from '../core/gpu/nvidia-smi.js'
 import { databaseStatus } from '../provision/postgres/database.js'
 import type { HelixConfig } from '../shared/config.js'
 import { exists, type HelixHome } from '../shared/home.js'
+import { isPortFree } from '../shared/ports.js'
 import { listCertificates } from '../state/certs/list.js'
 import type { CertificateSummary } from '../state/certs/summary.js'
 import { readDaemonRecord } from '../state/daemon-record.js'
@@ -102,17 +102,9 @@ export async function checkTool(
     : warn(name, `${name} not found (${purpose})`, `Install it, e.g. \`apt-get install ${name}\`.`)
 }
 
-function portFree(host: string, port: number): Promise<boolean> {
-  return new Promise<boolean>((resolve) => {
-    const server = createServer()
-    server.once('error', () => resolve(false))
-    server.listen({ host, port, exclusive: true }, () => server.close(() => resolve(true)))
-  })
-}
-
 /** Whether the daemon's port is free, taken by a helix daemon, or taken by something else. */
 export async function checkPort(host: string, port: number): Promise<CheckResult> {
-  if (await portFree(host, port)) return ok('port', `${host}:${port} is free for the daemon`)
+  if (await isPortFree(port, host)) return ok('port', `${host}:${port} is free for the daemon`)
   const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}/v2`
   const response = await fetch(url, { signal: AbortSignal.timeout(2000) }).catch(() => undefined)
   // With auth on, /v2 answers 401 with helix's realm; without, it names itself.
@@ -135,7 +127,7 @@ export async function checkPort(host: string, port: number): Promise<CheckResult
 export async function checkDaemonPort(home: HelixHome, config: HelixConfig): Promise<CheckResult> {
   const record = await readDaemonRecord(home)
   // A recorded pid whose port is free again was reused by another process: the record is stale.
-  if (record && !(await portFree(record.host, record.port))) {
+  if (record && !(await isPortFree(record.port, record.host))) {
     return ok(
       'port',
       `${record.host}:${record.port} is served by the running helix daemon (pid ${record.pid})`,

@@ -4,6 +4,7 @@ import { Value } from '@sinclair/typebox/value'
 import { PRIVATE_MODE, writeFileAtomic } from '../shared/atomic-write.js'
 import type { HelixConfig } from '../shared/config.js'
 import type { HelixHome } from '../shared/home.js'
+import { processAlive } from '../shared/process-alive.js'
 
 /**
  * What a listening daemon records in <dir>/data/daemon.json, so `helix status`, `doctor`, `models`
@@ -31,16 +32,6 @@ export type DaemonRecord = Static<typeof DaemonRecordSchema>
 
 export function daemonRecordFile(home: HelixHome): string {
   return home.path('data', 'daemon.json')
-}
-
-/** Whether a process exists; EPERM means it does, under another user. */
-export function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM'
-  }
 }
 
 /** Records this process as the helix directory's running daemon (0600: it names a local process). */

@@ -3,11 +3,11 @@ import { mkdir, readFile, stat, writeFile } from 'node:fs/promises'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { parseConfig } from '../../src/shared/config.js'
 import { HelixHome } from '../../src/shared/home.js'
+import { processAlive } from '../../src/shared/process-alive.js'
 import {
   type DaemonRecord,
   daemonRecordFile,
   locateDaemon,
-  processAlive,
   readDaemonRecord,
   removeDaemonRecord,
   writeDaemonRecord,

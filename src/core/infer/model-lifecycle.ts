@@ -1,4 +1,3 @@
-import { stat } from 'node:fs/promises'
 import { availableParallelism } from 'node:os'
 import { firstLine } from '../../shared/errors.js'
 import type { DevicePolicy } from '../backends/backend.js'
@@ -19,7 +18,7 @@ import {
   type RepositoryModel,
   readRepositoryModel,
   scanRepository,
-  versionFingerprint,
+  versionFile,
 } from './repository.js'
 import { ResponseCache } from './response-cache.js'
 import { Scheduler } from './scheduler.js'
@@ -193,13 +192,7 @@ export class ModelLifecycle {
       this.onDemand.set(model, pending)
     }
     const timeoutMs = this.options.lazyLoadTimeoutMs ?? DEFAULT_LAZY_LOAD_TIMEOUT_MS
-    let timer: NodeJS.Timeout | undefined
-    const timedOut = new Promise<'timeout'>((resolve) => {
-      timer = setTimeout(() => resolve('timeout'), timeoutMs)
-    })
-    const outcome = await Promise.race([pending, timedOut])
-    clearTimeout(timer)
-    if (outcome === 'timeout') {
+    if (!(await settlesWithin(pending, timeoutMs))) {
       throw modelNotReady(
         model,
         `it is still loading after ${timeoutMs} ms (models.lazy_load_timeout_ms); retry shortly`,
@@ -286,13 +279,14 @@ export class ModelLifecycle {
     }
     const loads = await Promise.all(
       wanted.map(async (version) => {
-        const fingerprint = await versionFingerprint(repo, Number(version))
+        const file = await versionFile(repo, Number(version))
+        const fingerprint = file?.fingerprint
         const current = entry.versions.get(version)
         if (current?.state === 'READY' && fingerprint !== undefined && current.fingerprint === fingerprint)
           return current
         if (current?.state !== 'READY') entry.loading.add(version)
         try {
-          return await this.loadVersion(entry.name, repo, version, config, fingerprint)
+          return await this.loadVersion(entry.name, repo, version, config, file)
         } finally {
           entry.loading.delete(version)
         }
@@ -352,34 +346,20 @@ export class ModelLifecycle {
     repo: RepositoryModel,
     version: string,
     config: ModelConfig,
-    fingerprint?: string,
+    file: { fingerprint: string; size: number } | undefined,
   ): Promise<VersionSlot> {
     const modelPath = modelFile(repo, Number(version))
-    const size =
-      fingerprint === undefined
-        ? undefined
-        : await stat(modelPath).then(
-            (s) => s.size,
-            () => undefined,
-          )
-    if (size === undefined) {
-      return unavailable(version, `models/${name}/${version}/model.onnx is missing`)
-    }
-    const label = `${name}:${version}`
+    if (!file) return unavailable(version, `models/${name}/${version}/model.onnx is missing`)
+    const { fingerprint, size } = file
     // Instances the config names; a second one opened under load is not counted.
     const bytes = this.options.memoryBudgetBytes ? estimateModelMemory(size, config.instances ?? 1) : 0
     const refusal = this.makeRoom(name, bytes)
-    if (refusal) {
-      this.logger.error({ model: name, version, reason: refusal }, `model ${label} is unavailable`)
-      return unavailable(version, refusal, true)
-    }
+    if (refusal) return this.failed(name, version, refusal, true)
     let slot: VersionSlot
     try {
       slot = await this.limiter.run(() => this.openVersion(name, modelPath, version, config, fingerprint))
     } catch (err) {
-      const reason = firstLine((err as Error).message)
-      this.logger.error({ model: name, version, reason }, `model ${label} is unavailable`)
-      slot = unavailable(version, reason)
+      slot = this.failed(name, version, firstLine((err as Error).message))
     }
     if (slot.state === 'READY') {
       slot.memoryBytes = bytes
@@ -387,6 +367,12 @@ export class ModelLifecycle {
     } else this.reservedBytes -= bytes
     return slot
   }
+  /** A version that could not load, logged with its reason. */
+  private failed(name: string, version: string, reason: string, loadsOnRequest = false): VersionSlot {
+    this.logger.error({ model: name, version, reason }, `model ${name}:${version} is unavailable`)
+    return unavailable(version, reason, loadsOnRequest)
+  }
+
   /** Estimated bytes of the versions holding a backend, and of loads admitted but not finished. */
   private usedBytes(): number {
     let used = this.reservedBytes
@@ -472,14 +458,15 @@ export class ModelLifecycle {
     try {
       await backend.load()
     } catch (err) {
-      const reason = err instanceof BackendLoadError ? err.reason : firstLine((err as Error).message)
-      this.logger.error({ model: name, version, reason }, `model ${label} is unavailable`)
-      return unavailable(version, reason)
+      return this.failed(
+        name,
+        version,
+        err instanceof BackendLoadError ? err.reason : firstLine((err as Error).message),
+      )
     }
     const fail = async (reason: string): Promise<VersionSlot> => {
       await backend.dispose()
-      this.logger.error({ model: name, version, reason }, `model ${label} is unavailable`)
-      return unavailable(version, reason)
+      return this.failed(name, version, reason)
     }
     const description = backend.describe()
     const batchable = hasBatchDimension(description)
@@ -550,13 +537,7 @@ export class ModelLifecycle {
         const { serving } = slot
         if (!serving) return
         slot.state = 'UNLOADING'
-        let timer: NodeJS.Timeout | undefined
-        const timedOut = new Promise<'timeout'>((resolve) => {
-          timer = setTimeout(() => resolve('timeout'), timeoutMs)
-        })
-        const outcome = await Promise.race([serving.scheduler.drain(), timedOut])
-        clearTimeout(timer)
-        if (outcome === 'timeout') {
+        if (!(await settlesWithin(serving.scheduler.drain(), timeoutMs))) {
           this.logger.warn(
             { model: entry.name, version: slot.version },
             `version ${slot.version} did not drain within ${timeoutMs} ms`,
@@ -595,5 +576,18 @@ export class ModelLifecycle {
     this.closed = true
     await this.startup.catch(() => undefined)
     await Promise.all(this.table.names().map((name) => this.unload(name).catch(() => undefined)))
+  }
+}
+
+/** Whether `work` settles within `ms`; it goes on either way, and its rejection is passed on. */
+async function settlesWithin(work: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined
+  const timedOut = new Promise<false>((resolve) => {
+    timer = setTimeout(() => resolve(false), ms)
+  })
+  try {
+    return await Promise.race([work.then(() => true), timedOut])
+  } finally {
+    clearTimeout(timer)
   }
 }

@@ -62,14 +62,18 @@ export function modelFile(model: RepositoryModel, version: number): string {
 }
 
 /**
- * What identifies a version's files on disk: a reload keeps a loaded version whose fingerprint did
- * not change, and re-opens one whose model.onnx or config.yaml did.
+ * A version's model file: its size (what the memory budget estimates from) and what identifies its
+ * files on disk (a reload keeps a loaded version whose fingerprint did not change, and re-opens one
+ * whose model.onnx or config.yaml did); undefined when the file is missing. One stat for both.
  */
-export async function versionFingerprint(
+export async function versionFile(
   model: RepositoryModel,
   version: number,
-): Promise<string | undefined> {
+): Promise<{ fingerprint: string; size: number } | undefined> {
   const info = await stat(modelFile(model, version)).catch(() => undefined)
   if (!info?.isFile()) return undefined
-  return `${info.size}:${info.mtimeMs}:${info.ino}:${model.configText ?? ''}`
+  return {
+    fingerprint: `${info.size}:${info.mtimeMs}:${info.ino}:${model.configText ?? ''}`,
+    size: info.size,
+  }
 }

@@ -113,10 +113,11 @@ export function identityHooks(deps: IdentityDeps, guard: RateLimitGuard, recorde
   const enabled = deps.config.auth.enabled
 
   const authenticate: Authenticate = async (request, reply) => {
-    const route = request.routeOptions.url
+    // routeOptions builds a fresh object on every read: once per request is enough.
+    const { url: route, config } = request.routeOptions
     await guard.byIp(request, reply, route)
     const access = routeAccess(
-      request.routeOptions.config.access,
+      config.access,
       route,
       pathOf(request),
       request.params as Record<string, string>,

@@ -52,20 +52,23 @@ export const requestLogPlugin = fp(
   async (app: FastifyInstance, options: { policy?: RequestLogPolicy; draw?: () => number }) => {
     const policy = options.policy ?? DEFAULT_REQUEST_LOG
     const draw = options.draw ?? Math.random
-    app.addHook('onResponse', async (request, reply) => {
+    // A callback hook: most answers log nothing, and an async hook would cost a promise each.
+    app.addHook('onResponse', (request, reply, done) => {
       const level = requestLogLevel(reply.statusCode, policy, draw)
-      if (level === undefined) return
-      const failure = failures.get(request)
-      request.log[level](
-        {
-          req: { method: request.method, url: request.url, remoteAddress: request.ip },
-          res: { statusCode: reply.statusCode },
-          responseTime: Math.round(reply.elapsedTime * 10) / 10,
-          ...(failure ? { code: failure.code, error: failure.message } : {}),
-          ...(failure?.err ? { err: failure.err } : {}),
-        },
-        'request completed',
-      )
+      if (level !== undefined) {
+        const failure = failures.get(request)
+        request.log[level](
+          {
+            req: { method: request.method, url: request.url, remoteAddress: request.ip },
+            res: { statusCode: reply.statusCode },
+            responseTime: Math.round(reply.elapsedTime * 10) / 10,
+            ...(failure ? { code: failure.code, error: failure.message } : {}),
+            ...(failure?.err ? { err: failure.err } : {}),
+          },
+          'request completed',
+        )
+      }
+      done()
     })
   },
   { name: 'helix-request-log', fastify: '5.x' },

@@ -19,6 +19,8 @@ import pg from 'pg'
 import type { HelixConfig } from '../../shared/config.js'
 import { Failure, UserError } from '../../shared/errors.js'
 import { exists, type HelixHome } from '../../shared/home.js'
+import { findFreePort, isPortFree } from '../../shared/ports.js'
+import { processAlive } from '../../shared/process-alive.js'
 import {
   clusterDataDir,
   type EmbeddedState,
@@ -30,7 +32,6 @@ import {
 } from '../../state/db/embedded-state.js'
 import { redactUrl } from '../../state/db/redact.js'
 import { type PostgresBinaries, postgresBinaries } from './binaries.js'
-import { findFreePort, isPortFree } from './free-port.js'
 import {
   closedDirectory,
   prepareRelocatedParent,
@@ -76,13 +77,7 @@ export async function runningPid(dataDir: string): Promise<number | undefined> {
     return undefined
   }
   const pid = Number(text.split('\n')[0])
-  if (!Number.isInteger(pid) || pid <= 0) return undefined
-  try {
-    process.kill(pid, 0)
-  } catch (err) {
-    // EPERM: alive but owned by someone else, which a non-root helix sees for a foreign process.
-    if ((err as NodeJS.ErrnoException).code !== 'EPERM') return undefined
-  }
+  if (!Number.isInteger(pid) || pid <= 0 || !processAlive(pid)) return undefined
   // A stale pid file after a crash may name a pid that was reused by an unrelated process.
   const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => 'postgres')
   return cmdline.includes('postgres') ? pid : undefined

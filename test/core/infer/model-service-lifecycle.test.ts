@@ -31,12 +31,9 @@ describe('model service lifecycle edges', () => {
 
   it('shows a first load as LOADING and the server as not ready until it finishes', async () => {
     await addToRepository(dir, 'slow', scaleModel(2))
-    let release!: () => void
-    const gate = new Promise<void>((resolve) => {
-      release = resolve
-    })
     // The real ONNX backend, held at the door of load() so the LOADING state can be observed.
-    const { backends } = heldBackends(() => gate)
+    const { backends, hold } = heldBackends()
+    const release = hold()
     service = await createModelService({
       repositoryDir: dir,
       defaultDevice: 'cpu',
@@ -63,18 +60,14 @@ describe('model service lifecycle edges', () => {
 
   it('shows a failed version as LOADING while it is retried, and forgets a model removed meanwhile', async () => {
     await addToRepository(dir, 'flaky', corruptModel())
-    let gate = Promise.resolve()
-    const { backends } = heldBackends(() => gate)
+    const { backends, hold } = heldBackends()
     service = await createModelService({
       repositoryDir: dir,
       defaultDevice: 'cpu',
       backends,
     })
     expect(service.index()[0]).toMatchObject({ version: '1', state: 'UNAVAILABLE' })
-    let release!: () => void
-    gate = new Promise<void>((resolve) => {
-      release = resolve
-    })
+    const release = hold()
     await addToRepository(dir, 'flaky', scaleModel(2))
     const first = service.load('flaky')
     await expect.poll(() => service?.index()).toEqual([{ name: 'flaky', version: '1', state: 'LOADING' }])

@@ -112,11 +112,8 @@ describe('a repository of many models', () => {
 
   it('lazy: a request waits for the load up to the bound, then gets 503 while the load goes on', async () => {
     await addToRepository(dir, 'slow', scaleModel(2))
-    let release!: () => void
-    const gate = new Promise<void>((resolve) => {
-      release = resolve
-    })
-    const { backends } = heldBackends(() => gate)
+    const { backends, hold } = heldBackends()
+    const release = hold()
     const s = await start({ startupModels: 'lazy', backends, lazyLoadTimeoutMs: 50 })
     const error = await rejection(s.infer({ model: 'slow', inputs: [x] }))
     expect(error.code).toBe('MODEL_NOT_READY')

@@ -52,21 +52,29 @@ export async function rejection(
 }
 
 /**
- * The real ONNX backend, held at the door of load() until the promise `gate()` returns settles, so
- * LOADING states can be observed; counts the backends made per model.
+ * The real ONNX backend, counted per model; `hold()` keeps every load() that starts from then on at
+ * its door until the function it returns is called, so LOADING states can be observed.
  */
-export function heldBackends(gate: () => Promise<void> = () => Promise.resolve()) {
+export function heldBackends() {
   const made = new Map<string, number>()
+  let gate: Promise<void> = Promise.resolve()
   const onnx = (options: BackendOptions): Backend => {
     const model = options.label.split(':')[0]
     made.set(model, (made.get(model) ?? 0) + 1)
     const backend = onnxBackend(options)
     const load = backend.load.bind(backend)
     backend.load = async () => {
-      await gate()
+      await gate
       await load()
     }
     return backend
   }
-  return { made, backends: { onnx } }
+  const hold = (): (() => void) => {
+    let release!: () => void
+    gate = new Promise<void>((resolve) => {
+      release = resolve
+    })
+    return release
+  }
+  return { made, backends: { onnx }, hold }
 }

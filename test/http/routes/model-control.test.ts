@@ -46,11 +46,8 @@ describe('model control through the KServe routes (models.load none and lazy)', 
   })
 
   it('lazy: live and ready answer while a model loads for its first request', async () => {
-    let release!: () => void
-    const gate = new Promise<void>((resolve) => {
-      release = resolve
-    })
-    const { backends } = heldBackends(() => gate)
+    const { backends, hold } = heldBackends()
+    const release = hold()
     service = await createModelService({
       repositoryDir: dir,
       defaultDevice: 'cpu',

@@ -13,12 +13,12 @@ import {
   startEmbedded,
   stopEmbedded,
 } from '../../../src/provision/postgres/embedded-server.js'
-import { findFreePort, isPortFree } from '../../../src/provision/postgres/free-port.js'
 import { relocatedDataDir } from '../../../src/provision/postgres/server-location.js'
 import { DEFAULT_SERVER_USER, resolveServerUser } from '../../../src/provision/postgres/server-user.js'
 import { parseConfig } from '../../../src/shared/config.js'
 import { isHelixError } from '../../../src/shared/errors.js'
 import { exists, HelixHome } from '../../../src/shared/home.js'
+import { findFreePort, isPortFree } from '../../../src/shared/ports.js'
 import { embeddedStateFile, embeddedUrl, readEmbeddedState } from '../../../src/state/db/embedded-state.js'
 
 const isRoot = process.getuid?.() === 0

@@ -14,12 +14,12 @@ export function findFreePort(): Promise<number> {
   })
 }
 
-/** Whether something already listens on the port (then the recorded port cannot be reused). */
-export function isPortFree(port: number): Promise<boolean> {
+/** Whether a port can be bound on `host`: false when something already listens there. */
+export function isPortFree(port: number, host = '127.0.0.1'): Promise<boolean> {
   return new Promise((resolve) => {
     const server = createServer()
     server.unref()
     server.once('error', () => resolve(false))
-    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)))
+    server.listen({ host, port, exclusive: true }, () => server.close(() => resolve(true)))
   })
 }
