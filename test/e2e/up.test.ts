@@ -19,9 +19,13 @@ interface Up {
 async function startUp(dir: string, port: number, terminal = false): Promise<Up> {
   const started = Date.now()
   const args = [HELIX_BIN, 'up', '--dir', dir, '--port', String(port)]
-  const options = { reject: false, env: { HELIX_DIR: undefined }, extendEnv: true } as const
+  // SHELL=/bin/sh as on a CI runner, where it is often unset: script runs the command with it.
+  const options = { reject: false, env: { HELIX_DIR: undefined, SHELL: '/bin/sh' }, extendEnv: true } as const
+  // `exec`: without it a shell that does not exec its last command (dash, /bin/sh when SHELL is unset)
+  // stays in the terminal's foreground group, dies of the Ctrl-C itself, and script reports 130.
+  const command = `exec ${['node', ...args].map((a) => `'${a}'`).join(' ')}`
   const child = terminal
-    ? execa('script', ['-qfec', ['node', ...args].map((a) => `'${a}'`).join(' '), '/dev/null'], {
+    ? execa('script', ['-qfec', command, '/dev/null'], {
         ...options,
         stdin: 'pipe',
       })
