@@ -67,6 +67,8 @@ const FORBIDDEN: Record<string, { layers: string[]; packages?: RegExp }> = {
 
 /** Only the REST face may use the web framework. */
 const FASTIFY = /^(fastify|@fastify\/.*)$/
+/** Only the gRPC face may use gRPC. */
+const GRPC = /^@grpc\/.*$/
 
 /** Strongly connected components of more than one file (Tarjan), each sorted. */
 function cycles(edges: Edge[]): string[][] {
@@ -112,7 +114,7 @@ describe('import rules', () => {
   it('reads the whole tree', () => {
     expect(edges.length).toBeGreaterThan(500)
     expect(new Set(edges.map((e) => layer(e.from)))).toEqual(
-      new Set(['bench', 'cli', 'commands', 'core', 'http', 'ops', 'provision', 'shared', 'state']),
+      new Set(['bench', 'cli', 'commands', 'core', 'grpc', 'http', 'ops', 'provision', 'shared', 'state']),
     )
   })
 
@@ -130,6 +132,13 @@ describe('import rules', () => {
   it('only src/http imports Fastify', () => {
     const broken = edges
       .filter((e) => !e.local && FASTIFY.test(e.to) && layer(e.from) !== 'http')
+      .map((e) => `${e.from} -> ${e.to}`)
+    expect(broken).toEqual([])
+  })
+
+  it('only src/grpc imports the gRPC packages', () => {
+    const broken = edges
+      .filter((e) => !e.local && GRPC.test(e.to) && layer(e.from) !== 'grpc')
       .map((e) => `${e.from} -> ${e.to}`)
     expect(broken).toEqual([])
   })

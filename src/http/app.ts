@@ -9,7 +9,7 @@ import Fastify, {
   LogController,
 } from 'fastify'
 import type { ModelService } from '../core/infer/types.js'
-import { HelixMetrics } from './metrics.js'
+import { HelixMetrics } from '../core/metrics.js'
 import { authPlugin, type HttpAuth } from './plugins/auth.js'
 import { bodyParsersPlugin } from './plugins/body-parsers.js'
 import { errorsPlugin } from './plugins/errors.js'

@@ -3,8 +3,9 @@ import swagger from '@fastify/swagger'
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import type { Identity } from '../core/identity/identity.js'
+import { rateLimitGuard } from '../core/limits/guard.js'
 import { type HttpAuth, identityHooks } from './plugins/auth.js'
-import { rateLimitGuard } from './plugins/rate-limit.js'
+import { httpRateLimits } from './plugins/rate-limit.js'
 import { apiKeyRoutes } from './routes/apikeys.js'
 import { authRoutes } from './routes/auth.js'
 import { authMeRoutes } from './routes/auth-me.js'
@@ -20,7 +21,7 @@ const API_VERSION = '2'
 export function httpAuthentication(identity: Identity): HttpAuth {
   const { deps, limiter, recorder } = identity
   const { config } = deps
-  const hooks = identityHooks(deps, rateLimitGuard(limiter, config), recorder)
+  const hooks = identityHooks(deps, httpRateLimits(rateLimitGuard(limiter, config)), recorder)
   const routes = fp(
     async (app: FastifyInstance) => {
       // Closed by default: with no configured origins no CORS headers are sent at all.

@@ -1,3 +1,4 @@
+import { matchesPublicPattern } from '../core/identity/access.js'
 import type { BaseScope, ScopeRequirement } from '../core/identity/scopes.js'
 
 /**
@@ -23,11 +24,6 @@ export type RouteAccess =
   | { kind: 'public' }
   | { kind: 'signed-in' }
   | { kind: 'scope'; need: ScopeRequirement; modelFromBody?: boolean }
-
-/** `pattern` with a trailing * matches any suffix; otherwise the path must be equal. */
-export function matchesPublicPattern(path: string, patterns: readonly string[]): boolean {
-  return patterns.some((p) => (p.endsWith('*') ? path.startsWith(p.slice(0, -1)) : path === p))
-}
 
 /**
  * @param declared the route's `config.access`

@@ -9,34 +9,25 @@ import { type Identity, openIdentity } from '../core/identity/identity.js'
 import { parseMemorySize } from '../core/infer/memory-budget.js'
 import { HelixModelService } from '../core/infer/model-service.js'
 import type { ModelService } from '../core/infer/types.js'
+import { HelixMetrics } from '../core/metrics.js'
 import type { HelixConfig } from '../shared/config.js'
 import { Failure } from '../shared/errors.js'
 import type { HelixHome } from '../shared/home.js'
 import { PACKAGE_VERSION } from '../shared/package-version.js'
+import { INTERMEDIATE_CIPHERS, MIN_TLS_VERSION } from '../shared/tls-profile.js'
 import { listCertificates } from '../state/certs/list.js'
 import { daemonRecordFile, daemonUrl, removeDaemonRecord, writeDaemonRecord } from '../state/daemon-record.js'
 import { runMigrations } from '../state/db/connect.js'
 import { type BuildAppOptions, buildApp, REDACTED_PATHS } from './app.js'
 import { httpAuthentication } from './identity.js'
-import { HelixMetrics } from './metrics.js'
 import { chooseLogFormat, LEVEL_VALUES, PrettyLogStream } from './pretty-log.js'
 import { loadRuntimeConfig, type RuntimeConfig, type RuntimeTls, type ServeFlags } from './serve-config.js'
-
-/** Mozilla "intermediate" TLS (ssl-config.mozilla.org): TLS 1.2 and 1.3, these 1.2 suites, client order. */
-export const INTERMEDIATE_CIPHERS = [
-  'ECDHE-ECDSA-AES128-GCM-SHA256',
-  'ECDHE-RSA-AES128-GCM-SHA256',
-  'ECDHE-ECDSA-AES256-GCM-SHA384',
-  'ECDHE-RSA-AES256-GCM-SHA384',
-  'ECDHE-ECDSA-CHACHA20-POLY1305',
-  'ECDHE-RSA-CHACHA20-POLY1305',
-].join(':')
 
 export function httpsOptions(tls: RuntimeTls): HttpsServerOptions {
   return {
     cert: tls.cert,
     key: tls.key,
-    minVersion: 'TLSv1.2',
+    minVersion: MIN_TLS_VERSION,
     ciphers: INTERMEDIATE_CIPHERS,
     honorCipherOrder: false,
     ...(tls.mtls ? { ca: tls.ca, requestCert: true, rejectUnauthorized: true } : {}),

@@ -1,9 +1,10 @@
 import { describe, expect, it } from 'vitest'
+import { matchesPublicPattern } from '../../src/core/identity/access.js'
 import { bearerCredential } from '../../src/core/identity/authenticator.js'
 import { parseDuration, parseWhen } from '../../src/core/identity/duration.js'
 import { actorOf } from '../../src/core/identity/principal.js'
 import { itemsOf } from '../../src/http/plugins/auth.js'
-import { matchesPublicPattern, routeAccess } from '../../src/http/route-access.js'
+import { routeAccess } from '../../src/http/route-access.js'
 
 const pub = ['/v2/health/*']
 

@@ -1,8 +1,8 @@
+import { checkShape, isDatatype } from '../../core/infer/datatypes.js'
 import { invalidInput } from '../../core/infer/errors.js'
+import { decodeBinaryData } from '../../core/infer/raw-tensor.js'
 import type { Tensor } from '../../core/infer/types.js'
 import type { InferRequestBody } from '../schemas/v2.js'
-import { decodeBinaryData } from './binary-tensor.js'
-import { checkShape, isDatatype } from './datatypes.js'
 import { decodeJsonData } from './json-tensor.js'
 
 /** An infer request body turned into core tensors, plus what the response encoder needs to know. */

@@ -1,5 +1,5 @@
+import { encodeBinaryData } from '../../core/infer/raw-tensor.js'
 import type { InferResult } from '../../core/infer/types.js'
-import { encodeBinaryData } from './binary-tensor.js'
 import { encodeJsonData } from './json-tensor.js'
 
 export interface EncodedInferResponse {

@@ -1,7 +1,7 @@
+import { elementCount, TYPED_ARRAY } from '../../core/infer/datatypes.js'
 import { invalidInput } from '../../core/infer/errors.js'
+import { fromHalfBits, toHalfBits } from '../../core/infer/fp16.js'
 import type { Datatype, TensorData } from '../../core/infer/types.js'
-import { elementCount, TYPED_ARRAY } from './datatypes.js'
-import { fromHalfBits, toHalfBits } from './fp16.js'
 
 /**
  * JSON tensor data ↔ typed arrays. `data` is row-major, flat or nested. JSON has no NaN or ±Infinity,

@@ -1,14 +1,15 @@
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
+import { lacking, modelAllowed, permitted, rowsOf } from '../../core/identity/access.js'
 import { forbidden, missingCredentials } from '../../core/identity/auth-errors.js'
 import { authenticateCredential, bearerCredential } from '../../core/identity/authenticator.js'
 import type { IdentityDeps } from '../../core/identity/identity-deps.js'
 import type { Principal } from '../../core/identity/principal.js'
-import { allows, type ScopeRequirement } from '../../core/identity/scopes.js'
+import { allows } from '../../core/identity/scopes.js'
 import type { UsageRecorder } from '../../core/identity/usage-recorder.js'
 import * as repos from '../../state/db/repositories/index.js'
 import { type RouteAccess, routeAccess } from '../route-access.js'
-import type { RateLimitGuard } from './rate-limit.js'
+import type { HttpRateLimits } from './rate-limit.js'
 
 /**
  * Decides whether a request may proceed; throws a HelixError (UNAUTHENTICATED/FORBIDDEN/RATE_LIMITED)
@@ -75,32 +76,9 @@ export function itemsOf(body: unknown): number {
   if (!body || typeof body !== 'object') return 0
   const b = body as { inputs?: Array<{ shape?: unknown }>; input?: unknown }
   const shape = b.inputs?.[0]?.shape
-  if (Array.isArray(shape)) return typeof shape[0] === 'number' && shape.length > 1 ? shape[0] : 1
+  if (Array.isArray(shape)) return rowsOf([shape as number[]])
   if (Array.isArray(b.input)) return b.input.length
   return b.input === undefined ? 0 : 1
-}
-
-function modelAllowed(principal: Principal, model: string | undefined): boolean {
-  if (!principal.models || principal.models.length === 0) return true
-  return model !== undefined && principal.models.includes(model)
-}
-
-/**
- * Whether a principal meets a route's requirement. A key's model list narrows inference, and with it
- * the metadata reads that inference grants; models:read itself still reads every model.
- */
-function permitted(principal: Principal, need: ScopeRequirement): boolean {
-  if (!allows(principal.scopes, need)) return false
-  if (need.model === undefined) return true
-  const throughInfer = need.scope === 'infer' || !allows(principal.scopes, { scope: need.scope })
-  return !throughInfer || modelAllowed(principal, need.model)
-}
-
-function lacking(need: ScopeRequirement): string {
-  if (need.model === undefined) return `This credential lacks the ${need.scope} scope.`
-  return need.scope === 'infer'
-    ? `This credential lacks the infer scope for model ${need.model}.`
-    : `This credential lacks the ${need.scope} scope, and may not call model ${need.model}.`
 }
 
 /**
@@ -108,7 +86,7 @@ function lacking(need: ScopeRequirement): string {
  * API key or access JWT (401 with WWW-Authenticate when missing or bad), the key's limits and quota
  * (429), then the route's scope (403).
  */
-export function identityHooks(deps: IdentityDeps, guard: RateLimitGuard, recorder: UsageRecorder) {
+export function identityHooks(deps: IdentityDeps, guard: HttpRateLimits, recorder: UsageRecorder) {
   const publicRoutes = deps.config.auth.public_routes
   const enabled = deps.config.auth.enabled
 
@@ -138,7 +116,7 @@ export function identityHooks(deps: IdentityDeps, guard: RateLimitGuard, recorde
       throw err
     }
     request.principal = principal
-    await guard.byPrincipal(request, reply, principal)
+    await guard.byPrincipal(reply, principal)
     if (access.kind === 'scope') {
       const need = access.need
       if (!permitted(principal, need)) {

@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
-import type { HelixMetrics } from '../metrics.js'
+import type { HelixMetrics } from '../../core/metrics.js'
 
 declare module 'fastify' {
   interface FastifyInstance {

@@ -2,7 +2,6 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { RequestCancel } from '../../core/infer/cancel-signal.js'
 import type { InferResult, ModelService } from '../../core/infer/types.js'
-import { isHelixError } from '../../shared/errors.js'
 import { decodeInferRequest } from '../kserve/infer-request.js'
 import { encodeInferResponse } from '../kserve/infer-response.js'
 import { parseJson, RawBody } from '../plugins/body-parsers.js'
@@ -72,18 +71,13 @@ export async function inferRoutes(instance: FastifyInstance, options: { service:
         },
       })
     } catch (err) {
-      const status = isHelixError(err) ? err.code : 'INTERNAL'
-      metrics.inferenceRequests.inc({ model, version: version ?? '', status })
+      metrics.inferenceFailed('rest', model, version, err)
       throw err
     } finally {
       reply.raw.removeListener('close', onClose)
     }
-    const labels = { model: result.modelName, version: result.modelVersion }
+    metrics.inferenceDone('rest', result)
     const { queueMs, computeMs, batchSize } = result.timing
-    metrics.inferenceRequests.inc({ ...labels, status: 'success' })
-    metrics.inferenceQueue.observe(labels, queueMs / 1000)
-    metrics.inferenceCompute.observe(labels, computeMs / 1000)
-    metrics.batchSize.observe({ model: result.modelName }, batchSize)
 
     const encoded = encodeInferResponse(result, decoded.binaryOutput)
     reply.header(

@@ -236,9 +236,11 @@ describe('cross-cutting behaviour', () => {
     expect(text).toMatch(/helix_inference_queue_seconds_count\{model="add",version="1"\} [1-9]/)
     expect(text).toMatch(/helix_inference_compute_seconds_count\{model="add",version="1"\} [1-9]/)
     expect(text).toMatch(/helix_inference_batch_size_count\{model="add"\} [1-9]/)
-    expect(text).toMatch(/helix_inference_requests_total\{model="add",version="1",status="success"\} [1-9]/)
     expect(text).toMatch(
-      /helix_inference_requests_total\{model="nope",version="",status="MODEL_NOT_FOUND"\} 1/,
+      /helix_inference_requests_total\{model="add",version="1",status="success",protocol="rest"\} [1-9]/,
+    )
+    expect(text).toMatch(
+      /helix_inference_requests_total\{model="nope",version="",status="MODEL_NOT_FOUND",protocol="rest"\} 1/,
     )
     expect(text).toMatch(/helix_inference_queue_depth\{model="cls",version="1"\} 0/)
     expect(text).toMatch(/helix_inference_queue_capacity\{model="slow",version="1"\} 1\n/)
@@ -250,7 +252,7 @@ describe('cross-cutting behaviour', () => {
 
 describe('certificate expiry metric', () => {
   it('reports seconds until each certificate expires, as the alert rules expect', async () => {
-    const { HelixMetrics } = await import('../../../src/http/metrics.js')
+    const { HelixMetrics } = await import('../../../src/core/metrics.js')
     const notAfter = new Date(Date.now() + 10 * 86_400_000)
     const metrics = new HelixMetrics(t.service, {
       defaultMetrics: false,

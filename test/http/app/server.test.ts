@@ -165,7 +165,7 @@ describe('the daemon over real HTTP', () => {
       await expect(queued).rejects.toThrow()
       await waitFor(async () => {
         const metrics = await (await request(`${daemon.url}/metrics`)).body.text()
-        return /helix_inference_requests_total\{model="waiting",version="",status="CANCELLED"\} 1/.test(
+        return /helix_inference_requests_total\{model="waiting",version="",status="CANCELLED",protocol="rest"\} 1/.test(
           metrics,
         )
       }, 3000)

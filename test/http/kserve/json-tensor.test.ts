@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
+import { fromHalfBits, toHalfBits } from '../../../src/core/infer/fp16.js'
 import type { Datatype } from '../../../src/core/infer/types.js'
-import { fromHalfBits, toHalfBits } from '../../../src/http/kserve/fp16.js'
 import { decodeJsonData, encodeJsonData, flatten } from '../../../src/http/kserve/json-tensor.js'
 import { isHelixError } from '../../../src/shared/errors.js'
 

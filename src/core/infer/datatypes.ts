@@ -1,9 +1,9 @@
-import { invalidInput } from '../../core/infer/errors.js'
-import { TYPED_ARRAY } from '../../core/infer/tensor-data.js'
-import { DATATYPES, type Datatype } from '../../core/infer/types.js'
+import { invalidInput } from './errors.js'
+import { TYPED_ARRAY } from './tensor-data.js'
+import { DATATYPES, type Datatype } from './types.js'
 
 // One table of datatype → typed array, shared with the inference core.
-export { elementCount, TYPED_ARRAY } from '../../core/infer/tensor-data.js'
+export { elementCount, TYPED_ARRAY } from './tensor-data.js'
 
 export function isDatatype(value: unknown): value is Datatype {
   return typeof value === 'string' && (DATATYPES as readonly string[]).includes(value)

@@ -1,5 +1,9 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client'
-import type { ModelService } from '../core/infer/types.js'
+import { isHelixError } from '../shared/errors.js'
+import type { InferResult, ModelService } from './infer/types.js'
+
+/** The face a request came through, as the protocol label says it. */
+export type Protocol = 'rest' | 'grpc'
 
 /** Buckets of the per-request queue and compute histograms: 0.5 ms to 2.5 s. */
 const INFERENCE_SECONDS_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5]
@@ -52,10 +56,41 @@ export class HelixMetrics {
 
   readonly inferenceRequests = new Counter({
     name: 'helix_inference_requests_total',
-    help: 'Inference requests by model, version that answered and outcome (success or an error code).',
-    labelNames: ['model', 'version', 'status'] as const,
+    help: 'Inference requests by model, version that answered, outcome (success or an error code) and protocol (rest, grpc).',
+    labelNames: ['model', 'version', 'status', 'protocol'] as const,
     registers: [this.registry],
   })
+
+  readonly grpcRequests = new Counter({
+    name: 'helix_grpc_requests_total',
+    help: 'gRPC calls answered, by full method name and status code name (OK, NOT_FOUND, ...).',
+    labelNames: ['method', 'code'] as const,
+    registers: [this.registry],
+  })
+
+  readonly grpcDuration = new Histogram({
+    name: 'helix_grpc_request_duration_seconds',
+    help: 'Time from a gRPC call received to its status sent, by full method name and status code name.',
+    labelNames: ['method', 'code'] as const,
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [this.registry],
+  })
+
+  /** One answered inference: its outcome, queue and compute time, and the batch it ran in. */
+  inferenceDone(protocol: Protocol, result: InferResult): void {
+    const labels = { model: result.modelName, version: result.modelVersion }
+    const { queueMs, computeMs, batchSize } = result.timing
+    this.inferenceRequests.inc({ ...labels, status: 'success', protocol })
+    this.inferenceQueue.observe(labels, queueMs / 1000)
+    this.inferenceCompute.observe(labels, computeMs / 1000)
+    this.batchSize.observe({ model: result.modelName }, batchSize)
+  }
+
+  /** One failed inference, counted under its error code (INTERNAL for anything that is not a HelixError). */
+  inferenceFailed(protocol: Protocol, model: string, version: string | undefined, err: unknown): void {
+    const status = isHelixError(err) ? err.code : 'INTERNAL'
+    this.inferenceRequests.inc({ model, version: version ?? '', status, protocol })
+  }
 
   constructor(
     service: ModelService,

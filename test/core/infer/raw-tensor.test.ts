@@ -1,7 +1,7 @@
 import { PassThrough } from 'node:stream'
 import { describe, expect, it } from 'vitest'
+import { decodeBinaryData, encodeBinaryData } from '../../../src/core/infer/raw-tensor.js'
 import type { Datatype, InferResult, TensorData } from '../../../src/core/infer/types.js'
-import { decodeBinaryData, encodeBinaryData } from '../../../src/http/kserve/binary-tensor.js'
 import { decodeInferRequest } from '../../../src/http/kserve/infer-request.js'
 import { encodeInferResponse } from '../../../src/http/kserve/infer-response.js'
 import { readBody } from '../../../src/http/kserve/read-body.js'

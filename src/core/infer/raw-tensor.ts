@@ -1,11 +1,13 @@
-import { invalidInput } from '../../core/infer/errors.js'
-import type { Datatype, TensorData } from '../../core/infer/types.js'
 import { elementCount, elementSize, TYPED_ARRAY } from './datatypes.js'
+import { invalidInput } from './errors.js'
+import type { Datatype, TensorData } from './types.js'
 
 /**
- * The binary tensor extension (`binary_tensor_data`): raw little-endian element bytes after the JSON
- * header. Inputs become typed-array views over the request body (no copy) when the offset is aligned
- * for the element size; only unaligned data is copied.
+ * Raw tensor bytes, as the REST binary tensor extension (`binary_tensor_data`, the bytes after the JSON
+ * header) and gRPC's raw_input_contents / raw_output_contents carry them: little-endian elements, and
+ * BYTES as 4-byte little-endian lengths each followed by the element. Inputs become typed-array views
+ * over the received bytes (no copy) when the offset is aligned for the element size; only unaligned
+ * data is copied.
  */
 
 const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1
@@ -18,13 +20,15 @@ export function decodeBinaryData(
   binary: Buffer,
   offset: number,
   size: number,
+  /** Where the size came from, for the error message (gRPC: "raw_input_contents has"). */
+  sizeSource = 'binary_data_size is',
 ): TensorData {
   const count = elementCount(shape)
   if (datatype === 'BYTES') return decodeBinaryBytes(name, count, binary.subarray(offset, offset + size))
   const width = elementSize(datatype) as number
   if (size !== count * width) {
     throw invalidInput(
-      `Input '${name}': shape [${shape.join(', ')}] of ${datatype} needs ${count * width} bytes but binary_data_size is ${size}.`,
+      `Input '${name}': shape [${shape.join(', ')}] of ${datatype} needs ${count * width} bytes but ${sizeSource} ${size}.`,
     )
   }
   if (!LITTLE_ENDIAN) throw invalidInput('The binary extension needs a little-endian host.') // never on x64/arm64

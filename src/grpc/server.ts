@@ -1,0 +1,146 @@
+import { Server, ServerCredentials, type ServiceDefinition } from '@grpc/grpc-js'
+import { ReflectionService } from '@grpc/reflection'
+import type { Identity } from '../core/identity/identity.js'
+import type { ModelService } from '../core/infer/types.js'
+import type { CoreLogger } from '../core/logger.js'
+import type { HelixMetrics } from '../core/metrics.js'
+import { Failure } from '../shared/errors.js'
+import { INTERMEDIATE_CIPHERS, MIN_TLS_VERSION } from '../shared/tls-profile.js'
+import { type CallAuth, callAuth, openCallAuth } from './call-auth.js'
+import { type GrpcContext, StreamRegistry } from './calls.js'
+import { healthService } from './health.js'
+import { inferenceService } from './inference/service.js'
+import { loadProtos } from './protos.js'
+
+export interface GrpcTls {
+  cert: Buffer
+  key: Buffer
+  /** The helix CA; with mtls, client certificates must be signed by it. */
+  ca?: Buffer
+  mtls: boolean
+}
+
+export interface GrpcServerOptions {
+  host: string
+  /** 0 picks a free port. */
+  port: number
+  tls?: GrpcTls
+  /** Largest message received or sent; beyond it the call fails with RESOURCE_EXHAUSTED. */
+  maxMessageBytes: number
+}
+
+export interface GrpcServerDeps {
+  service: ModelService
+  /** The identity layer; without it (auth off) every caller may call every method. */
+  identity?: Identity
+  metrics?: HelixMetrics
+  logger: CoreLogger
+}
+
+export interface GrpcServer {
+  /** The port bound (the real one when 0 was asked). */
+  port: number
+  /** host:port as a gRPC client dials it (loopback for a wildcard host). */
+  target: string
+  tls: boolean
+  /**
+   * Stops taking calls, lets unary calls finish and streams end cleanly, bounded by `timeoutMs`,
+   * after which the remaining calls are cancelled. Idempotent.
+   */
+  shutdown(timeoutMs: number): Promise<void>
+}
+
+/** TLS with the daemon's certificates and the intermediate profile; client certificates with mTLS. */
+class DaemonCredentials extends ServerCredentials {
+  constructor(tls: GrpcTls) {
+    super(
+      {
+        minVersion: MIN_TLS_VERSION,
+        ciphers: INTERMEDIATE_CIPHERS,
+        honorCipherOrder: false,
+        requestCert: tls.mtls,
+        rejectUnauthorized: tls.mtls,
+      },
+      { cert: tls.cert, key: tls.key, ...(tls.mtls && tls.ca ? { ca: tls.ca } : {}) },
+    )
+  }
+
+  _equals(other: ServerCredentials): boolean {
+    return other === this
+  }
+}
+
+function serviceDefinition(path: string): ServiceDefinition {
+  const { grpc } = loadProtos()
+  let node: unknown = grpc
+  for (const part of path.split('.')) node = (node as Record<string, unknown>)[part]
+  return (node as { service: ServiceDefinition }).service
+}
+
+function dialHost(host: string): string {
+  if (host === '0.0.0.0' || host === '::' || host === '') return '127.0.0.1'
+  return host.includes(':') ? `[${host}]` : host
+}
+
+/**
+ * The gRPC face of the daemon: inference.GRPCInferenceService, grpc.health.v1.Health and server
+ * reflection on the same model service, identity layer and metrics as the REST face.
+ */
+export async function startGrpcServer(options: GrpcServerOptions, deps: GrpcServerDeps): Promise<GrpcServer> {
+  const auth: CallAuth = deps.identity ? callAuth(deps.identity) : openCallAuth
+  const streams = new StreamRegistry()
+  const context: GrpcContext = {
+    auth,
+    logger: deps.logger,
+    ...(deps.metrics ? { metrics: deps.metrics } : {}),
+    streams,
+  }
+  const server = new Server({
+    'grpc.max_receive_message_length': options.maxMessageBytes,
+    'grpc.max_send_message_length': options.maxMessageBytes,
+  })
+  server.addService(
+    serviceDefinition('inference.GRPCInferenceService'),
+    inferenceService(deps.service, context),
+  )
+  server.addService(serviceDefinition('grpc.health.v1.Health'), healthService(deps.service, context))
+  new ReflectionService(loadProtos().definition).addToServer(server)
+
+  const credentials = options.tls ? new DaemonCredentials(options.tls) : ServerCredentials.createInsecure()
+  const address = `${options.host.includes(':') ? `[${options.host}]` : options.host}:${options.port}`
+  const port = await new Promise<number>((resolve, reject) => {
+    server.bindAsync(address, credentials, (err, bound) => (err ? reject(err) : resolve(bound)))
+  }).catch((err: Error) => {
+    throw new Failure('INTERNAL', `Cannot listen for gRPC on ${address}: ${err.message}.`, {
+      hint: 'Pick another port with --grpc-port (server.grpc.port in helix.yaml), or turn gRPC off with --no-grpc.',
+      cause: err,
+    })
+  })
+
+  let closing: Promise<void> | undefined
+  return {
+    port,
+    target: `${dialHost(options.host)}:${port}`,
+    tls: options.tls !== undefined,
+    shutdown(timeoutMs) {
+      closing ??= (async () => {
+        const graceful = new Promise<void>((resolve) => {
+          // No new calls from here; open streams answer what they have and end (StreamRegistry).
+          server.tryShutdown(() => resolve())
+          void streams.drain()
+        })
+        let timer: NodeJS.Timeout | undefined
+        const timedOut = new Promise<'timeout'>((resolve) => {
+          timer = setTimeout(() => resolve('timeout'), timeoutMs)
+        })
+        const outcome = await Promise.race([graceful.then(() => 'done' as const), timedOut])
+        clearTimeout(timer)
+        if (outcome === 'timeout') {
+          deps.logger.warn({ timeoutMs }, 'gRPC drain timeout reached: cancelling the remaining calls')
+          server.forceShutdown()
+        }
+      })()
+      return closing
+    },
+  }
+}
