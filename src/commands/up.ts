@@ -20,6 +20,12 @@ export default class Up extends HelixCommand<UpResult> {
     port: Flags.integer({ description: 'Port to listen on (default 8080).', min: 0, max: 65535 }),
     tls: Flags.boolean({ description: 'Serve HTTPS with the generated server certificate.', allowNo: true }),
     'log-format': logFormatFlag,
+    grpc: Flags.boolean({ description: 'Serve gRPC next to REST (default on).', allowNo: true }),
+    'grpc-port': Flags.integer({
+      description: 'Port of the gRPC face (default: the REST port + 1, i.e. 8081).',
+      min: 0,
+      max: 65535,
+    }),
   }
 
   async run(): Promise<UpResult> {
@@ -31,6 +37,8 @@ export default class Up extends HelixCommand<UpResult> {
         port: flags.port,
         tls: flags.tls,
         logFormat: flags['log-format'] as LogFormat | undefined,
+        grpc: flags.grpc,
+        grpcPort: flags['grpc-port'],
       },
       (ready) => {
         if (this.jsonEnabled()) process.stderr.write(`${JSON.stringify({ ready })}\n`)
@@ -45,7 +53,7 @@ export default class Up extends HelixCommand<UpResult> {
 }
 
 function renderReady(ready: UpReady): string {
-  const lines = [`Helix is up at ${ready.url}`]
+  const lines = [`Helix is up at ${ready.url}${ready.grpc ? ` (gRPC on ${ready.grpc})` : ''}`]
   if (ready.initialised) lines.push('  created the helix directory with defaults')
   if (ready.migrationsApplied.length)
     lines.push(`  applied ${ready.migrationsApplied.length} database migration(s)`)

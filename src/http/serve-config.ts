@@ -18,6 +18,16 @@ export interface ServeFlags {
   logFormat?: LogFormat
   /** false turns authentication off (auth.enabled in helix.yaml); only for local experiments. */
   auth?: boolean
+  /** false turns the gRPC face off (server.grpc.enabled). */
+  grpc?: boolean
+  /** Port of the gRPC face (server.grpc.port). */
+  grpcPort?: number
+}
+
+/** The gRPC face's listening settings (server.grpc), resolved. */
+export interface RuntimeGrpc {
+  port: number
+  maxMessageBytes: number
 }
 
 export interface RuntimeTls {
@@ -33,6 +43,8 @@ export interface RuntimeConfig {
   host: string
   port: number
   tls?: RuntimeTls
+  /** The gRPC face, unless server.grpc.enabled is false or --no-grpc was given. */
+  grpc?: RuntimeGrpc
   bodyLimit: number
   /** Proxies whose X-Forwarded-For is believed (server.trust_proxy); empty: none. */
   trustProxy: string[]
@@ -80,6 +92,21 @@ function drainTimeout(value: string | undefined): number {
   return ms
 }
 
+/**
+ * The gRPC port: the configured one, else the REST port + 1 (8081 next to 8080, as Triton pairs 8000
+ * and 8001), else any free port when REST asked for one (0).
+ */
+export function grpcPort(restPort: number, configured: number | undefined): number {
+  if (configured !== undefined) return configured
+  if (restPort === 0) return 0
+  if (restPort === 65535) {
+    throw new UserError('CONFIG_INVALID', 'The REST port is 65535, so there is no port + 1 for gRPC.', {
+      hint: 'Set server.grpc.port in helix.yaml (or --grpc-port), or turn gRPC off with --no-grpc.',
+    })
+  }
+  return restPort + 1
+}
+
 async function readCertFile(home: HelixHome, file: CertFile): Promise<Buffer> {
   const path = certPath(home, file)
   try {
@@ -110,6 +137,10 @@ export async function loadRuntimeConfig(
   if (flags.port !== undefined) server.port = flags.port
   if (flags.tls !== undefined) server.tls = flags.tls
   if (flags.mtls !== undefined) server.mtls = flags.mtls
+  const grpc: Record<string, unknown> = {}
+  if (flags.grpc !== undefined) grpc.enabled = flags.grpc
+  if (flags.grpcPort !== undefined) grpc.port = flags.grpcPort
+  if (Object.keys(grpc).length) server.grpc = grpc
   const overrides: Record<string, unknown> = Object.keys(server).length ? { server } : {}
   if (flags.logFormat !== undefined) overrides.logging = { format: flags.logFormat }
   const helix = await loadConfig(home, overrides, env)
@@ -123,10 +154,29 @@ export async function loadRuntimeConfig(
         mtls,
       }
     : undefined
+  const grpcSettings = helix.server.grpc
+  if (
+    grpcSettings.enabled &&
+    grpcSettings.port !== undefined &&
+    grpcSettings.port !== 0 &&
+    grpcSettings.port === helix.server.port
+  ) {
+    throw new UserError('CONFIG_INVALID', `REST and gRPC cannot share port ${helix.server.port}.`, {
+      hint: 'Give gRPC its own port (server.grpc.port, --grpc-port), or turn it off with --no-grpc.',
+    })
+  }
   return {
     host: helix.server.host,
     port: helix.server.port,
     ...(tls ? { tls } : {}),
+    ...(grpcSettings.enabled
+      ? {
+          grpc: {
+            port: grpcPort(helix.server.port, grpcSettings.port),
+            maxMessageBytes: grpcSettings.max_message_bytes,
+          },
+        }
+      : {}),
     bodyLimit: helix.server.body_limit,
     trustProxy: helix.server.trust_proxy,
     drainTimeoutMs: drainTimeout(env.HELIX_DRAIN_TIMEOUT_MS),

@@ -16,7 +16,13 @@ import type { HelixHome } from '../shared/home.js'
 import { PACKAGE_VERSION } from '../shared/package-version.js'
 import { INTERMEDIATE_CIPHERS, MIN_TLS_VERSION } from '../shared/tls-profile.js'
 import { listCertificates } from '../state/certs/list.js'
-import { daemonRecordFile, daemonUrl, removeDaemonRecord, writeDaemonRecord } from '../state/daemon-record.js'
+import {
+  type DaemonRecord,
+  daemonRecordFile,
+  daemonUrl,
+  removeDaemonRecord,
+  writeDaemonRecord,
+} from '../state/daemon-record.js'
 import { runMigrations } from '../state/db/connect.js'
 import { type BuildAppOptions, buildApp, REDACTED_PATHS } from './app.js'
 import { httpAuthentication } from './identity.js'
@@ -40,6 +46,8 @@ export interface Daemon {
   url: string
   /** Stops accepting, drains in-flight requests (bounded), then closes the model service. Idempotent. */
   shutdown(): Promise<void>
+  /** Another face's drain (gRPC), run alongside the REST drain and finished before the models close. */
+  addDrain(drain: (timeoutMs: number) => Promise<void>): void
 }
 
 function listeningUrl(config: RuntimeConfig, app: FastifyInstance): string {
@@ -104,6 +112,7 @@ export async function startDaemon(
   const connections = trackConnections(app, config.tls ? 'secureConnection' : 'connection')
   await app.listen({ host: config.host, port: config.port })
   let closing: Promise<void> | undefined
+  const drains: ((timeoutMs: number) => Promise<void>)[] = []
   const shutdown = () => {
     closing ??= (async () => {
       app.log.info({ drainTimeoutMs: config.drainTimeoutMs }, 'shutting down: draining in-flight requests')
@@ -113,7 +122,7 @@ export async function startDaemon(
       }, config.drainTimeoutMs)
       connections.closeWhenIdle()
       try {
-        await app.close()
+        await Promise.all([app.close(), ...drains.map((drain) => drain(config.drainTimeoutMs))])
       } finally {
         clearTimeout(force)
         app.log.info('connections drained: unloading models')
@@ -123,7 +132,7 @@ export async function startDaemon(
     })()
     return closing
   }
-  return { app, url: listeningUrl(config, app), shutdown }
+  return { app, url: listeningUrl(config, app), shutdown, addDrain: (drain) => drains.push(drain) }
 }
 
 /** notAfter of the helix certificates for the expiry gauge; none before `helix init` made them. */
@@ -208,11 +217,13 @@ async function recordDaemon(
   config: RuntimeConfig,
   daemon: Daemon,
   logger: pino.Logger,
+  faces: RunningFace[],
 ): Promise<void> {
   const { port } = daemon.app.server.address() as AddressInfo
   const tls = config.tls !== undefined
   try {
     await writeDaemonRecord(home, {
+      ...Object.assign({}, ...faces.map((f) => f.record)),
       pid: process.pid,
       url: daemonUrl({ host: config.host, port, tls }),
       host: config.host,
@@ -240,9 +251,31 @@ export interface ServeResult {
  * `helix serve`: validates the config, listens at once (live, not yet ready), loads the repository's
  * models, and runs until SIGTERM/SIGINT drains and stops it.
  */
+/** What a face of the daemon other than REST (gRPC) gets to start on. */
+export interface FaceContext {
+  config: RuntimeConfig
+  service: ModelService
+  identity?: Identity
+  metrics: HelixMetrics
+  logger: pino.Logger
+}
+
+/** A started face: where it listens (for data/daemon.json and the start line) and how it drains. */
+export interface RunningFace {
+  /** e.g. "gRPC". */
+  name: string
+  /** How clients reach it, e.g. 127.0.0.1:8081. */
+  address: string
+  record: Pick<DaemonRecord, 'grpc'>
+  shutdown(timeoutMs: number): Promise<void>
+}
+
+/** Starts a face once REST listens; undefined when it is turned off. */
+export type DaemonFace = (context: FaceContext) => Promise<RunningFace | undefined>
+
 export interface ServeOptions {
-  /** Called with the URL once the daemon listens (before the models finish loading). */
-  onListening?: (url: string) => void
+  /** Called with the URL once the daemon listens (before the models finish loading), and the other faces. */
+  onListening?: (url: string, faces: RunningFace[]) => void
   /** Called with the URL once the models are loaded and requests can be served. */
   onReady?: (url: string) => void
   /** Signals that drain and stop the daemon. */
@@ -251,6 +284,8 @@ export interface ServeOptions {
   logDestination?: 1 | 2
   /** Pretty logs show only warnings and errors once the models are loaded (`helix up`'s summary stays in view). */
   quietAfterReady?: boolean
+  /** Faces beside REST (the gRPC face, from ops/serve.ts), started after REST listens. */
+  faces?: DaemonFace[]
 }
 
 export async function serve(
@@ -282,22 +317,36 @@ export async function serve(
   })
   const certificates = await certificateExpiries(home, config.helix)
   const identity = await openAuthentication(home, config, flags, logger)
+  const metrics = new HelixMetrics(service, { certificates: () => certificates })
   let daemon: Daemon
   try {
     daemon = await startDaemon(config, service, logger, {
-      metrics: new HelixMetrics(service, { certificates: () => certificates }),
+      metrics,
       ...(identity ? { auth: httpAuthentication(identity) } : {}),
     })
   } catch (err) {
     await identity?.close()
     throw err
   }
-  await recordDaemon(home, config, daemon, logger)
+  const faces: RunningFace[] = []
+  try {
+    for (const start of options.faces ?? []) {
+      const face = await start({ config, service, metrics, logger, ...(identity ? { identity } : {}) })
+      if (!face) continue
+      faces.push(face)
+      daemon.addDrain((timeoutMs) => face.shutdown(timeoutMs))
+    }
+  } catch (err) {
+    await daemon.shutdown()
+    await identity?.close()
+    throw err
+  }
+  await recordDaemon(home, config, daemon, logger, faces)
   const stopped = shutdownOnSignal(daemon, options.signals).finally(async () => {
     await removeDaemonRecord(home)
     await identity?.close()
   })
-  options.onListening?.(daemon.url)
+  options.onListening?.(daemon.url, faces)
   await service.start()
   logger.info({ ready: service.isReady() }, 'models loaded')
   options.onReady?.(daemon.url)

@@ -3,7 +3,6 @@ import { cliCreateKey, cliListKeys } from '../cli/admin.js'
 import { scanRepository } from '../core/infer/repository.js'
 import { addModel } from '../core/infer/repository-admin.js'
 import { repositoryDir } from '../core/infer/repository-location.js'
-import { serve } from '../http/server.js'
 import { initHelixDirectory } from '../provision/init.js'
 import { startDatabase, stopDatabase } from '../provision/postgres/database.js'
 import { commitFiles } from '../shared/atomic-write.js'
@@ -13,6 +12,7 @@ import { exists, type HelixHome } from '../shared/home.js'
 import { CERT_FILES, certPath } from '../state/certs/cert-files.js'
 import { runMigrations } from '../state/db/connect.js'
 import { DEMO_MODEL, demoModelPath, demoRequest } from './demo-model.js'
+import { serveDaemon } from './serve.js'
 
 const STOP_SIGNALS: NodeJS.Signals[] = ['SIGTERM', 'SIGINT']
 
@@ -27,6 +27,10 @@ export interface UpOptions {
   logFormat?: LogFormat
   /** Signals that stop the service (tests send SIGTERM). */
   signals?: NodeJS.Signals[]
+  /** false: no gRPC face (--no-grpc). */
+  grpc?: boolean
+  /** Port of the gRPC face (--grpc-port). */
+  grpcPort?: number
 }
 
 /** What `helix up` tells the user once the daemon listens. */
@@ -47,6 +51,8 @@ export interface UpReady {
   /** A KServe v2 request for the demo model, and a curl line that sends it. */
   requestFile: string
   curl: string
+  /** Where the gRPC face listens (host:port), unless it is off. */
+  grpc?: string
 }
 
 export interface UpResult extends UpReady {
@@ -78,7 +84,14 @@ export async function up(
 ): Promise<UpResult> {
   const initialised = !(await home.isInitialised())
   if (initialised) await initHelixDirectory(home, {})
-  const flags = { host: options.host, port: options.port, tls: options.tls, logFormat: options.logFormat }
+  const flags = {
+    host: options.host,
+    port: options.port,
+    tls: options.tls,
+    logFormat: options.logFormat,
+    grpc: options.grpc,
+    grpcPort: options.grpcPort,
+  }
   const config = await loadConfig(home)
   const database = await startDatabase(home, config)
   const databaseStarted = database.mode === 'embedded' && database.started
@@ -104,7 +117,11 @@ export async function up(
     const adminKeyId = (existing ?? created)!.id
 
     let ready: UpReady | undefined
-    const { signal } = await serve(home, flags, {
+    let grpc: string | undefined
+    const { signal } = await serveDaemon(home, flags, {
+      onListening: (_url, faces) => {
+        grpc = faces.find((f) => f.name === 'gRPC')?.address
+      },
       signals: options.signals,
       // Logs go to stderr so the summary on stdout stays readable; on a terminal they are short human
       // lines, and once the summary is printed only warnings and errors, so the curl line stays in view.
@@ -122,6 +139,7 @@ export async function up(
           ...(modelAdded ? { modelAdded } : {}),
           requestFile,
           curl: curlLine(url, requestFile, created?.key, url.startsWith('https:'), home),
+          ...(grpc ? { grpc } : {}),
         }
         onReady(ready)
       },

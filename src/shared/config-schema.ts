@@ -90,6 +90,21 @@ export const HelixConfigSchema = Type.Object(
          * rate limits and audit entries see the real client; empty: the socket's address is used.
          */
         trust_proxy: Type.Array(Type.String(), { default: [] }),
+        /** The gRPC face (KServe GRPCInferenceService, health, reflection) on its own port. */
+        grpc: Type.Object(
+          {
+            /** Serve gRPC next to REST (--no-grpc turns it off). */
+            enabled: Type.Boolean({ default: true }),
+            /**
+             * Port of the gRPC face; unset: the REST port + 1 (8081 next to 8080), or 0 (any free port)
+             * when the REST port is 0. Env HELIX_GRPC_PORT, flag --grpc-port.
+             */
+            port: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535 })),
+            /** Largest gRPC message received or sent, in bytes (raw tensors travel in one message). */
+            max_message_bytes: Type.Integer({ minimum: 4096, default: 64 * 1024 * 1024 }),
+          },
+          { default: {} },
+        ),
       },
       { default: {} },
     ),

@@ -19,6 +19,7 @@ function envOverrides(env: NodeJS.ProcessEnv): Record<string, unknown> {
   if (env.REDIS_URL) set('redis', 'url', env.REDIS_URL)
   if (env.HELIX_HOST) set('server', 'host', env.HELIX_HOST)
   if (env.HELIX_PORT) set('server', 'port', Number(env.HELIX_PORT))
+  if (env.HELIX_GRPC_PORT) set('server', 'grpc', { port: Number(env.HELIX_GRPC_PORT) })
   if (env.HELIX_DEVICE) set('models', 'device', env.HELIX_DEVICE)
   if (env.HELIX_LOG_FORMAT) set('logging', 'format', env.HELIX_LOG_FORMAT)
   if (env.HELIX_TRUST_PROXY !== undefined) {

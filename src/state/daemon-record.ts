@@ -27,6 +27,14 @@ export const DaemonRecordSchema = Type.Object({
   started_at: Type.String(),
   /** helix version of the daemon. */
   version: Type.String(),
+  /** The gRPC face, when it serves one: host:port as clients dial it, the bound port, and TLS. */
+  grpc: Type.Optional(
+    Type.Object({
+      target: Type.String(),
+      port: Type.Integer({ minimum: 1, maximum: 65535 }),
+      tls: Type.Boolean(),
+    }),
+  ),
 })
 export type DaemonRecord = Static<typeof DaemonRecordSchema>
 
