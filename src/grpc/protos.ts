@@ -5,7 +5,12 @@ import { type GrpcObject, loadPackageDefinition } from '@grpc/grpc-js'
 import { loadSync, type Options, type PackageDefinition } from '@grpc/proto-loader'
 
 /** The .proto files the daemon serves, relative to proto/ at the package root. */
-export const PROTO_FILES = ['inference/grpc_predict_v2.proto', 'grpc/health/v1/health.proto'] as const
+export const PROTO_FILES = [
+  'inference/grpc_predict_v2.proto',
+  'grpc/health/v1/health.proto',
+  'helix/auth/v1/auth.proto',
+  'helix/monitoring/v1/monitoring.proto',
+] as const
 
 /** proto/ at the package root, found from both src/ (tests) and dist/ (the built CLI). */
 export function protoDir(): string {

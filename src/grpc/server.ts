@@ -1,4 +1,9 @@
-import { Server, ServerCredentials, type ServiceDefinition } from '@grpc/grpc-js'
+import {
+  Server,
+  ServerCredentials,
+  type ServiceDefinition,
+  type UntypedServiceImplementation,
+} from '@grpc/grpc-js'
 import { ReflectionService } from '@grpc/reflection'
 import type { Identity } from '../core/identity/identity.js'
 import type { ModelService } from '../core/infer/types.js'
@@ -6,10 +11,12 @@ import type { CoreLogger } from '../core/logger.js'
 import type { HelixMetrics } from '../core/metrics.js'
 import { Failure } from '../shared/errors.js'
 import { INTERMEDIATE_CIPHERS, MIN_TLS_VERSION } from '../shared/tls-profile.js'
+import { authService } from './auth/service.js'
 import { type CallAuth, callAuth, openCallAuth } from './call-auth.js'
 import { type GrpcContext, StreamRegistry } from './calls.js'
 import { healthService } from './health.js'
 import { inferenceService } from './inference/service.js'
+import { monitoringService } from './monitoring/service.js'
 import { loadProtos } from './protos.js'
 
 export interface GrpcTls {
@@ -99,11 +106,16 @@ export async function startGrpcServer(options: GrpcServerOptions, deps: GrpcServ
     'grpc.max_receive_message_length': options.maxMessageBytes,
     'grpc.max_send_message_length': options.maxMessageBytes,
   })
-  server.addService(
-    serviceDefinition('inference.GRPCInferenceService'),
-    inferenceService(deps.service, context),
-  )
-  server.addService(serviceDefinition('grpc.health.v1.Health'), healthService(deps.service, context))
+  const add = (name: string, implementation: UntypedServiceImplementation) => {
+    const definition = serviceDefinition(name)
+    if (Object.keys(definition).length > 0) server.addService(definition, implementation)
+  }
+  add('inference.GRPCInferenceService', inferenceService(deps.service, context))
+  add('grpc.health.v1.Health', healthService(deps.service, context))
+  add('helix.monitoring.v1.MonitoringService', monitoringService(deps, context))
+  // Accounts need the identity layer: with auth off the service is absent (UNIMPLEMENTED), as the
+  // REST /auth routes are.
+  if (deps.identity) add('helix.auth.v1.AuthService', authService(deps.identity, context))
   new ReflectionService(loadProtos().definition).addToServer(server)
 
   const credentials = options.tls ? new DaemonCredentials(options.tls) : ServerCredentials.createInsecure()
