@@ -108,6 +108,7 @@ export interface TestGrpc {
   metrics: HelixMetrics
   inference: TestClient
   health: TestClient
+  repositoryDir: string
   close(): Promise<void>
 }
 
@@ -131,6 +132,7 @@ export async function testGrpc(
     metrics,
     inference,
     health,
+    repositoryDir: repo.dir,
     async close() {
       inference.close()
       health.close()

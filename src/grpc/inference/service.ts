@@ -63,7 +63,8 @@ export function inferenceService(service: ModelService, context: GrpcContext): U
       call: { metadata: ServerUnaryCall<unknown, unknown>['metadata']; getPeer(): string }
       method: string
       signal: RequestCancel
-      timeoutMs?: number
+      /** The unary call's deadline (streams have one for the whole stream, not per message). */
+      deadline?: { getDeadline(): Date | number }
       perMessage: boolean
     },
   ): Promise<GrpcInferResponse> {
@@ -80,11 +81,12 @@ export function inferenceService(service: ModelService, context: GrpcContext): U
       items = rowsOf(decoded.request.inputs.map((t) => t.shape))
       await auth.chargeItems(principal, items)
       try {
+        const timeoutMs = options.deadline ? deadlineMs(options.deadline) : undefined
         answered = await service.infer({
           ...decoded.request,
           headers: metadataHeaders(call.metadata),
           signal: options.signal,
-          ...(options.timeoutMs !== undefined ? { timeoutMs: options.timeoutMs } : {}),
+          ...(timeoutMs !== undefined ? { timeoutMs } : {}),
         })
       } catch (err) {
         context.metrics?.inferenceFailed('grpc', model, version, err)
@@ -159,7 +161,12 @@ export function inferenceService(service: ModelService, context: GrpcContext): U
       const model = call.request.model_name
       const principal = await auth.authorize(call, { scope: 'infer', model })
       const signal = new RequestCancel()
-      const onCancel = () => signal.abort()
+      // grpc-js cancels a call whose deadline passed; the scheduler's own timer drops that request
+      // as a timeout (DEADLINE_EXCEEDED, counted as INFER_TIMEOUT), so only a client's cancel aborts.
+      const deadline = call.getDeadline()
+      const onCancel = () => {
+        if (!(Number(deadline) <= Date.now())) signal.abort()
+      }
       call.once('cancelled', onCancel)
       try {
         return await infer(call.request, {
@@ -167,7 +174,7 @@ export function inferenceService(service: ModelService, context: GrpcContext): U
           call,
           method: modelInfer,
           signal,
-          timeoutMs: deadlineMs(call),
+          deadline: call,
           perMessage: false,
         })
       } finally {
