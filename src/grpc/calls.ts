@@ -108,7 +108,8 @@ export function serverStream<Req, Res>(
       (err: unknown) => {
         release()
         const answer = toServiceError(err)
-        if (!call.cancelled) call.destroy(Object.assign(new Error(answer.details), answer))
+        // grpc-js turns an 'error' event on a server stream into the call's status and ends it.
+        if (!call.cancelled) call.emit('error', Object.assign(new Error(answer.details), answer))
         finishCall(context, method, started, answer.code, err)
       },
     )
@@ -132,7 +133,8 @@ export function bidiStream<Req, Res>(
       (err: unknown) => {
         release()
         const answer = toServiceError(err)
-        if (!call.cancelled) call.destroy(Object.assign(new Error(answer.details), answer))
+        // grpc-js turns an 'error' event on a server stream into the call's status and ends it.
+        if (!call.cancelled) call.emit('error', Object.assign(new Error(answer.details), answer))
         finishCall(context, method, started, answer.code, err)
       },
     )
