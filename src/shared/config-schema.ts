@@ -126,6 +126,13 @@ export const HelixConfigSchema = Type.Object(
         /** Ports nginx listens on for HTTP (redirect) and HTTPS. */
         http_port: Type.Integer({ minimum: 1, maximum: 65535, default: 80 }),
         https_port: Type.Integer({ minimum: 1, maximum: 65535, default: 443 }),
+        /** Port nginx listens on for gRPC (HTTP/2 over TLS), proxied to the daemons' gRPC face. */
+        grpc_port: Type.Integer({ minimum: 1, maximum: 65535, default: 8444 }),
+        /**
+         * Daemon gRPC addresses (host:port) nginx balances over; unset: each upstream's host with its
+         * gRPC port (server.grpc.port, else the upstream's port + 1).
+         */
+        grpc_upstreams: Type.Optional(Type.Array(Type.String())),
         /** Also listen on IPv6 ([::]:port); off by default because hosts and containers without IPv6 then fail to start. */
         ipv6: Type.Boolean({ default: false }),
         /** Require client certificates at nginx (mTLS). */

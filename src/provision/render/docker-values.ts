@@ -4,6 +4,7 @@ import { PRIVATE_MODE } from '../../shared/atomic-write.js'
 import type { HelixConfig } from '../../shared/config.js'
 import type { HelixHome } from '../../shared/home.js'
 import { renderTemplate, templatesDir } from '../../shared/templates.js'
+import { daemonGrpcPort } from './grpc-upstreams.js'
 import { nginxValues } from './nginx-values.js'
 import type { RenderedFile } from './rendered-file.js'
 
@@ -23,12 +24,16 @@ const CONTAINER_HELIX_DIR = '/var/lib/helix'
 const CONTAINER_CERTS_DIR = '/etc/helix/certs'
 /** uid/gid of the "node" user of the official Node images. */
 const NODE_UID = 1000
+/** Port the compose nginx takes gRPC on inside its container (published as nginx.grpc_port). */
+const CONTAINER_NGINX_GRPC_PORT = 8444
 
 export interface DockerfileValues {
   nodeVersion: string
   cudaImageTag: string
   helixDir: string
   port: number
+  /** The daemon's gRPC port; absent when server.grpc.enabled is false. */
+  grpcPort?: number
   uid: number
   dockerfilePath: string
   buildContext: string
@@ -42,6 +47,8 @@ export interface ComposeValues {
   helixDir: string
   certsDir: string
   port: number
+  /** The daemon's gRPC port, and the host port nginx publishes for gRPC; absent without gRPC. */
+  grpc?: { port: number; nginxPort: number; nginxContainerPort: number }
   httpPort: number
   httpsPort: number
   postgresImage: string
@@ -60,6 +67,7 @@ export function dockerfileValues(home: HelixHome, config: HelixConfig): Dockerfi
     cudaImageTag: IMAGES.cuda,
     helixDir: CONTAINER_HELIX_DIR,
     port: config.server.port,
+    grpcPort: daemonGrpcPort(config),
     uid: NODE_UID,
     dockerfilePath: join(home.dockerDir, 'Dockerfile'),
     buildContext: packageRoot(),
@@ -68,6 +76,7 @@ export function dockerfileValues(home: HelixHome, config: HelixConfig): Dockerfi
 
 export function composeValues(home: HelixHome, config: HelixConfig, version: string): ComposeValues {
   const gpu = config.models.device === 'cuda'
+  const grpcPort = daemonGrpcPort(config)
   return {
     image: `helix:${version}${gpu ? '-gpu' : ''}`,
     buildContext: packageRoot(),
@@ -76,6 +85,15 @@ export function composeValues(home: HelixHome, config: HelixConfig, version: str
     helixDir: CONTAINER_HELIX_DIR,
     certsDir: CONTAINER_CERTS_DIR,
     port: config.server.port,
+    ...(grpcPort !== undefined
+      ? {
+          grpc: {
+            port: grpcPort,
+            nginxPort: config.nginx.grpc_port,
+            nginxContainerPort: CONTAINER_NGINX_GRPC_PORT,
+          },
+        }
+      : {}),
     httpPort: config.nginx.http_port,
     httpsPort: config.nginx.https_port,
     postgresImage: IMAGES.postgres,
@@ -88,6 +106,7 @@ export function composeValues(home: HelixHome, config: HelixConfig, version: str
 export function planDocker(home: HelixHome, config: HelixConfig, version: string): RenderedFile[] {
   const dockerfile = dockerfileValues(home, config)
   const dockerignore = renderTemplate('docker/Dockerfile.dockerignore.eta', {})
+  const grpcPort = daemonGrpcPort(config)
   // The compose nginx reaches the daemon by its service name and reads the TLS key from a secret.
   const containerNginx = nginxValues(config, {
     prefix: '/etc/nginx/',
@@ -95,6 +114,10 @@ export function planDocker(home: HelixHome, config: HelixConfig, version: string
     certsDir: CONTAINER_CERTS_DIR,
     serverKey: '/run/secrets/tls_server_key',
     upstreams: [`helix:${config.server.port}`],
+    grpcUpstreams: grpcPort === undefined ? [] : [`helix:${grpcPort}`],
+    grpcPort: CONTAINER_NGINX_GRPC_PORT,
+    // The image is pinned to nginx 1.27 (IMAGES.nginx), which takes `http2 on;`.
+    http2: 'directive',
     httpPort: 80,
     httpsPort: 443,
     logs: { error: 'stderr', access: '/dev/stdout' },

@@ -2,6 +2,7 @@ import { join } from 'node:path'
 import type { HelixConfig } from '../../shared/config.js'
 import type { HelixHome } from '../../shared/home.js'
 import { renderTemplate } from '../../shared/templates.js'
+import { daemonGrpcPort } from './grpc-upstreams.js'
 import { checkServerName } from './render-inputs.js'
 import type { RenderedFile } from './rendered-file.js'
 
@@ -17,6 +18,8 @@ export interface HelmValues {
   jwtAudience: string
   accessTtl: number
   bodyLimit: number
+  /** The gRPC face: on or off (server.grpc.enabled), its port and message limit. */
+  grpc: { enabled: boolean; port: number; maxMessageBytes: number }
 }
 
 /** The chart's files, relative to helm/helix/; each comes from templates/helm/helix/<file>.eta. */
@@ -29,6 +32,7 @@ export const CHART_FILES = [
   'templates/deployment.yaml',
   'templates/service.yaml',
   'templates/ingress.yaml',
+  'templates/ingress-grpc.yaml',
   'templates/hpa.yaml',
   'templates/pdb.yaml',
 ] as const
@@ -45,6 +49,12 @@ export function helmValues(config: HelixConfig, version: string): HelmValues {
     jwtAudience: config.jwt.audience,
     accessTtl: config.jwt.access_ttl_s,
     bodyLimit: config.server.body_limit,
+    grpc: {
+      enabled: config.server.grpc.enabled,
+      // With gRPC off the port is still a valid default for whoever turns it on in values.yaml.
+      port: daemonGrpcPort(config) ?? config.server.grpc.port ?? config.server.port + 1,
+      maxMessageBytes: config.server.grpc.max_message_bytes,
+    },
   }
 }
 

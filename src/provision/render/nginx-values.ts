@@ -1,10 +1,29 @@
 import { join } from 'node:path'
 import type { HelixConfig } from '../../shared/config.js'
+import { UserError } from '../../shared/errors.js'
 import type { HelixHome } from '../../shared/home.js'
 import { renderTemplate } from '../../shared/templates.js'
 import { CERT_FILES, certFileName } from '../../state/certs/cert-files.js'
+import { daemonGrpcPort, grpcUpstreams } from './grpc-upstreams.js'
 import { checkAllowSource, checkServerName, checkUpstream } from './render-inputs.js'
 import type { RenderedFile } from './rendered-file.js'
+
+/**
+ * How a `server` turns HTTP/2 on: nginx 1.25.1 replaced `listen … http2` with `http2 on;`, and
+ * warns about the old form; older nginx (Debian 12 ships 1.22) knows only the old one.
+ */
+export type Http2Syntax = 'listen' | 'directive'
+
+/** The gRPC `server` of nginx.conf: HTTP/2 over TLS in front of the daemons' gRPC face. */
+export interface NginxGrpcValues {
+  port: number
+  http2: Http2Syntax
+  upstreams: string[]
+  /** grpcs when the daemons serve TLS (server.tls / server.mtls), as for the REST upstream. */
+  scheme: 'grpc' | 'grpcs'
+  /** client_max_body_size of a unary call: one message of server.grpc.max_message_bytes and its 5-byte prefix. */
+  maxBodyBytes: number
+}
 
 /** Everything templates/nginx/nginx.conf.eta needs. */
 export interface NginxValues {
@@ -31,6 +50,8 @@ export interface NginxValues {
   burstPerIp: number
   burstPerKey: number
   maxBody: string
+  /** Absent when the daemons serve no gRPC (server.grpc.enabled is false). */
+  grpc?: NginxGrpcValues
 }
 
 /** Where the files nginx reads live, and how it is run: on this host or in the compose container. */
@@ -42,9 +63,16 @@ export interface NginxPlacement {
   upstreams: string[]
   httpPort: number
   httpsPort: number
+  /** The daemons' gRPC addresses, and the port nginx takes gRPC calls on. */
+  grpcUpstreams: string[]
+  grpcPort: number
+  http2: Http2Syntax
   logs: { error: string; access: string }
   user?: string
 }
+
+/** Every gRPC message travels behind a 1-byte compressed flag and a 4-byte length (gRPC over HTTP/2). */
+const GRPC_MESSAGE_PREFIX_BYTES = 5
 
 export function hostPlacement(home: HelixHome, config: HelixConfig): NginxPlacement {
   return {
@@ -53,12 +81,26 @@ export function hostPlacement(home: HelixHome, config: HelixConfig): NginxPlacem
     upstreams: config.nginx.upstreams,
     httpPort: config.nginx.http_port,
     httpsPort: config.nginx.https_port,
+    grpcUpstreams: config.server.grpc.enabled ? grpcUpstreams(config) : [],
+    grpcPort: config.nginx.grpc_port,
+    // The form every nginx with grpc_pass (1.13.10+) reads; newer ones only warn about it.
+    http2: 'listen',
     logs: { error: 'error.log', access: 'access.log' },
   }
 }
 
 export function nginxValues(config: HelixConfig, placement: NginxPlacement): NginxValues {
   const { certsDir } = placement
+  if (
+    placement.grpcUpstreams.length > 0 &&
+    [placement.httpPort, placement.httpsPort].includes(placement.grpcPort)
+  ) {
+    throw new UserError(
+      'CONFIG_INVALID',
+      `nginx.grpc_port ${placement.grpcPort} is also nginx's HTTP or HTTPS port.`,
+      { hint: 'Give gRPC its own port with nginx.grpc_port in helix.yaml (8444 by default).' },
+    )
+  }
   const upstreams = placement.upstreams.map(checkUpstream)
   const daemonTls = config.server.tls || config.server.mtls
   return {
@@ -97,6 +139,17 @@ export function nginxValues(config: HelixConfig, placement: NginxPlacement): Ngi
     burstPerIp: config.nginx.rate_per_ip,
     burstPerKey: config.nginx.rate_per_key,
     maxBody: config.nginx.max_body,
+    ...(daemonGrpcPort(config) !== undefined && placement.grpcUpstreams.length > 0
+      ? {
+          grpc: {
+            port: placement.grpcPort,
+            http2: placement.http2,
+            upstreams: placement.grpcUpstreams.map(checkUpstream),
+            scheme: daemonTls ? 'grpcs' : 'grpc',
+            maxBodyBytes: config.server.grpc.max_message_bytes + GRPC_MESSAGE_PREFIX_BYTES,
+          },
+        }
+      : {}),
   }
 }
 

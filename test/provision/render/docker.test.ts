@@ -194,6 +194,49 @@ describe('docker files', () => {
     expect(await readFile(path, 'utf8')).toBe(password)
   })
 
+  it('exposes the gRPC face: EXPOSE and HELIX_GRPC_PORT in both images, compose expose, nginx publishes it', async () => {
+    for (const name of ['Dockerfile', 'Dockerfile.gpu']) {
+      const { final } = checkImage(await read(name))
+      expect(final.instructions.filter((i) => i.keyword === 'EXPOSE').map((i) => i.args)).toEqual([
+        '8080 8081',
+      ])
+      const env = final.instructions.find((i) => i.keyword === 'ENV')!.args
+      expect(env, name).toMatch(/HELIX_PORT=8080\b/)
+      expect(env, name).toMatch(/HELIX_GRPC_PORT=8081\b/)
+    }
+    const compose = parse(await read('compose.yaml'))
+    expect(compose.services.helix.environment.HELIX_GRPC_PORT).toBe('8081')
+    expect(compose.services.helix.expose).toEqual(['8080', '8081'])
+    expect(compose.services.nginx.ports).toEqual(['80:80', '443:443', '8444:8444'])
+    const nginx = await read('nginx.conf')
+    expect(nginx).toContain('server helix:8081 max_fails=3')
+    expect(nginx).toMatch(/listen 8444 ssl;\n {4}http2 on;/)
+    expect(nginx).toContain('grpc_pass grpc://helix_grpc;')
+  })
+
+  it('follows server.grpc and nginx.grpc_port, and leaves gRPC out when it is off', () => {
+    const plan = (settings: Record<string, unknown>) => {
+      const files = planDocker(new HelixHome(join(dir, 'grpc')), parseConfig(settings), '9.9.9')
+      const text = (name: string) => files.find((f) => f.path.endsWith(`/${name}`))!.data
+      return { text, compose: parse(text('compose.yaml')) }
+    }
+    const moved = plan({ server: { port: 9000, grpc: { port: 50051 } }, nginx: { grpc_port: 9443 } })
+    expect(moved.text('Dockerfile')).toContain('EXPOSE 9000 50051')
+    expect(moved.compose.services.helix.expose).toEqual(['9000', '50051'])
+    expect(moved.compose.services.nginx.ports).toContain('9443:8444')
+    expect(moved.text('nginx.conf')).toContain('server helix:50051 max_fails=3')
+    const off = plan({ server: { grpc: { enabled: false } } })
+    for (const name of ['Dockerfile', 'Dockerfile.gpu']) {
+      expect(off.text(name)).toMatch(/^EXPOSE 8080$/m)
+      expect(off.text(name)).not.toContain('GRPC')
+      checkImage(off.text(name))
+    }
+    expect(off.compose.services.helix.environment).not.toHaveProperty('HELIX_GRPC_PORT')
+    expect(off.compose.services.helix.expose).toEqual(['8080'])
+    expect(off.compose.services.nginx.ports).toEqual(['80:80', '443:443'])
+    expect(off.text('nginx.conf')).not.toContain('grpc')
+  })
+
   it('reserves NVIDIA GPUs and builds the GPU image when models.device is cuda', () => {
     const files = planDocker(
       new HelixHome(join(dir, 'gpu')),

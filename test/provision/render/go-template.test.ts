@@ -41,6 +41,13 @@ describe('GoTemplate (test helper)', () => {
     expect(t.render('{{/* comment */}}{{ (default 1 .Values.n) }}{{ $.Release.Name }}', values)).toBe('3rel')
   })
 
+  it('fail stops rendering with its message, as Helm does', () => {
+    expect(() =>
+      new GoTemplate().render('a{{ if .Values.on }}{{ fail "no TLS probes" }}{{ end }}', values),
+    ).toThrow('execution error: no TLS probes')
+    expect(new GoTemplate().render('a{{ if .Values.off }}{{ fail "x" }}{{ end }}', values)).toBe('a')
+  })
+
   it('fails loudly outside the subset', () => {
     expect(() => new GoTemplate().render('{{ lookup "v1" }}', values)).toThrow(/unsupported/)
     expect(() => new GoTemplate().render('{{ if .Values.on }}x', values)).toThrow(/missing/)

@@ -4,8 +4,8 @@ import { stringify } from 'yaml'
  * A small Go text/template (+ the Sprig functions Helm adds) renderer for exactly the subset the helix
  * chart uses, so tests can render the chart without a helm binary: actions with `{{-`/`-}}` trimming,
  * comments, define/include, if/else if/else, with/else, range, pipelines, parentheses, `.` / `$` field
- * paths, and the functions default, quote, toYaml, nindent, indent, trunc, trimSuffix, printf, not,
- * and, or, eq. Anything else is an error, so a template that strays from the subset fails loudly.
+ * paths, and the functions default, quote, toYaml, nindent, indent, trunc, trimSuffix, printf, fail,
+ * not, and, or, eq. Anything else is an error, so a template that strays from the subset fails loudly.
  */
 
 type Value = unknown
@@ -244,6 +244,8 @@ export class GoTemplate {
         let i = 0
         return format.replace(/%[sdv]/g, () => text(values[i++]))
       }
+      case 'fail':
+        throw new Error(`execution error: ${text(args()[0])}`)
       case 'not':
         return !truthy(args()[0])
       case 'and':

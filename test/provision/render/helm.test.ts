@@ -71,6 +71,11 @@ function checkObject(o: K8sObject): void {
         expect(c.image).toMatch(/^[\w./-]+:[\w.-]+$/)
         for (const p of c.ports) expect(Number.isInteger(p.containerPort)).toBe(true)
         for (const e of c.env) expect(typeof e.name).toBe('string')
+        for (const probe of [c.startupProbe, c.livenessProbe, c.readinessProbe]) {
+          // Exactly one handler; a gRPC probe's port is a number (GRPCAction has no named ports).
+          expect(['httpGet', 'grpc', 'tcpSocket', 'exec'].filter((h) => h in probe)).toHaveLength(1)
+          if (probe.grpc) expect(Number.isInteger(probe.grpc.port)).toBe(true)
+        }
       }
       for (const v of o.spec.template.spec.volumes) expect(v.name).toMatch(DNS_LABEL)
       break
@@ -79,6 +84,8 @@ function checkObject(o: K8sObject): void {
       expect(o.apiVersion).toBe('v1')
       expect(o.spec.ports.length).toBeGreaterThan(0)
       for (const p of o.spec.ports) expect(Number.isInteger(p.port)).toBe(true)
+      // Several ports need a name each, unique.
+      expect(new Set(o.spec.ports.map((p: { name: string }) => p.name)).size).toBe(o.spec.ports.length)
       expect(Object.keys(o.spec.selector).length).toBeGreaterThan(0)
       break
     case 'Ingress':
@@ -212,6 +219,121 @@ describe('helm chart', () => {
     expect(byKind(objects, 'HorizontalPodAutoscaler')!.spec.scaleTargetRef.name).toBe(
       deployment.metadata.name,
     )
+  })
+
+  it('exposes the gRPC face: container port, HELIX_GRPC_PORT, a Service port with appProtocol grpc', async () => {
+    const objects = await helmTemplate(chartDir)
+    const container = byKind(objects, 'Deployment')!.spec.template.spec.containers[0]
+    expect(container.args).toEqual(['serve'])
+    expect(container.ports).toEqual([
+      { name: 'http', containerPort: 8080, protocol: 'TCP' },
+      { name: 'grpc', containerPort: 8081, protocol: 'TCP' },
+    ])
+    expect(container.env).toContainEqual({ name: 'HELIX_GRPC_PORT', value: '8081' })
+    // By default both probes ask the REST face: it works whether or not the daemon serves TLS.
+    expect(container.readinessProbe.httpGet).toEqual({ path: '/v2/health/ready', port: 'http' })
+    expect(byKind(objects, 'Service')!.spec.ports).toEqual([
+      { name: 'http', port: 80, targetPort: 'http', protocol: 'TCP' },
+      { name: 'grpc', port: 8081, targetPort: 'grpc', protocol: 'TCP', appProtocol: 'grpc' },
+    ])
+    const helixYaml = parseConfig(parse(String(byKind(objects, 'ConfigMap')!.data!['helix.yaml'])))
+    expect(helixYaml.server.grpc).toMatchObject({ enabled: true, max_message_bytes: 64 * 1024 * 1024 })
+  })
+
+  it('probes readiness over grpc.health.v1 when asked, and refuses that with a TLS daemon', async () => {
+    const objects = await helmTemplate(chartDir, (v) => {
+      Object.assign(v.grpc as object, { grpcReadinessProbe: true })
+    })
+    for (const o of objects) checkObject(o)
+    const container = byKind(objects, 'Deployment')!.spec.template.spec.containers[0]
+    expect(container.readinessProbe).toEqual({ grpc: { port: 8081, service: '' }, periodSeconds: 5 })
+    // Liveness stays on /v2/health/live: the gRPC health service reports readiness, which a
+    // database outage takes away without the process needing a restart.
+    expect(container.livenessProbe.httpGet.path).toBe('/v2/health/live')
+    await expect(
+      helmTemplate(chartDir, (v) => {
+        Object.assign(v.grpc as object, { grpcReadinessProbe: true })
+        Object.assign((v.config as { server: object }).server, { tls: true })
+      }),
+    ).rejects.toThrow(/kubelet's gRPC probe does not speak TLS/)
+  })
+
+  it('runs serve --no-grpc without a gRPC port when grpc.enabled is false', async () => {
+    const objects = await helmTemplate(chartDir, (v) => {
+      Object.assign(v.grpc as object, { enabled: false, grpcReadinessProbe: true })
+      Object.assign((v.grpc as { ingress: object }).ingress, { enabled: true })
+    })
+    for (const o of objects) checkObject(o)
+    expect(objects.filter((o) => o.kind === 'Ingress')).toEqual([])
+    const container = byKind(objects, 'Deployment')!.spec.template.spec.containers[0]
+    expect(container.args).toEqual(['serve', '--no-grpc'])
+    expect(container.ports.map((p: { name: string }) => p.name)).toEqual(['http'])
+    expect(container.env.map((e: { name: string }) => e.name)).not.toContain('HELIX_GRPC_PORT')
+    expect(container.readinessProbe.httpGet.path).toBe('/v2/health/ready')
+    expect(byKind(objects, 'Service')!.spec.ports.map((p: { name: string }) => p.name)).toEqual(['http'])
+  })
+
+  it('adds a gRPC Ingress beside the REST one on the same host, speaking GRPC to the pods', async () => {
+    const objects = await helmTemplate(chartDir, (v) => {
+      Object.assign(v.ingress as object, { enabled: true })
+      Object.assign((v.grpc as { ingress: object }).ingress, { enabled: true })
+    })
+    for (const o of objects) checkObject(o)
+    const ingresses = objects.filter((o) => o.kind === 'Ingress')
+    expect(ingresses.map((o) => o.metadata.name).sort()).toEqual(['rel-helix', 'rel-helix-grpc'])
+    const rest = ingresses.find((o) => o.metadata.name === 'rel-helix')!
+    const grpc = ingresses.find((o) => o.metadata.name === 'rel-helix-grpc')!
+    expect(grpc.metadata).toMatchObject({
+      annotations: {
+        'nginx.ingress.kubernetes.io/backend-protocol': 'GRPC',
+        'nginx.ingress.kubernetes.io/proxy-read-timeout': '3600',
+      },
+    })
+    expect(rest.metadata).not.toHaveProperty(['annotations', 'nginx.ingress.kubernetes.io/backend-protocol'])
+    expect(grpc.spec.tls).toEqual([{ hosts: ['api.example.com'], secretName: 'helix-ingress-tls' }])
+    const [rule] = grpc.spec.rules
+    expect(rule.host).toBe('api.example.com')
+    expect(rule.http.paths.map((p: { path: string }) => p.path)).toEqual([
+      '/inference.GRPCInferenceService',
+      '/grpc.health.v1.Health',
+      '/grpc.reflection.v1.ServerReflection',
+      '/grpc.reflection.v1alpha.ServerReflection',
+    ])
+    for (const path of rule.http.paths) {
+      expect(path.backend.service).toEqual({ name: 'rel-helix', port: { name: 'grpc' } })
+    }
+    const own = await helmTemplate(chartDir, (v) => {
+      Object.assign((v.grpc as { ingress: object }).ingress, {
+        enabled: true,
+        host: 'grpc.example.com',
+        tlsSecretName: 'grpc-tls',
+      })
+    })
+    expect(byKind(own, 'Ingress')!.spec.tls).toEqual([
+      { hosts: ['grpc.example.com'], secretName: 'grpc-tls' },
+    ])
+  })
+
+  it('takes the gRPC port and switch from helix.yaml', () => {
+    const values = (settings: Record<string, unknown>) =>
+      parse(
+        planHelm(new HelixHome(join(dir, 'grpc')), parseConfig(settings), '1.2.3').find((f) =>
+          f.path.endsWith('values.yaml'),
+        )!.data,
+      )
+    expect(values({ server: { port: 9000 } }).grpc).toMatchObject({
+      enabled: true,
+      port: 9001,
+      targetPort: 9001,
+    })
+    expect(values({ server: { grpc: { port: 50051, max_message_bytes: 8192 } } })).toMatchObject({
+      grpc: { port: 50051, targetPort: 50051 },
+      config: { server: { grpc: { max_message_bytes: 8192 } } },
+    })
+    expect(values({ server: { grpc: { enabled: false } } }).grpc).toMatchObject({
+      enabled: false,
+      port: 8081,
+    })
   })
 
   it('enables GPUs by default when models.device is cuda', async () => {

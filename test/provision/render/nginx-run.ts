@@ -15,6 +15,13 @@ export async function freePort(): Promise<number> {
   return port
 }
 
+/** Whether the nginx on PATH is at least major.minor.patch (`nginx -v` prints to stderr). */
+export async function nginxAtLeast(major: number, minor: number, patch: number): Promise<boolean> {
+  const { stderr } = await execa('nginx', ['-v'], { reject: false })
+  const [a, b, c] = (/nginx\/(\d+)\.(\d+)\.(\d+)/.exec(String(stderr)) ?? []).slice(1).map(Number)
+  return a !== major ? a > major : b !== minor ? b > minor : c >= patch
+}
+
 /** `nginx -t` on a config, with pid/log/temp paths resolved inside `prefix`. */
 export async function nginxTest(
   prefix: string,

@@ -11,7 +11,7 @@ import { HelixHome } from '../../../src/shared/home.js'
 import { renderTemplate } from '../../../src/shared/templates.js'
 import { tempDir } from '../../helpers/cli.js'
 import { hasTool } from '../../helpers/tools.js'
-import { freePort, nginxTest, startNginx } from './nginx-run.js'
+import { freePort, nginxAtLeast, nginxTest, startNginx } from './nginx-run.js'
 import { writeSelfSignedCerts } from './self-signed.js'
 
 const MOZILLA_CIPHERS =
@@ -63,6 +63,74 @@ describe('nginx.conf content', () => {
     expect(text).toContain('proxy_ssl_certificate /srv/helix/certs/client.crt;')
   })
 
+  it("proxies gRPC on its own HTTP/2 TLS port to each daemon's gRPC port", () => {
+    const text = conf()
+    expect(text).toContain('listen 8444 ssl http2;')
+    expect(text).toContain('upstream helix_grpc {')
+    // The daemon's gRPC face defaults to its REST port + 1.
+    expect(text).toContain('server 127.0.0.1:8081 max_fails=3 fail_timeout=10s;')
+    expect(text).toContain('grpc_pass grpc://helix_grpc;')
+    expect(text).not.toContain('grpc_ssl_')
+    // The same TLS profile on both TLS servers.
+    expect(text.split(`ssl_ciphers ${MOZILLA_CIPHERS};`)).toHaveLength(3)
+    expect(text.split('ssl_protocols TLSv1.2 TLSv1.3;')).toHaveLength(3)
+    // One message of server.grpc.max_message_bytes (64 MiB) and its 5-byte prefix; streams unbounded.
+    expect(text).toContain(`client_max_body_size ${64 * 1024 * 1024 + 5};`)
+    expect(text).toMatch(
+      /location = \/inference\.GRPCInferenceService\/ModelStreamInfer \{[^}]*client_max_body_size 0;[^}]*grpc_read_timeout 3600s;/,
+    )
+    expect(text).toContain('grpc_set_header X-Forwarded-For $proxy_add_x_forwarded_for;')
+    expect(text).toContain('grpc_set_header X-Real-IP $remote_addr;')
+    expect(text).toContain('grpc_read_timeout 300s;')
+    expect(text).toContain('grpc_send_timeout 3600s;')
+    expect(text).toContain('error_page 502 503 504 = /helix.grpc.errors/unavailable;')
+    expect(text).toContain('add_header grpc-status 14;')
+    expect(text).toContain('access_log access.log helix_grpc_json;')
+  })
+
+  it('follows server.grpc.port, nginx.grpc_port and nginx.grpc_upstreams', () => {
+    const upstreams = ['10.0.0.5:8080', '[::1]:9000', 'daemon-2.internal:8080']
+    const derived = conf({
+      nginx: { upstreams, grpc_port: 9443 },
+      server: { grpc: { max_message_bytes: 4096 } },
+    })
+    expect(derived).toContain('listen 9443 ssl http2;')
+    expect(derived).toContain('server 10.0.0.5:8081 max_fails')
+    expect(derived).toContain('server [::1]:9001 max_fails')
+    expect(derived).toContain('server daemon-2.internal:8081 max_fails')
+    expect(derived).toContain('client_max_body_size 4101;')
+    const fixed = conf({ nginx: { upstreams }, server: { grpc: { port: 7000 } } })
+    expect(fixed).toContain('server 10.0.0.5:7000 max_fails')
+    expect(fixed).toContain('server [::1]:7000 max_fails')
+    const listed = conf({ nginx: { upstreams, grpc_upstreams: ['10.0.0.9:50051'] } })
+    expect(listed.match(/^ {4}server .*:50051 max_fails/gm)).toEqual(['    server 10.0.0.9:50051 max_fails'])
+    expect(() => conf({ nginx: { grpc_upstreams: ['10.0.0.9:50051; }'] } })).toThrow(
+      expect.objectContaining({ code: 'INVALID_UPSTREAM' }),
+    )
+    expect(() => conf({ nginx: { grpc_port: 443 } })).toThrow(
+      expect.objectContaining({ code: 'CONFIG_INVALID', exitCode: 2 }),
+    )
+  })
+
+  it('verifies a TLS daemon over grpcs and asks gRPC clients for certificates under mTLS', () => {
+    const text = conf({ nginx: { mtls: true, ipv6: true }, server: { mtls: true } })
+    expect(text).toContain('grpc_pass grpcs://helix_grpc;')
+    expect(text).toContain('grpc_ssl_trusted_certificate /srv/helix/certs/ca.crt;')
+    expect(text).toContain('grpc_ssl_verify on;')
+    expect(text).toContain('grpc_ssl_name localhost;')
+    expect(text).toContain('grpc_ssl_certificate /srv/helix/certs/client.crt;')
+    expect(text).toContain('grpc_ssl_certificate_key /srv/helix/certs/client.key;')
+    expect(text).toContain('listen [::]:8444 ssl http2;')
+    expect(text.split('ssl_verify_client on;')).toHaveLength(3)
+    expect(text).toContain('error_page 495 496 = /helix.grpc.errors/unauthenticated;')
+  })
+
+  it('leaves gRPC out when the daemons serve none', () => {
+    const text = conf({ server: { grpc: { enabled: false } } })
+    expect(text).not.toContain('grpc')
+    expect(text).toContain('upstream helix_daemon {')
+  })
+
   it('refuses values that would change the meaning of the file', () => {
     expect(() => conf({ nginx: { upstreams: ['127.0.0.1:8080; }'] } })).toThrow(
       expect.objectContaining({ code: 'INVALID_UPSTREAM', exitCode: 2 }),
@@ -91,11 +159,15 @@ describe.skipIf(!hasTool('nginx') || !hasTool('openssl'))('nginx -t', () => {
     ['mTLS', { nginx: { mtls: true } }],
     [
       'TLS to the daemon',
-      { server: { mtls: true }, nginx: { upstreams: ['127.0.0.1:8080', '127.0.0.1:8081'] } },
+      { server: { mtls: true }, nginx: { upstreams: ['127.0.0.1:8080', '127.0.0.1:8082'] } },
     ],
+    ['IPv6 and a fixed gRPC port', { nginx: { ipv6: true }, server: { grpc: { port: 50051 } } }],
+    ['without gRPC', { server: { grpc: { enabled: false } } }],
   ])('accepts the generated file (%s) with a temp prefix', async (name, settings) => {
     const config = parseConfig(settings)
     await renderArtifacts(home, config, ['nginx'], { force: true })
+    const text = await readFile(join(home.nginxDir, 'nginx.conf'), 'utf8')
+    expect(text.includes('grpc_pass grpc')).toBe(config.server.grpc.enabled)
     const result = await nginxTest(
       join(dir, `prefix-${name.replaceAll(' ', '-')}`),
       join(home.nginxDir, 'nginx.conf'),
@@ -112,16 +184,27 @@ describe.skipIf(!hasTool('nginx') || !hasTool('openssl'))('nginx -t', () => {
       certsDir: home.certsDir,
       serverKey: join(home.certsDir, 'server.key'),
       upstreams: ['helix:8080'],
+      grpcUpstreams: ['helix:8081'],
+      grpcPort: 8444,
+      http2: 'directive',
       httpPort: 80,
       httpsPort: 443,
       logs: { error: 'stderr', access: '/dev/stdout' },
     })
     const file = join(dir, 'container-nginx.conf')
-    const text = renderTemplate('nginx/nginx.conf.eta', values)
+    let text = renderTemplate('nginx/nginx.conf.eta', values)
     expect(text).toContain('user www-data;')
     expect(text).toContain('access_log /dev/stdout helix_json;')
+    expect(text).toMatch(/listen 8444 ssl;\n {4}http2 on;/)
     // "helix" only resolves inside the compose network, and nginx -t resolves upstream names.
-    await writeFile(file, text.replace('server helix:8080', 'server 127.0.0.1:8080'))
+    text = text
+      .replace('server helix:8080', 'server 127.0.0.1:8080')
+      .replace('server helix:8081', 'server 127.0.0.1:8081')
+    // The compose image is nginx 1.27; an nginx here older than 1.25.1 knows only `listen … http2`.
+    if (!(await nginxAtLeast(1, 25, 1))) {
+      text = text.replace(/listen 8444 ssl;\n {4}http2 on;/, 'listen 8444 ssl http2;')
+    }
+    await writeFile(file, text)
     const result = await nginxTest(join(dir, 'prefix-container'), file)
     expect(result.stderr).toContain('test is successful')
   })

@@ -38,6 +38,7 @@ const ALL_FILES = [
   'helm/helix/templates/deployment.yaml',
   'helm/helix/templates/service.yaml',
   'helm/helix/templates/ingress.yaml',
+  'helm/helix/templates/ingress-grpc.yaml',
   'helm/helix/templates/hpa.yaml',
   'helm/helix/templates/pdb.yaml',
   'monitoring/prometheus.yml',
