@@ -6,6 +6,7 @@ import type { Identity } from '../core/identity/identity.js'
 import { actorOf, type Principal } from '../core/identity/principal.js'
 import type { BaseScope, ScopeRequirement } from '../core/identity/scopes.js'
 import { type RateLimitGuard, rateLimitGuard, refuseIfLimited } from '../core/limits/guard.js'
+import { clientAddressResolver } from '../shared/trusted-proxies.js'
 import * as repos from '../state/db/repositories/index.js'
 
 /**
@@ -52,6 +53,11 @@ export function metadataHeaders(metadata: Metadata): Record<string, string> {
 /** The gRPC face of the identity layer: the same credentials, limits, scopes, usage and audit as REST. */
 export interface CallAuth {
   /**
+   * The caller's address: the socket's peer, or behind a proxy in server.trust_proxy (nginx's
+   * grpc_pass) the client its X-Forwarded-For metadata names, as REST's request.ip.
+   */
+  clientAddress(call: CallInfo): string
+  /**
    * Per-IP limits, then (unless the access is public) the Bearer credential in the `authorization`
    * metadata, the key's limits and quota, and the scope. `restPath` is the call's REST twin, matched
    * against helix.yaml's auth.public_routes. Throws UNAUTHENTICATED, FORBIDDEN or RATE_LIMITED.
@@ -91,6 +97,7 @@ export interface CallRecord {
 
 /** No identity (auth off, or a test of the service alone): every caller may proceed and nothing is recorded. */
 export const openCallAuth: CallAuth = {
+  clientAddress: (call) => peerAddress(call.getPeer()),
   authorize: async () => undefined,
   authorizeMessage: async () => {},
   chargeItems: async () => {},
@@ -103,10 +110,15 @@ export function callAuth(identity: Identity): CallAuth {
   const config = deps.config
   const guard: RateLimitGuard = rateLimitGuard(identity.limiter, config)
   const enabled = config.auth.enabled
+  const clientOf = clientAddressResolver(config.server.trust_proxy)
+  const clientAddress = (call: CallInfo) =>
+    clientOf(peerAddress(call.getPeer()), metadataValue(call.metadata, 'x-forwarded-for'))
 
   return {
+    clientAddress,
+
     async authorize(call, access, options = {}) {
-      const ip = peerAddress(call.getPeer())
+      const ip = clientAddress(call)
       refuseIfLimited(await guard.byIp(ip, options.credentialCall === true))
       if (access === 'public') return undefined
       if (options.restPath && matchesPublicPattern(options.restPath, config.auth.public_routes))

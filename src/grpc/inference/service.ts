@@ -5,7 +5,7 @@ import { RequestCancel } from '../../core/infer/cancel-signal.js'
 import type { InferResult, ModelService } from '../../core/infer/types.js'
 import { UserError } from '../../shared/errors.js'
 import { PACKAGE_VERSION } from '../../shared/package-version.js'
-import { metadataHeaders, metadataValue, peerAddress } from '../call-auth.js'
+import { metadataHeaders, metadataValue } from '../call-auth.js'
 import { bidiStream, finishCall, type GrpcContext, httpEquivalent, requestIdOf, unary } from '../calls.js'
 import { toServiceError } from '../status.js'
 import {
@@ -106,7 +106,7 @@ export function inferenceService(service: ModelService, context: GrpcContext): U
         status: httpEquivalent(code),
         durationMs: performance.now() - started,
         items,
-        ip: peerAddress(call.getPeer()),
+        ip: auth.clientAddress(call),
         ...(metadataValue(call.metadata, 'user-agent')
           ? { userAgent: metadataValue(call.metadata, 'user-agent') }
           : {}),
@@ -213,7 +213,7 @@ export function inferenceService(service: ModelService, context: GrpcContext): U
         const name = repositoryModel(call.request)
         const principal = await auth.authorize(call, { scope: 'models:admin' })
         await service.load(name)
-        auth.audit(principal, 'model.load', `model:${name}`, peerAddress(call.getPeer()))
+        auth.audit(principal, 'model.load', `model:${name}`, auth.clientAddress(call))
         return { model_name: name, isLoaded: true }
       },
     ),
@@ -224,7 +224,7 @@ export function inferenceService(service: ModelService, context: GrpcContext): U
         const name = repositoryModel(call.request)
         const principal = await auth.authorize(call, { scope: 'models:admin' })
         await service.unload(name)
-        auth.audit(principal, 'model.unload', `model:${name}`, peerAddress(call.getPeer()))
+        auth.audit(principal, 'model.unload', `model:${name}`, auth.clientAddress(call))
         return { model_name: name, isUnloaded: true }
       },
     ),
