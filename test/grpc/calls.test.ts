@@ -9,12 +9,17 @@ import {
 import { loadSync } from '@grpc/proto-loader'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { ROOT } from '../helpers/cli.js'
-import { addModel, addToRepository } from '../helpers/onnx-models.js'
+import { addModel, addToRepository, scaleModel } from '../helpers/onnx-models.js'
 import { bytesOf, client, floatsOf, type TestGrpc, testGrpc } from './fixtures.js'
 
 let t: TestGrpc
 beforeAll(async () => {
   t = await testGrpc()
+  // A request alone waits up to 5 s in this model's queue for company: it stays queued.
+  await addToRepository(t.repositoryDir, 'waiting', addModel(), {
+    config: { max_batch_size: 8, max_queue_delay_ms: 5000 },
+  })
+  await t.service.load('waiting')
 }, 60_000)
 afterAll(async () => t?.close())
 
@@ -102,11 +107,6 @@ describe('ModelStreamInfer', () => {
 
 describe('deadlines, cancellation and limits', () => {
   it('a request whose deadline passes in the queue is dropped (DEADLINE_EXCEEDED, never computed)', async () => {
-    // A request alone waits up to 5 s in this model's queue for company, so its deadline passes there.
-    await addToRepository(t.repositoryDir, 'waiting', addModel(), {
-      config: { max_batch_size: 8, max_queue_delay_ms: 5000 },
-    })
-    await t.service.load('waiting')
     const request = { ...addRequest('late', [1, 2, 3, 4]), model_name: 'waiting' }
     const started = Date.now()
     const late = await t.inference.failure('ModelInfer', request, { deadline: new Date(Date.now() + 200) })
@@ -117,6 +117,33 @@ describe('deadlines, cancellation and limits', () => {
       .poll(async () => metricText(), { timeout: 5000 })
       .toMatch(
         /helix_inference_requests_total\{model="waiting",version="",status="INFER_TIMEOUT",protocol="grpc"\} 1/,
+      )
+    expect(await metricText()).not.toMatch(/helix_inference_batch_size_count\{model="waiting"\} [1-9]/)
+  })
+
+  it('a client that cancels a queued unary call has it dropped (CANCELLED, never computed)', async () => {
+    const request = { ...addRequest('gone', [1, 2, 3, 4]), model_name: 'waiting' }
+    const fn = t.inference.raw.ModelInfer as (
+      r: unknown,
+      m: unknown,
+      cb: (err: ServiceError | null) => void,
+    ) => { cancel(): void }
+    let code: number | undefined
+    const call = fn.call(t.inference.raw, request, t.inference.metadata(), (err) => {
+      code = err?.code
+    })
+    await expect
+      .poll(
+        async () => /helix_inference_queue_depth\{model="waiting",version="1"\} 1/.test(await metricText()),
+        { timeout: 3000 },
+      )
+      .toBe(true)
+    call.cancel()
+    await expect.poll(() => code, { timeout: 3000 }).toBe(status.CANCELLED)
+    await expect
+      .poll(async () => metricText(), { timeout: 5000 })
+      .toMatch(
+        /helix_inference_requests_total\{model="waiting",version="",status="CANCELLED",protocol="grpc"\} 1/,
       )
     expect(await metricText()).not.toMatch(/helix_inference_batch_size_count\{model="waiting"\} [1-9]/)
   })
@@ -168,6 +195,43 @@ describe('deadlines, cancellation and limits', () => {
     expect(text).toMatch(
       /helix_grpc_request_duration_seconds_count\{method="\/inference.GRPCInferenceService\/ModelInfer",code="OK"\} [1-9]/,
     )
+  })
+})
+
+describe('versions, A/B splits and shadows behave as over REST', () => {
+  it('a sticky_header in metadata pins the version of a 50/50 split; the answer names the version that ran', async () => {
+    const traffic = {
+      version_policy: { all: true },
+      traffic: [
+        { version: 1, weight: 50 },
+        { version: 2, weight: 50 },
+      ],
+      sticky_header: 'X-User',
+    }
+    await addToRepository(t.repositoryDir, 'ab', scaleModel(2), { version: 1, config: traffic })
+    await addToRepository(t.repositoryDir, 'ab', scaleModel(3), { version: 2 })
+    await t.service.load('ab')
+    const x = [1, 2, 3, 4]
+    const call = (user: string) =>
+      t.inference.call<{ model_version: string; raw_output_contents: Buffer[] }>(
+        'ModelInfer',
+        {
+          model_name: 'ab',
+          inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 4] }],
+          raw_input_contents: [bytesOf(new Float32Array(x))],
+        },
+        { metadata: t.inference.metadata({ 'x-user': user }) },
+      )
+    for (const user of ['alice', 'bob', 'carol']) {
+      const answers = await Promise.all(Array.from({ length: 10 }, () => call(user)))
+      expect(new Set(answers.map((a) => a.model_version)).size).toBe(1)
+      for (const a of answers) {
+        const factor = a.model_version === '1' ? 2 : 3
+        expect(floatsOf(a.raw_output_contents[0])).toEqual(x.map((v) => v * factor))
+      }
+    }
+    const users = await Promise.all(Array.from({ length: 60 }, (_, i) => call(`user-${i}`)))
+    expect(new Set(users.map((a) => a.model_version))).toEqual(new Set(['1', '2']))
   })
 })
 
