@@ -8,7 +8,7 @@ import Status from '../../src/commands/status.js'
 import Up from '../../src/commands/up.js'
 import { tempDir } from '../helpers/cli.js'
 import { runInProcess } from '../helpers/in-process.js'
-import { freePort } from '../provision/render/nginx-run.js'
+import { freePortPair } from '../helpers/ports.js'
 
 /**
  * The top-level commands run in this process, so coverage sees src/commands; test/e2e runs the same
@@ -98,7 +98,7 @@ describe('init, doctor, status, serve and up commands (in process)', () => {
 
   it('serve --no-auth and up run until a signal, then print how they stopped', async () => {
     const dir = join(root, 'a')
-    const servePort = await freePort()
+    const servePort = await freePortPair()
     const serving = runInProcess<{ signal: string }>(Serve, [
       '--dir',
       dir,
@@ -115,7 +115,7 @@ describe('init, doctor, status, serve and up commands (in process)', () => {
     expect(served.stdout).toMatch(/helix serve listening on http:\/\/127\.0\.0\.1:\d+/)
     expect(served.stdout).toContain('helix serve stopped (SIGTERM)')
 
-    const port = await freePort()
+    const port = await freePortPair()
     const upping = runInProcess<{ adminKeyCreated: boolean; signal: string }>(Up, [
       '--dir',
       dir,

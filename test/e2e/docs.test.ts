@@ -4,7 +4,7 @@ import { execa, type ResultPromise } from 'execa'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { HELIX_BIN, ROOT, tempDir } from '../helpers/cli.js'
 import { hasTool } from '../helpers/tools.js'
-import { freePort } from '../provision/render/nginx-run.js'
+import { freePortPair } from '../helpers/ports.js'
 
 /** The commands of every ```sh block of a markdown page, one per line, in order. */
 export async function shellCommands(page: string): Promise<string[]> {
@@ -32,7 +32,7 @@ describe.skipIf(!hasTool('curl') || !hasTool('nginx'))('docs: every sh command r
     ;({ dir: cwd, cleanup } = await tempDir('helix-docs-'))
     // As root the embedded PostgreSQL runs as an unprivileged user who must reach ./.helix/data.
     await chmod(cwd, 0o755)
-    port = await freePort()
+    port = await freePortPair()
     Object.assign(env, { HELIX_PORT: String(port), HELIX_DIR: '', PATH: process.env.PATH ?? '' })
   })
   afterAll(async () => {

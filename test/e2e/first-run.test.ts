@@ -4,7 +4,7 @@ import { execa, type ResultPromise } from 'execa'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { ROOT, tempDir } from '../helpers/cli.js'
 import { hasTool } from '../helpers/tools.js'
-import { freePort } from '../provision/render/nginx-run.js'
+import { freePortPair } from '../helpers/ports.js'
 
 const isRoot = process.getuid?.() === 0
 
@@ -77,7 +77,7 @@ describe.skipIf(!hasTool('git') || !hasTool('curl'))('a fresh clone: npm ci && n
       timeout: 600_000,
     })
     if (ci.exitCode !== 0) throw new Error(`npm ci failed:\n${ci.stdout}\n${ci.stderr}`)
-    port = await freePort()
+    port = await freePortPair()
     // Ctrl-C reaches the terminal's whole foreground process group: npx and the helix it runs.
     up = execa('npx', ['helix', 'up'], {
       cwd: clone,

@@ -4,7 +4,7 @@ import { execa, type ResultPromise } from 'execa'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { HELIX_BIN, runHelix, runHelixJson, tempDir } from '../helpers/cli.js'
 import { hasTool } from '../helpers/tools.js'
-import { freePort } from '../provision/render/nginx-run.js'
+import { freePortPair } from '../helpers/ports.js'
 
 interface Up {
   child: ResultPromise
@@ -72,7 +72,7 @@ describe.skipIf(!hasTool('curl'))('helix up (built binary, real daemon and embed
     // be able to reach the data directory (helix says so clearly when it cannot).
     await chmod(t.dir, 0o755)
     dir = join(t.dir, 'helix')
-    port = await freePort()
+    port = await freePortPair()
     first = await startUp(dir, port)
     key =
       /Admin API key \(shown once, stored only as a hash\): (hx_[A-Za-z0-9]+)/.exec(first.stdout())?.[1] ?? ''
@@ -85,7 +85,7 @@ describe.skipIf(!hasTool('curl'))('helix up (built binary, real daemon and embed
 
   it('prints the URL, the admin key once, and a curl line that returns a real inference', async () => {
     const out = first.stdout()
-    expect(out).toContain(`Helix is up at http://127.0.0.1:${port}`)
+    expect(out).toContain(`Helix is up at http://127.0.0.1:${port} (gRPC on 127.0.0.1:${port + 1})`)
     expect(out).toContain('created the helix directory with defaults')
     expect(out).toContain("added the demo model 'cls'")
     expect(key).toMatch(/^hx_[A-Za-z0-9]{20,}$/)
