@@ -4,7 +4,9 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import * as keys from '../../core/identity/api-keys.js'
+import { keyActorOf as keyActorOfPrincipal } from '../../core/identity/caller.js'
 import type { IdentityDeps } from '../../core/identity/identity-deps.js'
+import { listKeysFilter, newKeyRequest } from '../../core/identity/key-requests.js'
 import { ErrorBody } from '../schemas/v2.js'
 import { originOf } from './auth.js'
 import {
@@ -23,14 +25,7 @@ const tags = ['api keys']
 
 /** The caller as a key manager: admins manage every key, others only their own. */
 export function keyActorOf(request: FastifyRequest): keys.KeyActor {
-  const p = request.principal
-  const admin = p?.scopes.includes('admin') ?? false
-  return {
-    userId: p?.userId ?? null,
-    admin,
-    scopes: p?.scopes ?? [],
-    actor: p?.kind === 'apikey' ? `apikey:${p.keyId}` : `user:${p?.userId}`,
-  }
+  return keyActorOfPrincipal(request.principal)
 }
 
 /** /auth/apikeys: create (secret shown once), list, rotate with grace, revoke, usage. */
@@ -50,20 +45,10 @@ export async function apiKeyRoutes(instance: FastifyInstance, options: { deps: I
       },
     },
     async (request, reply) => {
-      const b = request.body
       const created = await keys.createKey(
         deps,
         keyActorOf(request),
-        {
-          name: b.name,
-          scopes: b.scopes,
-          ...(b.user_id !== undefined ? { userId: b.user_id } : {}),
-          expiresAt: b.expires_at ? new Date(b.expires_at) : null,
-          rateLimitPerMin: b.rate_limit_per_min ?? null,
-          quotaRequests: b.quota_requests ?? null,
-          quotaItems: b.quota_items ?? null,
-          quotaPeriod: b.quota_period ?? null,
-        },
+        newKeyRequest(request.body),
         originOf(request),
       )
       reply.code(201).header('cache-control', 'no-store')
@@ -84,10 +69,7 @@ export async function apiKeyRoutes(instance: FastifyInstance, options: { deps: I
     },
     async (request) => {
       const actor = keyActorOf(request)
-      return keys.listKeys(deps, actor, {
-        ...(actor.admin && request.query.all ? {} : { userId: actor.userId ?? undefined }),
-        includeRevoked: request.query.include_revoked ?? false,
-      })
+      return keys.listKeys(deps, actor, listKeysFilter(actor, request.query))
     },
   )
 

@@ -1,18 +1,28 @@
 import { Type } from '@sinclair/typebox'
 
-/** TypeBox schemas of the /auth routes; the OpenAPI document is generated from them. */
-export const Email = Type.String({
-  minLength: 3,
-  maxLength: 320,
-  description: 'E-mail address (case-insensitive).',
-})
-/** 128 characters may be 4 bytes each in UTF-8; the policy counts characters, this bounds bytes. */
-export const Password = Type.String({
-  minLength: 1,
-  maxLength: 512,
-  description: '8–128 characters, no composition rules.',
-})
-export const OpaqueToken = Type.String({ minLength: 1, maxLength: 256 })
+import {
+  CreateKeyInput,
+  Email,
+  ForgotInput,
+  KeyIdInput,
+  ListKeysInput,
+  LoginInput,
+  LogoutInput,
+  OpaqueToken,
+  Password,
+  RefreshInput,
+  RegisterInput,
+  ResetInput,
+  RotateInput,
+  UpdateProfileInput,
+  VerifyInput,
+} from '../../core/identity/auth-inputs.js'
+
+/**
+ * TypeBox schemas of the /auth routes; the OpenAPI document is generated from them. Request bodies
+ * are the identity layer's inputs (core/identity/auth-inputs.ts), which the gRPC face checks too.
+ */
+export { Email, OpaqueToken, Password }
 
 export const PublicUserSchema = Type.Object({
   id: Type.String({ format: 'uuid' }),
@@ -24,45 +34,30 @@ export const PublicUserSchema = Type.Object({
   created_at: Type.String({ format: 'date-time' }),
 })
 
-export const RegisterBody = Type.Object(
-  { email: Email, password: Password, display_name: Type.Optional(Type.String({ maxLength: 200 })) },
-  { additionalProperties: false },
-)
+export const RegisterBody = RegisterInput
 export const RegisterResponse = Type.Object({ user: PublicUserSchema, advice: Type.Optional(Type.String()) })
 
-export const LoginBody = Type.Object({ email: Email, password: Password }, { additionalProperties: false })
+export const LoginBody = LoginInput
 export const TokenResponseSchema = Type.Object({
   access_token: Type.String(),
   refresh_token: Type.String(),
   token_type: Type.Literal('Bearer'),
   expires_in: Type.Integer({ description: 'Seconds until the access token expires.' }),
 })
-export const RefreshBody = Type.Object({ refresh_token: OpaqueToken }, { additionalProperties: false })
-export const LogoutBody = Type.Union([
-  Type.Object({ refresh_token: Type.Optional(OpaqueToken) }, { additionalProperties: false }),
-  Type.Null(),
-])
+export const RefreshBody = RefreshInput
+export const LogoutBody = Type.Union([LogoutInput, Type.Null()])
 export const ChangePasswordBody = Type.Object(
   { current_password: Password, new_password: Password },
   { additionalProperties: false },
 )
-export const ForgotBody = Type.Object({ email: Email }, { additionalProperties: false })
-export const ResetBody = Type.Object(
-  { token: OpaqueToken, password: Password },
-  { additionalProperties: false },
-)
-export const VerifyBody = Type.Object({ token: OpaqueToken }, { additionalProperties: false })
+export const ForgotBody = ForgotInput
+export const ResetBody = ResetInput
+export const VerifyBody = VerifyInput
 export const VerifyQuery = Type.Object({ token: OpaqueToken })
 export const Accepted = Type.Object({ message: Type.String() })
 export const Done = Type.Object({}, { additionalProperties: true })
 
-export const UpdateMeBody = Type.Object(
-  {
-    email: Type.Optional(Email),
-    display_name: Type.Optional(Type.Union([Type.String({ maxLength: 200 }), Type.Null()])),
-  },
-  { additionalProperties: false, minProperties: 1 },
-)
+export const UpdateMeBody = UpdateProfileInput
 export const DeleteMeBody = Type.Object(
   { password: Type.Optional(Password) },
   { additionalProperties: false },
@@ -70,24 +65,11 @@ export const DeleteMeBody = Type.Object(
 
 export const Jwks = Type.Object({ keys: Type.Array(Type.Object({}, { additionalProperties: true })) })
 
-const Scope = Type.String({ description: 'infer, infer:<model>, models:read, models:admin or admin' })
 const Nullable = <T extends ReturnType<typeof Type.String> | ReturnType<typeof Type.Integer>>(t: T) =>
   Type.Union([t, Type.Null()])
-export const KeyIdParams = Type.Object({ id: Type.String({ format: 'uuid' }) })
+export const KeyIdParams = KeyIdInput
 
-export const CreateKeyBody = Type.Object(
-  {
-    name: Type.String({ minLength: 1, maxLength: 100 }),
-    scopes: Type.Array(Scope, { minItems: 1, maxItems: 50 }),
-    user_id: Type.Optional(Type.String({ format: 'uuid', description: 'Owner (administrators only).' })),
-    expires_at: Type.Optional(Type.String({ format: 'date-time' })),
-    rate_limit_per_min: Type.Optional(Type.Integer({ minimum: 1 })),
-    quota_requests: Type.Optional(Type.Integer({ minimum: 1 })),
-    quota_items: Type.Optional(Type.Integer({ minimum: 1 })),
-    quota_period: Type.Optional(Type.Union([Type.Literal('day'), Type.Literal('month')])),
-  },
-  { additionalProperties: false },
-)
+export const CreateKeyBody = CreateKeyInput
 
 export const ApiKeyInfoSchema = Type.Object({
   id: Type.String(),
@@ -111,17 +93,8 @@ export const CreatedKeySchema = Type.Intersect([
   ApiKeyInfoSchema,
   Type.Object({ key: Type.String({ description: 'The secret: shown this once, store it now.' }) }),
 ])
-export const ListKeysQuery = Type.Object({
-  all: Type.Optional(Type.Boolean({ description: 'Administrators: keys of every user.' })),
-  include_revoked: Type.Optional(Type.Boolean()),
-})
-export const RotateBody = Type.Union([
-  Type.Object(
-    { grace_seconds: Type.Optional(Type.Integer({ minimum: 0, maximum: 30 * 86_400 })) },
-    { additionalProperties: false },
-  ),
-  Type.Null(),
-])
+export const ListKeysQuery = ListKeysInput
+export const RotateBody = Type.Union([RotateInput, Type.Null()])
 export const UsageQuery = Type.Object({ since: Type.Optional(Type.String({ format: 'date-time' })) })
 const Counters = {
   requests: Type.Number(),

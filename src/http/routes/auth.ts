@@ -3,8 +3,9 @@ import type {} from '@fastify/swagger'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import * as accounts from '../../core/identity/accounts.js'
-import { forbidden } from '../../core/identity/auth-errors.js'
+import { accountUserId, sessionOf } from '../../core/identity/caller.js'
 import type { IdentityDeps, RequestOrigin } from '../../core/identity/identity-deps.js'
+import { register, requestPasswordReset } from '../../core/identity/self-service.js'
 import * as sessions from '../../core/identity/sessions.js'
 import { ErrorBody } from '../schemas/v2.js'
 import {
@@ -30,16 +31,11 @@ export function originOf(request: FastifyRequest): RequestOrigin {
 
 /** The signed-in user's id; API keys without an owner cannot use account routes. */
 export function userIdOf(request: FastifyRequest): string {
-  const id = request.principal?.userId
-  if (!id) throw forbidden('This route needs a user account (sign in, or use a key that belongs to a user).')
-  return id
+  return accountUserId(request.principal)
 }
 
 const errors = { '4xx': ErrorBody, '5xx': ErrorBody }
 const tags = ['auth']
-
-/** The answer of /auth/password/forgot, the same whether or not the address is registered. */
-export const FORGOT_ANSWER = { message: 'If an account uses this address, a reset message is on its way.' }
 
 /** POST /auth/register|login|refresh|logout, password change/forgot/reset, e-mail verification, JWKS. */
 export async function authRoutes(instance: FastifyInstance, options: { deps: IdentityDeps }) {
@@ -58,10 +54,8 @@ export async function authRoutes(instance: FastifyInstance, options: { deps: Ide
       },
     },
     async (request, reply) => {
-      if (!deps.config.auth.allow_registration)
-        throw forbidden('Self-service registration is turned off on this server.')
       const { email, password, display_name } = request.body
-      const created = await accounts.createAccount(
+      const created = await register(
         deps,
         { email, password, displayName: display_name ?? null },
         originOf(request),
@@ -111,20 +105,12 @@ export async function authRoutes(instance: FastifyInstance, options: { deps: Ide
       config: { access: 'signed-in' },
       schema: { tags, summary: 'End this session', body: LogoutBody, response: { 200: Done, ...errors } },
     },
-    async (request) => {
-      const p = request.principal
-      return sessions.logout(
+    async (request) =>
+      sessions.logout(
         deps,
-        {
-          userId: userIdOf(request),
-          jti: p?.jti,
-          sessionId: p?.sessionId,
-          tokenExpiresAt: p?.tokenExpiresAt,
-          refreshToken: request.body?.refresh_token,
-        },
+        { ...sessionOf(request.principal), refreshToken: request.body?.refresh_token },
         originOf(request),
-      )
-    },
+      ),
   )
 
   app.post(
@@ -159,17 +145,9 @@ export async function authRoutes(instance: FastifyInstance, options: { deps: Ide
       },
     },
     async (request, reply) => {
-      // Answer first, work after: the response cannot differ in body, status or time between known and
-      // unknown addresses because nothing about the account is looked up before it is sent.
-      const { email } = request.body
-      const origin = originOf(request)
-      setImmediate(() => {
-        accounts
-          .forgotPassword(deps, email, origin)
-          .catch((err: unknown) => deps.log?.error({ err }, 'password reset mail failed'))
-      })
+      // Answered before any look-up (requestPasswordReset), so known and unknown addresses look alike.
       reply.code(202)
-      return FORGOT_ANSWER
+      return requestPasswordReset(deps, request.body.email, originOf(request))
     },
   )
 
