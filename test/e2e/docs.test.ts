@@ -3,8 +3,8 @@ import { join } from 'node:path'
 import { execa, type ResultPromise } from 'execa'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { HELIX_BIN, ROOT, tempDir } from '../helpers/cli.js'
-import { hasTool } from '../helpers/tools.js'
 import { freePortPair } from '../helpers/ports.js'
+import { hasTool } from '../helpers/tools.js'
 
 /** The commands of every ```sh block of a markdown page, one per line, in order. */
 export async function shellCommands(page: string): Promise<string[]> {

@@ -3,8 +3,8 @@ import { join } from 'node:path'
 import { execa, type ResultPromise } from 'execa'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { ROOT, tempDir } from '../helpers/cli.js'
-import { hasTool } from '../helpers/tools.js'
 import { freePortPair } from '../helpers/ports.js'
+import { hasTool } from '../helpers/tools.js'
 
 const isRoot = process.getuid?.() === 0
 

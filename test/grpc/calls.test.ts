@@ -269,7 +269,7 @@ describe('grpc.health.v1.Health and reflection', () => {
     const { grpc } = loadPackageDefinition(definition) as unknown as {
       grpc: {
         reflection: {
-          v1: { ServerReflection: new (target: string, creds: unknown) => Record<string, Function> }
+          v1: { ServerReflection: new (target: string, creds: unknown) => Record<string, () => unknown> }
         }
       }
     }
