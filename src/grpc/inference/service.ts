@@ -6,7 +6,7 @@ import type { InferResult, ModelService } from '../../core/infer/types.js'
 import { UserError } from '../../shared/errors.js'
 import { PACKAGE_VERSION } from '../../shared/package-version.js'
 import { metadataHeaders, metadataValue } from '../call-auth.js'
-import { bidiStream, finishCall, type GrpcContext, httpEquivalent, requestIdOf, unary } from '../calls.js'
+import { bidiStream, type GrpcContext, httpEquivalent, requestIdOf, unary } from '../calls.js'
 import { toServiceError } from '../status.js'
 import {
   decodeInferRequest,
