@@ -1,12 +1,15 @@
-import { readdir, stat, statfs } from 'node:fs/promises'
+import { readdir, readFile, stat, statfs } from 'node:fs/promises'
 import { createRequire } from 'node:module'
 import { dirname, join } from 'node:path'
 import { execa } from 'execa'
 import { discoverGpus } from '../core/gpu/nvidia-smi.js'
+import { checkGrpcHealth } from '../grpc/health-client.js'
+import { grpcPort } from '../http/serve-config.js'
 import { databaseStatus } from '../provision/postgres/database.js'
 import type { HelixConfig } from '../shared/config.js'
 import { exists, type HelixHome } from '../shared/home.js'
 import { isPortFree } from '../shared/ports.js'
+import { CERT_FILES, type CertFile, certPath } from '../state/certs/cert-files.js'
 import { listCertificates } from '../state/certs/list.js'
 import type { CertificateSummary } from '../state/certs/summary.js'
 import { readDaemonRecord } from '../state/daemon-record.js'
@@ -134,6 +137,82 @@ export async function checkDaemonPort(home: HelixHome, config: HelixConfig): Pro
     )
   }
   return checkPort(config.server.host, config.server.port)
+}
+
+/** host:port as a client dials it (loopback for a wildcard host, brackets for IPv6). */
+function dialTarget(host: string, port: number): string {
+  const dial = host === '0.0.0.0' || host === '::' || host === '' ? '127.0.0.1' : host
+  return `${dial.includes(':') ? `[${dial}]` : dial}:${port}`
+}
+
+/**
+ * Whether the gRPC port helix.yaml gives the daemon (server.grpc.port, else the REST port + 1) is
+ * free, or held by a helix gRPC face: one that answers grpc.health.v1 for
+ * inference.GRPCInferenceService (dialled with the daemon's TLS settings and the helix CA).
+ */
+export async function checkGrpcPort(home: HelixHome, config: HelixConfig): Promise<CheckResult> {
+  const { server } = config
+  if (!server.grpc.enabled) return ok('grpc-port', 'gRPC is off (server.grpc.enabled: false)')
+  let port: number
+  try {
+    port = grpcPort(server.port, server.grpc.port)
+  } catch (err) {
+    return fail('grpc-port', (err as Error).message, (err as { hint?: string }).hint ?? '')
+  }
+  if (port === 0) return ok('grpc-port', 'the gRPC port is picked when the daemon starts (port 0)')
+  if (port === server.port) {
+    return fail(
+      'grpc-port',
+      `REST and gRPC both ask for port ${port}`,
+      'Give gRPC its own port (server.grpc.port, --grpc-port), or turn it off with --no-grpc.',
+    )
+  }
+  if (await isPortFree(port, server.host)) {
+    return ok('grpc-port', `${server.host}:${port} is free for the daemon's gRPC face`)
+  }
+  const tls = server.tls || server.mtls
+  const read = (file: CertFile) => readFile(certPath(home, file)).catch(() => undefined)
+  const health = await checkGrpcHealth(
+    dialTarget(server.host, port),
+    {
+      tls,
+      ...(tls ? { ca: await read(CERT_FILES.caCert) } : {}),
+      ...(server.mtls
+        ? { cert: await read(CERT_FILES.clientCert), key: await read(CERT_FILES.clientKey) }
+        : {}),
+      service: 'inference.GRPCInferenceService',
+    },
+    2000,
+  )
+  if (health.status) {
+    return ok('grpc-port', `${server.host}:${port} is served by a running helix daemon's gRPC face`)
+  }
+  return fail(
+    'grpc-port',
+    `${server.host}:${port} is in use by another program`,
+    `Stop it (\`ss -ltnp | grep :${port}\`), choose another gRPC port with --grpc-port (server.grpc.port), or turn gRPC off with --no-grpc.`,
+  )
+}
+
+/**
+ * The gRPC port of the daemon running on this helix directory (its record in data/daemon.json), else
+ * the configured one.
+ */
+export async function checkDaemonGrpcPort(home: HelixHome, config: HelixConfig): Promise<CheckResult> {
+  const record = await readDaemonRecord(home)
+  // As for REST: a recorded pid whose port is free again was reused by another process.
+  if (record && !(await isPortFree(record.port, record.host))) {
+    if (!record.grpc) {
+      return ok('grpc-port', `the running helix daemon (pid ${record.pid}) serves no gRPC (--no-grpc)`)
+    }
+    if (!(await isPortFree(record.grpc.port, record.host))) {
+      return ok(
+        'grpc-port',
+        `${record.grpc.target} is served by the running helix daemon's gRPC face (pid ${record.pid})`,
+      )
+    }
+  }
+  return checkGrpcPort(home, config)
 }
 
 async function privateFiles(home: HelixHome): Promise<string[]> {
@@ -328,6 +407,7 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
     checkTool('nginx', 'needed to run the generated nginx.conf', env),
     checkTool('openssl', 'useful to inspect certificates', env),
     checkDaemonPort(home, config),
+    checkDaemonGrpcPort(home, config),
     checkKeyPermissions(home),
     checkCertificates(home, config, now),
     checkJwtKeyAge(home, config, now),

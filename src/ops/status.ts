@@ -3,13 +3,15 @@ import { Agent, fetch as undiciFetch } from 'undici'
 import { fromWireIndexRow } from '../cli/daemon-client.js'
 import { discoverGpus, type GpuDiscovery } from '../core/gpu/nvidia-smi.js'
 import type { ModelIndexEntry } from '../core/infer/types.js'
+import { checkGrpcHealth } from '../grpc/health-client.js'
+import { grpcPort } from '../http/serve-config.js'
 import { type StatusResult as DatabaseStatus, databaseStatus } from '../provision/postgres/database.js'
 import type { HelixConfig } from '../shared/config.js'
 import type { HelixHome } from '../shared/home.js'
 import { CERT_FILES, type CertFile, certPath } from '../state/certs/cert-files.js'
 import { listCertificates } from '../state/certs/list.js'
 import type { CertificateSummary } from '../state/certs/summary.js'
-import { type DaemonTarget, locateDaemon } from '../state/daemon-record.js'
+import { type DaemonTarget, locateDaemon, readDaemonRecord } from '../state/daemon-record.js'
 import { currentKeyAge } from './jwt-key-age.js'
 
 export interface DaemonStatus {
@@ -25,8 +27,26 @@ export interface DaemonStatus {
   error?: string
 }
 
+/** The daemon's gRPC face and its grpc.health.v1 answer. */
+export interface GrpcStatus {
+  /** host:port as gRPC clients dial it. */
+  target: string
+  /**
+   * record: the running daemon's data/daemon.json; flag: the host of --url with the configured gRPC
+   * port (else its port + 1); config: helix.yaml server.host and server.grpc.port (else port + 1).
+   */
+  source: DaemonTarget['source']
+  tls: boolean
+  /** The server's readiness as grpc.health.v1 Check answered it (SERVING, NOT_SERVING). */
+  status?: string
+  /** Why Check got no answer (gRPC status name and message). */
+  error?: string
+}
+
 export interface StatusReport {
   daemon: DaemonStatus
+  /** Absent when the daemon serves no gRPC (its record says so, or server.grpc.enabled is false). */
+  grpc?: GrpcStatus
   /** From the running daemon's repository index; empty when it is unreachable. */
   models: ModelIndexEntry[]
   database: DatabaseStatus
@@ -46,16 +66,87 @@ export interface StatusOptions {
   env?: NodeJS.ProcessEnv
 }
 
-/** TLS to our own daemon trusts the helix CA, and presents the client certificate under mTLS. */
-async function daemonDispatcher(home: HelixHome, target: DaemonTarget): Promise<Agent | undefined> {
-  if (!target.url.startsWith('https:')) return undefined
+/** The helix CA, and the client certificate and key for mTLS; each absent when unreadable. */
+async function clientTls(home: HelixHome): Promise<{ ca?: Buffer; cert?: Buffer; key?: Buffer }> {
   const read = (file: CertFile) => readFile(certPath(home, file)).catch(() => undefined)
   const [ca, cert, key] = await Promise.all([
     read(CERT_FILES.caCert),
     read(CERT_FILES.clientCert),
     read(CERT_FILES.clientKey),
   ])
+  return { ca, cert, key }
+}
+
+/** TLS to our own daemon trusts the helix CA, and presents the client certificate under mTLS. */
+async function daemonDispatcher(home: HelixHome, target: DaemonTarget): Promise<Agent | undefined> {
+  if (!target.url.startsWith('https:')) return undefined
+  const { ca, cert, key } = await clientTls(home)
   return new Agent({ connect: { ca, ...(target.mtls ? { cert, key } : {}) } })
+}
+
+/**
+ * A --url naming the daemon recorded in data/daemon.json is that daemon: its pid, and whether it asks
+ * for client certificates, come from its record rather than from helix.yaml.
+ */
+async function recordedTarget(home: HelixHome, target: DaemonTarget): Promise<DaemonTarget> {
+  if (target.source !== 'flag') return target
+  const record = await readDaemonRecord(home)
+  return record?.url === target.url ? { ...target, pid: record.pid, mtls: record.mtls } : target
+}
+
+/** How long `helix status` waits for each answer. */
+const ANSWER_TIMEOUT_MS = 5000
+
+/** Where the gRPC face of the daemon `target` names listens; undefined when it serves none. */
+async function grpcTarget(
+  options: StatusOptions,
+  target: DaemonTarget,
+): Promise<Omit<GrpcStatus, 'status' | 'error'> | undefined> {
+  const record = await readDaemonRecord(options.home)
+  if (record && (target.source === 'record' || record.url === target.url)) {
+    return record.grpc ? { target: record.grpc.target, source: 'record', tls: record.grpc.tls } : undefined
+  }
+  const { server } = options.config
+  if (!server.grpc.enabled) return undefined
+  if (target.source === 'flag') {
+    const url = new URL(target.url)
+    const restPort = Number(url.port || (url.protocol === 'https:' ? 443 : 80))
+    const port = server.grpc.port || restPort + 1
+    return { target: `${url.hostname}:${port}`, source: 'flag', tls: url.protocol === 'https:' }
+  }
+  const host = new URL(target.url).hostname
+  return {
+    target: `${host}:${grpcPort(server.port, server.grpc.port)}`,
+    source: 'config',
+    tls: server.tls || server.mtls,
+  }
+}
+
+async function grpcStatus(options: StatusOptions, target: DaemonTarget): Promise<GrpcStatus | undefined> {
+  let where: Awaited<ReturnType<typeof grpcTarget>>
+  try {
+    where = await grpcTarget(options, target)
+  } catch (err) {
+    // helix.yaml names no usable gRPC port (REST on 65535 without server.grpc.port).
+    const { server } = options.config
+    return { target: `${server.host}:?`, source: 'config', tls: server.tls, error: (err as Error).message }
+  }
+  if (!where) return undefined
+  if (where.target.endsWith(':0')) {
+    // server.port 0 (and no gRPC port): each start picks a free port, which only a record would name.
+    return { ...where, error: 'no daemon recorded; its gRPC port is picked when it starts' }
+  }
+  const tls = where.tls ? await clientTls(options.home) : {}
+  const health = await checkGrpcHealth(
+    where.target,
+    {
+      tls: where.tls,
+      ca: tls.ca,
+      ...(target.mtls ? { cert: tls.cert, key: tls.key } : {}),
+    },
+    ANSWER_TIMEOUT_MS,
+  )
+  return { ...where, ...(health.status ? { status: health.status } : { error: health.error }) }
 }
 
 function uptimeFromMetrics(text: string, now: Date): number | undefined {
@@ -65,9 +156,9 @@ function uptimeFromMetrics(text: string, now: Date): number | undefined {
 
 async function daemonStatus(
   options: StatusOptions,
+  target: DaemonTarget,
   now: Date,
 ): Promise<{ daemon: DaemonStatus; models: ModelIndexEntry[] }> {
-  const target = await locateDaemon(options.home, options.config, options.url)
   const url = target.url
   const dispatcher = await daemonDispatcher(options.home, target)
   const headers: Record<string, string> = options.apiKey ? { authorization: `Bearer ${options.apiKey}` } : {}
@@ -76,7 +167,7 @@ async function daemonStatus(
       ...init,
       headers: { ...headers, ...(init.body ? { 'content-type': 'application/json' } : {}) },
       dispatcher,
-      signal: AbortSignal.timeout(5000),
+      signal: AbortSignal.timeout(ANSWER_TIMEOUT_MS),
     })
   const daemon: DaemonStatus = {
     url,
@@ -135,15 +226,23 @@ async function certificateStatus(
   }
 }
 
-/** `helix status`: what runs and how healthy it is, from the daemon, the database and the helix directory. */
+/**
+ * `helix status`: what runs and how healthy it is, from the daemon (REST and gRPC faces), the database
+ * and the helix directory.
+ */
 export async function collectStatus(options: StatusOptions): Promise<StatusReport> {
   const now = options.now ?? new Date()
-  const [daemon, database, certificates, jwt, gpus] = await Promise.all([
-    daemonStatus(options, now),
+  const target = await recordedTarget(
+    options.home,
+    await locateDaemon(options.home, options.config, options.url),
+  )
+  const [daemon, grpc, database, certificates, jwt, gpus] = await Promise.all([
+    daemonStatus(options, target, now),
+    grpcStatus(options, target),
     databaseStatus(options.home, options.config),
     certificateStatus(options.home, options.config, now),
     jwtStatus(options.home, options.config, now),
     discoverGpus({ env: options.env }),
   ])
-  return { ...daemon, database, certificates, jwt, gpus }
+  return { ...daemon, ...(grpc ? { grpc } : {}), database, certificates, jwt, gpus }
 }

@@ -74,6 +74,9 @@ describe('init, doctor, status, serve and up commands (in process)', () => {
       expect(result.result?.ok).toBe(false)
       expect(result.stdout).toMatch(/^FAIL {2}permissions/m)
       expect(result.stdout).toMatch(/^FAIL {2}database/m)
+      expect(result.stdout).toMatch(
+        /^ok {4}grpc-port +the gRPC port is picked when the daemon starts \(port 0\)$/m,
+      )
       expect(process.exitCode).toBe(1)
     } finally {
       process.exitCode = saved
@@ -81,13 +84,16 @@ describe('init, doctor, status, serve and up commands (in process)', () => {
   })
 
   it('status reports a stopped service', async () => {
-    const result = await runInProcess<{ daemon: { reachable: boolean } }>(
+    const result = await runInProcess<{ daemon: { reachable: boolean }; grpc?: Record<string, unknown> }>(
       Status,
       ['--dir', join(root, 'a')],
       { HELIX_PORT: '1' },
     )
     expect(result.result?.daemon.reachable).toBe(false)
     expect(result.stdout).toMatch(/^daemon .* not running/m)
+    // No daemon recorded: helix.yaml's gRPC port (the REST port + 1) is asked, and nothing answers.
+    expect(result.result?.grpc).toMatchObject({ target: '127.0.0.1:2', source: 'config', tls: false })
+    expect(result.stdout).toMatch(/^grpc +127\.0\.0\.1:2 {2}not running \(UNAVAILABLE: connect ECONNREFUSED/m)
   })
 
   it('serve refuses to start without its database, and says how to fix it', async () => {

@@ -1,12 +1,14 @@
-import { chmod, copyFile, mkdir, writeFile } from 'node:fs/promises'
+import { chmod, copyFile, mkdir, readFile, writeFile } from 'node:fs/promises'
 import { createServer, type Server } from 'node:net'
 import { join } from 'node:path'
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { renderChecks } from '../../src/cli/output/doctor.js'
 import {
   checkCertificates,
+  checkDaemonGrpcPort,
   checkDaemonPort,
   checkDiskSpace,
+  checkGrpcPort,
   checkJwtKeyAge,
   checkKeyPermissions,
   checkNodeVersion,
@@ -18,8 +20,11 @@ import {
 import { loadConfig } from '../../src/shared/config.js'
 import { HelixHome } from '../../src/shared/home.js'
 import { writeDaemonRecord } from '../../src/state/daemon-record.js'
+import { testGrpc } from '../grpc/fixtures.js'
 import { ROOT, runHelix, tempDir } from '../helpers/cli.js'
 import { writeSelfSigned } from '../helpers/openssl.js'
+import { freePort } from '../provision/render/nginx-run.js'
+import { writeSelfSignedCerts } from '../provision/render/self-signed.js'
 
 const DAY = 86_400_000
 
@@ -149,6 +154,130 @@ describe('helix doctor checks', () => {
     })
   })
 
+  it('checks the gRPC port helix.yaml gives the daemon: off, picked at start, shared with REST, free', async () => {
+    const config = (server: Record<string, unknown>) => loadConfig(home, { server }, {})
+    expect(await checkGrpcPort(home, await config({ grpc: { enabled: false } }))).toEqual({
+      name: 'grpc-port',
+      status: 'ok',
+      message: 'gRPC is off (server.grpc.enabled: false)',
+    })
+    expect((await checkGrpcPort(home, await config({ port: 0 }))).message).toBe(
+      'the gRPC port is picked when the daemon starts (port 0)',
+    )
+    const shared = await checkGrpcPort(home, await config({ port: 9000, grpc: { port: 9000 } }))
+    expect(shared).toMatchObject({ status: 'fail', message: 'REST and gRPC both ask for port 9000' })
+    expect(shared.advice).toContain('--grpc-port')
+    const last = await checkGrpcPort(home, await config({ port: 65535 }))
+    expect(last).toMatchObject({ status: 'fail', message: expect.stringContaining('no port + 1 for gRPC') })
+    // Unset, the gRPC port is the REST port + 1.
+    const rest = await freePort()
+    const free = await checkGrpcPort(home, await config({ port: rest - 1 }))
+    expect(free).toEqual({
+      name: 'grpc-port',
+      status: 'ok',
+      message: `127.0.0.1:${rest} is free for the daemon's gRPC face`,
+    })
+  })
+
+  it("tells a port held by a helix daemon's gRPC face from one held by another program", async () => {
+    const daemon = await testGrpc()
+    try {
+      const held = await checkGrpcPort(
+        home,
+        await loadConfig(home, { server: { grpc: { port: daemon.server.port } } }, {}),
+      )
+      expect(held).toEqual({
+        name: 'grpc-port',
+        status: 'ok',
+        message: `127.0.0.1:${daemon.server.port} is served by a running helix daemon's gRPC face`,
+      })
+    } finally {
+      await daemon.close()
+    }
+    const sockets = new Set<import('node:net').Socket>()
+    const server: Server = createServer((s) => {
+      sockets.add(s)
+      s.end('not grpc')
+    })
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+    const port = (server.address() as { port: number }).port
+    try {
+      const taken = await checkGrpcPort(home, await loadConfig(home, { server: { grpc: { port } } }, {}))
+      expect(taken).toMatchObject({
+        status: 'fail',
+        message: `127.0.0.1:${port} is in use by another program`,
+      })
+      expect(taken.advice).toContain(`grep :${port}`)
+    } finally {
+      for (const s of sockets) s.destroy()
+      await new Promise((r) => server.close(r))
+    }
+  }, 60_000)
+
+  it("dials an mTLS daemon's gRPC face with the helix CA and client certificate", async () => {
+    await writeSelfSignedCerts(home.certsDir)
+    const read = (name: string) => readFile(home.path('certs', name))
+    const daemon = await testGrpc({
+      tls: {
+        cert: await read('server.crt'),
+        key: await read('server.key'),
+        ca: await read('ca.crt'),
+        mtls: true,
+      },
+    })
+    try {
+      const settings = (mtls: boolean) => ({ server: { mtls, grpc: { port: daemon.server.port } } })
+      expect(await checkGrpcPort(home, await loadConfig(home, settings(true), {}))).toMatchObject({
+        status: 'ok',
+        message: expect.stringContaining("served by a running helix daemon's gRPC face"),
+      })
+      // Dialled in plaintext, the TLS face does not answer: helix.yaml does not describe this daemon.
+      expect((await checkGrpcPort(home, await loadConfig(home, settings(false), {}))).status).toBe('fail')
+    } finally {
+      await daemon.close()
+    }
+  }, 60_000)
+
+  it("checks the running daemon's recorded gRPC port before the configured one", async () => {
+    const rest: Server = createServer()
+    await new Promise<void>((r) => rest.listen(0, '127.0.0.1', r))
+    const port = (rest.address() as { port: number }).port
+    const grpc: Server = createServer()
+    await new Promise<void>((r) => grpc.listen(0, '127.0.0.1', r))
+    const grpcPort = (grpc.address() as { port: number }).port
+    const record = {
+      pid: process.pid,
+      url: `http://127.0.0.1:${port}`,
+      host: '127.0.0.1',
+      port,
+      tls: false,
+      mtls: false,
+      started_at: now.toISOString(),
+      version: '0.1.0',
+    }
+    const config = await loadConfig(home, { server: { grpc: { enabled: false } } }, {})
+    try {
+      await writeDaemonRecord(home, {
+        ...record,
+        grpc: { target: `127.0.0.1:${grpcPort}`, port: grpcPort, tls: false },
+      })
+      expect(await checkDaemonGrpcPort(home, config)).toEqual({
+        name: 'grpc-port',
+        status: 'ok',
+        message: `127.0.0.1:${grpcPort} is served by the running helix daemon's gRPC face (pid ${process.pid})`,
+      })
+      await writeDaemonRecord(home, record)
+      expect((await checkDaemonGrpcPort(home, config)).message).toBe(
+        `the running helix daemon (pid ${process.pid}) serves no gRPC (--no-grpc)`,
+      )
+    } finally {
+      await new Promise((r) => rest.close(r))
+      await new Promise((r) => grpc.close(r))
+    }
+    // The REST port is free again: the record is stale, and helix.yaml is what counts.
+    expect((await checkDaemonGrpcPort(home, config)).message).toBe('gRPC is off (server.grpc.enabled: false)')
+  })
+
   it('reports tools and disk space', async () => {
     expect((await checkTool('sh', 'shell')).status).toBe('ok')
     const missing = await checkTool('helix-no-such-tool', 'testing')
@@ -162,6 +291,7 @@ describe('helix doctor checks', () => {
     const config = await loadConfig(home, { server: { port: 0 } }, {})
     const passing = await runDoctor({ home, config, now, database: false })
     expect(passing.ok).toBe(true)
+    expect(passing.checks.find((c) => c.name === 'grpc-port')).toMatchObject({ status: 'ok' })
     const failing = await runDoctor({
       home,
       config,
@@ -191,6 +321,12 @@ describe('helix doctor (built binary)', () => {
       expect(byName.permissions.message).toMatch(/^[5-9] private key file\(s\) are 0600$/)
       expect(byName.certificates.status).toBe('ok')
       expect(byName['jwt-keys']).toMatchObject({ status: 'ok', message: 'current JWT key is 0 day(s) old' })
+      // HELIX_PORT=0: the gRPC port, the REST port + 1 by default, is picked at start as well.
+      expect(byName['grpc-port']).toEqual({
+        name: 'grpc-port',
+        status: 'ok',
+        message: 'the gRPC port is picked when the daemon starts (port 0)',
+      })
     } finally {
       await cleanup()
     }

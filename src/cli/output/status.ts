@@ -1,10 +1,20 @@
-import type { StatusReport } from '../../ops/status.js'
+import type { GrpcStatus, StatusReport } from '../../ops/status.js'
 import { renderTable } from './table.js'
 
 function duration(seconds: number): string {
   const h = Math.floor(seconds / 3600)
   const m = Math.floor((seconds % 3600) / 60)
   return h > 0 ? `${h}h ${m}m` : m > 0 ? `${m}m ${seconds % 60}s` : `${seconds}s`
+}
+
+/** The gRPC line: the face's address and its grpc.health.v1 answer. */
+function grpcLine(grpc: GrpcStatus, daemonReachable: boolean): string {
+  const where = `grpc       ${grpc.target}${grpc.tls ? ' (tls)' : ''}`
+  if (grpc.status === 'SERVING') return `${where}  serving`
+  if (grpc.status) return `${where}  ${grpc.status.replace('_', ' ')} (grpc.health.v1)`
+  return daemonReachable
+    ? `${where}  NOT ANSWERING (${grpc.error ?? 'no answer'})`
+    : `${where}  not running (${grpc.error ?? 'no answer'})`
 }
 
 /** The human view of `helix status`. */
@@ -18,6 +28,7 @@ export function renderStatus(report: StatusReport): string {
         ? `daemon     ${daemon.url}  not running (${daemon.error ?? 'unreachable'}); start it with \`helix serve\` or \`helix up\``
         : `daemon     ${daemon.url}  NOT ANSWERING (${daemon.error ?? 'unreachable'}) although pid ${daemon.pid} runs; see its log, or stop it and start again`,
   )
+  if (report.grpc) lines.push(grpcLine(report.grpc, daemon.reachable))
   const migrations = database.migrations
   const migrationText = migrations
     ? `${migrations.applied.length} applied, ${migrations.pending.length} pending${migrations.drift.length ? `, ${migrations.drift.length} DRIFTED` : ''}`
