@@ -46,7 +46,7 @@ describe('render commands (in process)', () => {
 
   it.each([
     [RenderDocker, 'docker', 7],
-    [RenderHelm, 'helm', 10],
+    [RenderHelm, 'helm', 11],
     [RenderMonitoring, 'monitoring', 4],
   ] as const)('render %s creates its files', async (command, artifact, count) => {
     stdout.length = 0
