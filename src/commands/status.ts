@@ -5,9 +5,9 @@ import { HelixCommand } from '../shared/base-command.js'
 
 export default class Status extends HelixCommand<StatusReport> {
   static summary =
-    'Show what runs and how healthy it is: daemon, models, database, certificates, JWT key, GPUs.'
+    'Show what runs and how healthy it is: daemon (REST and gRPC), models, database, certificates, JWT key, GPUs.'
   static description =
-    'Asks the running daemon (--url, else the one recorded in data/daemon.json when it started, else helix.yaml server.host/port) for its version, uptime, readiness and models (versions, state, execution provider, queue depth), and reports the database (embedded or external, reachable, migrations), certificate expiry, JWT key age and GPUs. The repository index needs an admin key when auth is on: --key or HELIX_API_KEY.'
+    'Asks the running daemon (--url, else the one recorded in data/daemon.json when it started, else helix.yaml server.host/port) for its version, uptime, readiness and models (versions, state, execution provider, queue depth), checks its gRPC face with a grpc.health.v1 call (over TLS and mTLS with the helix certificates when the daemon serves them), and reports the database (embedded or external, reachable, migrations), certificate expiry, JWT key age and GPUs. The repository index needs an admin key when auth is on: --key or HELIX_API_KEY.'
   static examples = ['<%= config.bin %> status', '<%= config.bin %> status --json --key "$HELIX_API_KEY"']
 
   static flags = {
