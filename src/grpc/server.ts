@@ -9,6 +9,9 @@ import type { Identity } from '../core/identity/identity.js'
 import type { ModelService } from '../core/infer/types.js'
 import type { CoreLogger } from '../core/logger.js'
 import type { HelixMetrics } from '../core/metrics.js'
+import type { DaemonSettings } from '../core/monitoring/config-summary.js'
+import type { NvidiaSmiOptions } from '../core/monitoring/gpu-stats.js'
+import type { HelixConfig } from '../shared/config.js'
 import { Failure } from '../shared/errors.js'
 import { INTERMEDIATE_CIPHERS, MIN_TLS_VERSION } from '../shared/tls-profile.js'
 import { authService } from './auth/service.js'
@@ -42,6 +45,12 @@ export interface GrpcServerDeps {
   identity?: Identity
   metrics?: HelixMetrics
   logger: CoreLogger
+  /** helix.yaml as the daemon runs it (MonitoringService: certificate alert threshold, GetConfig). */
+  config?: HelixConfig
+  /** What `helix serve` resolved from helix.yaml, the environment and flags (MonitoringService.GetConfig). */
+  settings?: DaemonSettings
+  /** How nvidia-smi is run for MonitoringService's GPU methods (tests put a stand-in on PATH). */
+  nvidiaSmi?: NvidiaSmiOptions
 }
 
 export interface GrpcServer {

@@ -13,7 +13,26 @@ export const grpcFace: DaemonFace = async ({ config, service, identity, metrics,
       ...(config.tls ? { tls: config.tls } : {}),
       maxMessageBytes: config.grpc.maxMessageBytes,
     },
-    { service, metrics, logger: logger.child({ component: 'grpc' }), ...(identity ? { identity } : {}) },
+    {
+      service,
+      metrics,
+      logger: logger.child({ component: 'grpc' }),
+      ...(identity ? { identity } : {}),
+      config: config.helix,
+      settings: {
+        host: config.host,
+        port: config.port,
+        grpcPort: config.grpc.port,
+        grpcMaxMessageBytes: config.grpc.maxMessageBytes,
+        tls: config.tls !== undefined,
+        mtls: config.tls?.mtls === true,
+        bodyLimitBytes: config.bodyLimit,
+        drainTimeoutMs: config.drainTimeoutMs,
+        logLevel: config.logLevel,
+        logFormat: config.logFormat,
+        modelsDir: config.modelsDir,
+      },
+    },
   )
   logger.info({ target: server.target, tls: server.tls }, `gRPC listening on ${server.target}`)
   return {

@@ -37,6 +37,9 @@ export const ERROR_KINDS = {
   MODEL_NOT_FOUND: 'not_found',
   VERSION_NOT_FOUND: 'not_found',
   NOT_FOUND: 'not_found',
+  // Usage, audit and rate-limit reads with authentication off: no identity layer keeps them, as the
+  // REST /auth routes are absent then (404).
+  AUTH_DISABLED: 'not_found',
   USER_EXISTS: 'conflict',
   BODY_TOO_LARGE: 'too_large',
   UNSUPPORTED_MEDIA_TYPE: 'unsupported_media_type',

@@ -32,6 +32,20 @@ describe('scopes', () => {
     expect(allows(['infer'], { scope: 'models:read' })).toBe(false)
   })
 
+  it('monitor is a scope of its own: admin implies it, nothing else does, and it grants nothing else', () => {
+    expect(parseScopes(['monitor, infer'])).toEqual(['infer', 'monitor'])
+    expect(allows(['monitor'], { scope: 'monitor' })).toBe(true)
+    expect(allows(['admin'], { scope: 'monitor' })).toBe(true)
+    for (const other of [['infer'], ['infer:cls'], ['models:read'], ['models:admin']]) {
+      expect(allows(other, { scope: 'monitor' })).toBe(false)
+    }
+    expect(allows(['monitor'], { scope: 'infer', model: 'cls' })).toBe(false)
+    expect(allows(['monitor'], { scope: 'models:read' })).toBe(false)
+    expect(allows(['monitor'], { scope: 'admin' })).toBe(false)
+    expect(canGrant(['admin'], ['monitor'])).toBe(true)
+    expect(canGrant(['infer', 'models:read'], ['monitor'])).toBe(false)
+  })
+
   it('whoever may call a model may read its metadata; models:read keeps the rest', () => {
     expect(allows(['infer'], { scope: 'models:read', model: 'cls' })).toBe(true)
     expect(allows(['infer:cls'], { scope: 'models:read', model: 'cls' })).toBe(true)
