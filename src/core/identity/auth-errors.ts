@@ -22,7 +22,7 @@ export function missingCredentials(): UserError {
 
 export function forbidden(message: string): UserError {
   return new UserError('FORBIDDEN', message, {
-    hint: 'Use a key or account with the needed scope (infer, models:read, models:admin, admin).',
+    hint: 'Use a key or account with the needed scope (infer, models:read, models:admin, monitor, admin).',
   })
 }
 
