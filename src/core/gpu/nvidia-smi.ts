@@ -62,25 +62,35 @@ export function parseGpuQuery(csv: string): GpuInfo[] {
   return gpus
 }
 
+/** How to run nvidia-smi (tests put a fake one that prints recorded output on PATH). */
+export interface NvidiaSmiOptions {
+  command?: string
+  timeoutMs?: number
+  env?: NodeJS.ProcessEnv
+}
+
 /**
- * Runs nvidia-smi and returns the GPUs it sees. Never throws: a missing binary, a driver error or
- * unparsable output become an empty list with the reason, because "no GPU" is a normal state.
+ * Runs nvidia-smi with `args` and parses what it prints. Never throws: a missing binary, a driver
+ * error, a hang or unparsable output become an empty list with the reason, because "no GPU" is a
+ * normal state.
  */
-export async function discoverGpus(
-  options: { command?: string; timeoutMs?: number; env?: NodeJS.ProcessEnv } = {},
-): Promise<GpuDiscovery> {
+export async function queryNvidiaSmi<T>(
+  args: readonly string[],
+  parse: (stdout: string) => T[],
+  options: NvidiaSmiOptions = {},
+): Promise<{ gpus: T[]; reason?: string }> {
   const command = options.command ?? 'nvidia-smi'
-  const result = await execa(command, NVIDIA_SMI_ARGS, {
+  const timeoutMs = options.timeoutMs ?? 10_000
+  const result = await execa(command, args, {
     reject: false,
-    timeout: options.timeoutMs ?? 10_000,
-    env: options.env,
+    timeout: timeoutMs,
+    ...(options.env ? { env: options.env } : {}),
     stdin: 'ignore',
   })
   if ((result as { code?: string }).code === 'ENOENT') {
     return { gpus: [], reason: `${command} not found on PATH (no NVIDIA driver installed?)` }
   }
-  if (result.timedOut)
-    return { gpus: [], reason: `${command} did not answer within ${options.timeoutMs ?? 10_000} ms` }
+  if (result.timedOut) return { gpus: [], reason: `${command} did not answer within ${timeoutMs} ms` }
   if (result.exitCode !== 0) {
     const said = `${String(result.stdout)}\n${String(result.stderr)}`
       .split('\n')
@@ -92,9 +102,14 @@ export async function discoverGpus(
     }
   }
   try {
-    const gpus = parseGpuQuery(String(result.stdout))
+    const gpus = parse(String(result.stdout))
     return gpus.length > 0 ? { gpus } : { gpus, reason: `${command} listed no GPUs` }
   } catch (err) {
     return { gpus: [], reason: (err as Error).message }
   }
+}
+
+/** The GPUs nvidia-smi sees (name, memory, utilisation), or none with the reason. */
+export function discoverGpus(options: NvidiaSmiOptions = {}): Promise<GpuDiscovery> {
+  return queryNvidiaSmi(NVIDIA_SMI_ARGS, parseGpuQuery, options)
 }

@@ -1,4 +1,4 @@
-import { execa } from 'execa'
+import { type NvidiaSmiOptions, queryNvidiaSmi } from '../gpu/nvidia-smi.js'
 
 /**
  * Live state of one NVIDIA GPU. Memory in MiB, utilisation in percent, temperature in °C, power in W;
@@ -48,12 +48,7 @@ export const GPU_STATS_FIELDS = [
 
 export const GPU_STATS_ARGS = [`--query-gpu=${GPU_STATS_FIELDS.join(',')}`, '--format=csv,noheader,nounits']
 
-/** How nvidia-smi is run: the command and environment (tests put a recorded-output stand-in on PATH). */
-export interface NvidiaSmiOptions {
-  command?: string
-  env?: NodeJS.ProcessEnv
-  timeoutMs?: number
-}
+export type { NvidiaSmiOptions }
 
 const notReported = (text: string) => /^\[.*\]$/.test(text) || text === 'N/A'
 
@@ -110,42 +105,10 @@ export function parseGpuStats(csv: string): GpuStats[] {
   return gpus
 }
 
-/**
- * Runs nvidia-smi once. Never throws: no binary, a driver error, a hang or unparsable output become an
- * empty list with the reason, since a host without GPUs is a normal state.
- */
+/** Runs nvidia-smi once: live stats per GPU, or none with the reason (never throws). */
 export async function sampleGpuStats(options: NvidiaSmiOptions = {}): Promise<GpuStatsSample> {
-  const command = options.command ?? 'nvidia-smi'
-  const timeoutMs = options.timeoutMs ?? 10_000
   const sampledAt = new Date()
-  const result = await execa(command, GPU_STATS_ARGS, {
-    reject: false,
-    timeout: timeoutMs,
-    ...(options.env ? { env: options.env } : {}),
-    stdin: 'ignore',
-  })
-  if ((result as { code?: string }).code === 'ENOENT') {
-    return { gpus: [], reason: `${command} not found on PATH (no NVIDIA driver installed?)`, sampledAt }
-  }
-  if (result.timedOut)
-    return { gpus: [], reason: `${command} did not answer within ${timeoutMs} ms`, sampledAt }
-  if (result.exitCode !== 0) {
-    const said = `${String(result.stdout)}\n${String(result.stderr)}`
-      .split('\n')
-      .find((l) => l.trim() !== '')
-      ?.trim()
-    return {
-      gpus: [],
-      reason: `${command} failed (exit ${result.exitCode ?? 'signal'}): ${said ?? 'no output'}`,
-      sampledAt,
-    }
-  }
-  try {
-    const gpus = parseGpuStats(String(result.stdout))
-    return gpus.length > 0 ? { gpus, sampledAt } : { gpus, reason: `${command} listed no GPUs`, sampledAt }
-  } catch (err) {
-    return { gpus: [], reason: (err as Error).message, sampledAt }
-  }
+  return { ...(await queryNvidiaSmi(GPU_STATS_ARGS, parseGpuStats, options)), sampledAt }
 }
 
 /**
