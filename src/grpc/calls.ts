@@ -87,33 +87,52 @@ export function unary<Req, Res>(
   }
 }
 
+/** What both kinds of server-side stream share: cancellation, ending, and a status through 'error'. */
+interface OpenStream {
+  cancelled: boolean
+  end(): void
+  emit(event: 'error', err: unknown): boolean
+}
+
 /**
- * A server-streaming handler: `run` writes until it is done or the call is cancelled; a thrown error
- * ends the stream with its status.
+ * Runs a stream handler as an open stream (ended cleanly on a drain): counts it when `run` settles,
+ * ends it (`endOnSuccess`) or sends the error's status. grpc-js turns an 'error' event on a server
+ * stream into the call's status and ends it.
+ */
+function runStream<C extends OpenStream>(
+  context: GrpcContext,
+  method: string,
+  call: C,
+  run: (call: C, drained: Promise<void>) => Promise<void>,
+  endOnSuccess: boolean,
+): void {
+  const started = performance.now()
+  const { drained, release } = context.streams.open()
+  run(call, drained).then(
+    () => {
+      release()
+      if (endOnSuccess && !call.cancelled) call.end()
+      finishCall(context, method, started, call.cancelled ? status.CANCELLED : status.OK)
+    },
+    (err: unknown) => {
+      release()
+      const answer = toServiceError(err)
+      if (!call.cancelled) call.emit('error', Object.assign(new Error(answer.details), answer))
+      finishCall(context, method, started, answer.code, err)
+    },
+  )
+}
+
+/**
+ * A server-streaming handler: `run` writes until it is done, the call is cancelled or the server
+ * drains; a thrown error ends the stream with its status.
  */
 export function serverStream<Req, Res>(
   context: GrpcContext,
   method: string,
   run: (call: ServerWritableStream<Req, Res>, drained: Promise<void>) => Promise<void>,
 ): handleServerStreamingCall<Req, Res> {
-  return (call) => {
-    const started = performance.now()
-    const { drained, release } = context.streams.open()
-    run(call, drained).then(
-      () => {
-        release()
-        if (!call.cancelled) call.end()
-        finishCall(context, method, started, call.cancelled ? status.CANCELLED : status.OK)
-      },
-      (err: unknown) => {
-        release()
-        const answer = toServiceError(err)
-        // grpc-js turns an 'error' event on a server stream into the call's status and ends it.
-        if (!call.cancelled) call.emit('error', Object.assign(new Error(answer.details), answer))
-        finishCall(context, method, started, answer.code, err)
-      },
-    )
-  }
+  return (call) => runStream(context, method, call, run, true)
 }
 
 /** A bidirectional handler; `run` owns the call and resolves once it has ended it. */
@@ -122,23 +141,7 @@ export function bidiStream<Req, Res>(
   method: string,
   run: (call: ServerDuplexStream<Req, Res>, drained: Promise<void>) => Promise<void>,
 ): handleBidiStreamingCall<Req, Res> {
-  return (call) => {
-    const started = performance.now()
-    const { drained, release } = context.streams.open()
-    run(call, drained).then(
-      () => {
-        release()
-        finishCall(context, method, started, call.cancelled ? status.CANCELLED : status.OK)
-      },
-      (err: unknown) => {
-        release()
-        const answer = toServiceError(err)
-        // grpc-js turns an 'error' event on a server stream into the call's status and ends it.
-        if (!call.cancelled) call.emit('error', Object.assign(new Error(answer.details), answer))
-        finishCall(context, method, started, answer.code, err)
-      },
-    )
-  }
+  return (call) => runStream(context, method, call, run, false)
 }
 
 /**

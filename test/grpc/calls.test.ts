@@ -20,6 +20,10 @@ beforeAll(async () => {
     config: { max_batch_size: 8, max_queue_delay_ms: 5000 },
   })
   await t.service.load('waiting')
+  await addToRepository(t.repositoryDir, 'lingering', addModel(), {
+    config: { max_batch_size: 8, max_queue_delay_ms: 5000 },
+  })
+  await t.service.load('lingering')
 }, 60_000)
 afterAll(async () => t?.close())
 
@@ -92,16 +96,24 @@ describe('ModelStreamInfer', () => {
     const stream = t.inference.stream<unknown, StreamAnswer>('ModelStreamInfer')
     const failed = new Promise<ServiceError>((resolve) => stream.on('error', resolve))
     stream.on('data', () => {})
-    stream.write(slowRequest('s1'))
-    stream.write(slowRequest('s2'))
-    await new Promise((r) => setTimeout(r, 20))
+    stream.write({ ...addRequest('s1', [1, 2, 3, 4]), model_name: 'lingering' })
+    stream.write({ ...addRequest('s2', [1, 2, 3, 4]), model_name: 'lingering' })
+    await expect
+      .poll(
+        async () => /helix_inference_queue_depth\{model="lingering",version="1"\} 2/.test(await metricText()),
+        {
+          timeout: 3000,
+        },
+      )
+      .toBe(true)
     stream.cancel()
     expect((await failed).code).toBe(status.CANCELLED)
     await expect
       .poll(async () => metricText(), { timeout: 5000 })
       .toMatch(
-        /helix_inference_requests_total\{model="slow",version="",status="CANCELLED",protocol="grpc"\} [1-9]/,
+        /helix_inference_requests_total\{model="lingering",version="",status="CANCELLED",protocol="grpc"\} 2/,
       )
+    expect(await metricText()).not.toMatch(/helix_inference_batch_size_count\{model="lingering"\} [1-9]/)
   })
 })
 
