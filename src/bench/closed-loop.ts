@@ -1,5 +1,5 @@
 import { performance } from 'node:perf_hooks'
-import type { LoadClient } from './load-client.js'
+import type { LoadSender } from './load-sender.js'
 import type { Phase } from './phase.js'
 import type { StepRecorder } from './step-recorder.js'
 
@@ -33,7 +33,7 @@ export async function closedLoop(
  * Returns the performance.now() time of the last measured completion.
  */
 export async function runClosedLoop(
-  client: LoadClient,
+  client: LoadSender,
   concurrency: number,
   phase: Phase,
   recorder: StepRecorder,

@@ -1,6 +1,6 @@
 import { performance } from 'node:perf_hooks'
 import { setTimeout as sleep } from 'node:timers/promises'
-import type { LoadClient } from './load-client.js'
+import type { LoadSender } from './load-sender.js'
 import type { Phase } from './phase.js'
 import { poissonGapsMs } from './poisson.js'
 import type { StepRecorder } from './step-recorder.js'
@@ -20,7 +20,7 @@ const TIMER_SLACK_MS = 1.5
  * connections. Returns the time of the last measured completion.
  */
 export async function runOpenLoop(
-  client: LoadClient,
+  client: LoadSender,
   rate: number,
   phase: Phase,
   recorder: StepRecorder,

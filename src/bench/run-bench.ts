@@ -1,7 +1,16 @@
 import { runStep, type StepProgress } from './run-step.js'
 import { buildPlan } from './targets/build-plan.js'
+import { grpcPlan } from './targets/grpc.js'
 import type { TargetOptions } from './targets/target-options.js'
-import type { BenchResult, LoadShape, RequestPlan, StepPlan, StepResult, StopRule } from './types.js'
+import {
+  type BenchResult,
+  isGrpcTarget,
+  type LoadPlan,
+  type LoadShape,
+  type StepPlan,
+  type StepResult,
+  type StopRule,
+} from './types.js'
 
 export interface BenchOptions {
   target: TargetOptions
@@ -24,14 +33,18 @@ const SATURATED_CPU = 0.9
 
 /** Checks the target once, then runs each step in turn and collects the results with warnings. */
 export async function runBench(options: BenchOptions): Promise<BenchResult> {
-  const { plan } = await buildPlan(options.target)
+  const grpc = isGrpcTarget(options.target.kind)
+  const { plan, url } = grpc
+    ? await grpcPlan(options.target)
+    : { ...(await buildPlan(options.target)), url: options.target.url }
   const startedAt = new Date().toISOString()
   const steps = await runSteps(plan, options)
   return {
     target: options.target.kind,
-    url: options.target.url,
+    url,
     ...(options.target.model ? { model: options.target.model } : {}),
-    binary: options.target.kind === 'kserve' && options.target.binary,
+    // gRPC targets send raw_input_contents: the binary tensor form of the protocol.
+    binary: grpc || (options.target.kind === 'kserve' && options.target.binary),
     startedAt,
     workers: options.workers,
     steps,
@@ -40,10 +53,7 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
 }
 
 /** Runs the steps of a plan that is already known to work (also used by --tune per candidate). */
-export async function runSteps(
-  plan: RequestPlan,
-  options: Omit<BenchOptions, 'target'>,
-): Promise<StepResult[]> {
+export async function runSteps(plan: LoadPlan, options: Omit<BenchOptions, 'target'>): Promise<StepResult[]> {
   const loads: LoadShape[] = options.rates?.length
     ? options.rates.map((rate) => ({ mode: 'open', rate }))
     : options.concurrency.map((concurrency) => ({ mode: 'closed', concurrency }))

@@ -1,15 +1,17 @@
 import { performance } from 'node:perf_hooks'
 import { toLocal } from './clock.js'
 import { runClosedLoop } from './closed-loop.js'
+import { GrpcLoadClient } from './grpc-load-client.js'
 import { LoadClient } from './load-client.js'
+import type { LoadSender } from './load-sender.js'
 import { runOpenLoop } from './open-loop.js'
 import { phaseFor } from './phase.js'
 import { type EncodedRecorder, StepRecorder } from './step-recorder.js'
-import type { LoadShape, RequestPlan, StopRule } from './types.js'
+import { isGrpcPlan, type LoadPlan, type LoadShape, type StopRule } from './types.js'
 
 /** One thread's part of a step: its share of the clients (or of the rate) and of the requests. */
 export interface ShareTask {
-  plan: RequestPlan
+  plan: LoadPlan
   load: LoadShape
   stop: StopRule
   /** Epoch milliseconds at which measuring starts; load runs from now on, the time before is warm-up. */
@@ -33,13 +35,20 @@ export interface ShareOutcome {
 // How often a running share reports progress (the live line redraws at this pace).
 const PROGRESS_EVERY_MS = 250
 
+/** The sender of a plan: HTTP/1.1 lanes or gRPC calls and streams. */
+function openSender(plan: LoadPlan, lanes: number, timeoutMs: number): LoadSender {
+  return isGrpcPlan(plan)
+    ? new GrpcLoadClient(plan, lanes, timeoutMs)
+    : new LoadClient(plan, lanes, timeoutMs)
+}
+
 /** Runs this thread's share of a step: warm-up, then the measured window, with periodic progress. */
 export async function runShare(
   task: ShareTask,
   onProgress?: (p: ShareProgress) => void,
 ): Promise<ShareOutcome> {
   const lanes = task.load.mode === 'closed' ? task.load.concurrency : task.connections
-  const client = new LoadClient(task.plan, lanes, task.timeoutMs)
+  const client = openSender(task.plan, lanes, task.timeoutMs)
   const recorder = new StepRecorder()
   const phase = phaseFor(toLocal(task.measureStartEpoch), task.stop)
   const timer = onProgress

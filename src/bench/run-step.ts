@@ -12,7 +12,7 @@ import {
 } from './run-share.js'
 import { splitLoad } from './split-load.js'
 import { StepRecorder } from './step-recorder.js'
-import type { RequestPlan, StepPlan, StepResult } from './types.js'
+import { isGrpcPlan, type LoadPlan, type StepPlan, type StepResult } from './types.js'
 
 /** Live numbers of a running step, for the progress line. */
 export interface StepProgress {
@@ -32,7 +32,7 @@ export function stepLabel(step: Pick<StepPlan, 'load'>): string {
  * summarises it: throughput, latency, errors, server timings, client CPU and a per-second timeline.
  */
 export async function runStep(
-  plan: RequestPlan,
+  plan: LoadPlan,
   step: StepPlan,
   onProgress?: (p: StepProgress) => void,
 ): Promise<StepResult> {
@@ -40,8 +40,12 @@ export async function runStep(
   const cpuBefore = process.cpuUsage()
   const wallBefore = epochNow()
   const shares = splitLoad(step.load, step.stop, Math.max(1, step.workers))
+  // Each thread opens its part of a gRPC plan's channels.
+  const sharePlan: LoadPlan = isGrpcPlan(plan)
+    ? { ...plan, channels: Math.max(1, Math.ceil(plan.channels / shares.length)) }
+    : plan
   const task = (share: (typeof shares)[number], measureStartEpoch: number): ShareTask => ({
-    plan,
+    plan: sharePlan,
     ...share,
     measureStartEpoch,
     connections: Math.max(1, Math.ceil(step.connections / shares.length)),
@@ -94,6 +98,7 @@ export async function runStep(
     correctedForCoordinatedOmission: step.load.mode === 'open',
     ...serverPart(recorder),
     ...(recorder.streamSummary() ? { stream: recorder.streamSummary() } : {}),
+    ...(isGrpcPlan(plan) ? { checkedAnswers: recorder.checked } : {}),
     clientCpu: Math.round(((cpu.user + cpu.system) / 1000 / wall) * 100) / 100,
     timeline: recorder.timelinePoints(),
   }

@@ -12,6 +12,8 @@ export interface Sample {
   computeMs?: number
   ttftMs?: number
   interTokenMs?: number[]
+  /** The answer's outputs were read and checked (gRPC targets). */
+  checked?: boolean
 }
 
 /** The recorder in transferable form (histograms base64-encoded) for worker threads. */
@@ -24,6 +26,7 @@ export interface EncodedRecorder {
   ttft: string
   interToken: string
   tokens: number
+  checked: number
   timeline: { requests: number; errors: number; latency: string }[]
 }
 
@@ -43,6 +46,8 @@ export class StepRecorder {
   ttft = new LatencyHistogram()
   interToken = new LatencyHistogram()
   tokens = 0
+  /** Successes whose answers were checked. */
+  checked = 0
   timeline: Bucket[] = []
 
   record(sample: Sample): void {
@@ -54,6 +59,7 @@ export class StepRecorder {
       return
     }
     this.successes++
+    if (sample.checked) this.checked++
     this.latency.record(sample.latencyMs)
     bucket.latency.record(sample.latencyMs)
     if (sample.queueMs !== undefined) this.queue.record(sample.queueMs)
@@ -85,6 +91,7 @@ export class StepRecorder {
     this.ttft.add(other.ttft)
     this.interToken.add(other.interToken)
     this.tokens += other.tokens
+    this.checked += other.checked
     other.timeline.forEach((b, i) => {
       const mine = this.bucket(i)
       mine.requests += b.requests
@@ -103,6 +110,7 @@ export class StepRecorder {
       ttft: this.ttft.encode(),
       interToken: this.interToken.encode(),
       tokens: this.tokens,
+      checked: this.checked,
       timeline: this.timeline.map((b) => ({
         requests: b.requests,
         errors: b.errors,
@@ -121,6 +129,7 @@ export class StepRecorder {
     r.ttft = LatencyHistogram.decode(data.ttft)
     r.interToken = LatencyHistogram.decode(data.interToken)
     r.tokens = data.tokens
+    r.checked = data.checked
     r.timeline = data.timeline.map((b) => ({
       requests: b.requests,
       errors: b.errors,

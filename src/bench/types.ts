@@ -4,8 +4,22 @@
  */
 
 /** Which API the load is aimed at; decides how the request is built and how responses are read. */
-export const TARGET_KINDS = ['kserve', 'openai-embeddings', 'openai-chat', 'http'] as const
+export const TARGET_KINDS = [
+  'kserve',
+  'openai-embeddings',
+  'openai-chat',
+  'http',
+  'grpc',
+  'grpc-stream',
+] as const
 export type TargetKind = (typeof TARGET_KINDS)[number]
+
+/** The targets spoken over gRPC (inference.GRPCInferenceService) rather than HTTP/1.1. */
+export const GRPC_TARGET_KINDS: readonly TargetKind[] = ['grpc', 'grpc-stream']
+
+export function isGrpcTarget(kind: TargetKind): kind is 'grpc' | 'grpc-stream' {
+  return GRPC_TARGET_KINDS.includes(kind)
+}
 
 /** TLS settings of an https:// target, as PEM text (plain data, so plans can go to worker threads). */
 export interface TlsOptions {
@@ -32,6 +46,43 @@ export interface RequestPlan {
   tls?: TlsOptions
   /** 'sse' reads a Server-Sent Events stream and times its tokens; 'none' just drains the body. */
   stream: 'none' | 'sse'
+}
+
+/** What the gRPC load checks in every answer (a wrong answer counts as an error, not a success). */
+export interface GrpcAnswerCheck {
+  /** The output tensors in the order the server lists them, with the raw bytes each must carry. */
+  outputs: { name: string; datatype: string; bytes?: number }[]
+}
+
+/**
+ * One prepared ModelInfer call for the gRPC targets, encoded once (ModelInferRequest bytes, without
+ * its `id`, which each call appends). Plain data, so it can be posted to worker threads.
+ */
+export interface GrpcRequestPlan {
+  protocol: 'grpc'
+  /** host:port as the channel dials it. */
+  target: string
+  /** 'unary': ModelInfer per call; 'stream': ModelStreamInfer, one stream per lane, answers in order. */
+  method: 'unary' | 'stream'
+  /** Metadata sent with every call (authorization: Bearer, -H headers), names lower-case. */
+  metadata: Record<string, string>
+  /** The encoded ModelInferRequest without an id. */
+  request: Uint8Array
+  check: GrpcAnswerCheck
+  /**
+   * HTTP/2 connections (channels) the calls share, lanes dealt round-robin over them; each worker
+   * thread opens its part.
+   */
+  channels: number
+  /** Absent: plaintext (h2c); present: TLS with these CAs and client certificate. */
+  tls?: TlsOptions
+}
+
+/** What a step replays: an HTTP/1.1 request or a gRPC call. */
+export type LoadPlan = RequestPlan | GrpcRequestPlan
+
+export function isGrpcPlan(plan: LoadPlan): plan is GrpcRequestPlan {
+  return (plan as GrpcRequestPlan).protocol === 'grpc'
 }
 
 /** How load is applied in one step. */
@@ -103,6 +154,11 @@ export interface StepResult {
   server?: { queue?: ServerDuration; compute?: ServerDuration }
   /** Streaming targets: time to first token and inter-token latency. */
   stream?: { timeToFirstToken: LatencySummary; interTokenLatency: LatencySummary; tokens: number }
+  /**
+   * gRPC targets: successful answers whose id, outputs (names, datatypes) and raw output sizes were
+   * checked against the model (all of them; an answer that fails the check is an error).
+   */
+  checkedAnswers?: number
   /** Client CPU: process CPU time over wall time, in cores (1.0 = one core busy). */
   clientCpu: number
   timeline: TimelinePoint[]

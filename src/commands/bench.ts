@@ -13,8 +13,9 @@ import {
 } from '../bench/flag-values.js'
 import { progressWriter } from '../bench/report/progress-line.js'
 import { renderSummary } from '../bench/report/summary-table.js'
+import { daemonGrpcUrl, parseGrpcUrl } from '../bench/targets/grpc-address.js'
 import { tlsOptions } from '../bench/targets/tls.js'
-import { type BenchResult, TARGET_KINDS, type TargetKind } from '../bench/types.js'
+import { type BenchResult, isGrpcTarget, TARGET_KINDS, type TargetKind } from '../bench/types.js'
 import { repositoryDir } from '../core/infer/repository-location.js'
 import { HelixCommand } from '../shared/base-command.js'
 import { Failure, UserError } from '../shared/errors.js'
@@ -25,34 +26,39 @@ export default class Bench extends HelixCommand<BenchResult> {
   static summary =
     'Measure a running service: throughput, latency percentiles, errors, queue vs compute time.'
   static description =
-    'Closed loop (--concurrency, a sweep of fixed client counts) or open loop (--rate, Poisson arrivals, latency from the intended send time). Targets a KServe v2 model (JSON or --binary; random inputs from the model metadata, or --input), OpenAI embeddings or streaming chat (time to first token, inter-token latency), or any URL (--target http). Writes a summary table, --json, --csv and a self-contained --report page; --save-baseline / --compare fail CI on regressions; --tune recommends max_batch_size and max_queue_delay_ms for a p99 target.'
+    'Closed loop (--concurrency, a sweep of fixed client counts) or open loop (--rate, Poisson arrivals, latency from the intended send time). Targets a KServe v2 model (JSON or --binary; random inputs from the model metadata, or --input), the same over gRPC (--target grpc: ModelInfer with raw tensors; --target grpc-stream: one ModelStreamInfer stream per client, answers checked in order), OpenAI embeddings or streaming chat (time to first token, inter-token latency), or any URL (--target http). Writes a summary table, --json, --csv and a self-contained --report page; --save-baseline / --compare fail CI on regressions; --tune recommends max_batch_size and max_queue_delay_ms for a p99 target.'
   static examples = [
     '<%= config.bin %> bench --url http://127.0.0.1:8080 --model cls --concurrency 1,16,64 --duration 10s',
     '<%= config.bin %> bench --url http://127.0.0.1:8080 --model cls --binary --rate 200 --duration 30s --report bench.html',
     '<%= config.bin %> bench --url http://127.0.0.1:8080 --model cls --compare baseline.json --max-regression 10%',
     '<%= config.bin %> bench --url http://127.0.0.1:8080 --model cls --tune --target-p99 50ms --concurrency 32',
     '<%= config.bin %> bench --target http --url http://127.0.0.1:3000/echo --body \'{"x":1}\' --concurrency 100',
+    '<%= config.bin %> bench --target grpc --url 127.0.0.1:8081 --model cls --shape x=1,3,48,192 --concurrency 32',
+    '<%= config.bin %> bench --target grpc-stream --model cls --shape x=1,3,48,192 --concurrency 32 --key "$HELIX_API_KEY"',
   ]
 
   static flags = {
     url: Flags.string({
       description:
-        'Base URL of the service (for --target http: the full URL; required there). Default: the daemon running on the helix directory (data/daemon.json), else helix.yaml server.host/port.',
+        'Base URL of the service (for --target http: the full URL; required there; gRPC targets: host:port, grpc://host:port, or grpcs://host:port for TLS). Default: the daemon running on the helix directory (data/daemon.json, its grpc.target for gRPC), else helix.yaml server.host/port (server.grpc.port).',
     }),
     model: Flags.string({ char: 'm', description: 'Model name (KServe) or model id (OpenAI targets).' }),
     'model-version': Flags.string({
       description: 'KServe: benchmark one version (/v2/models/M/versions/V).',
     }),
-    key: Flags.string({ description: 'API key, sent as Authorization: Bearer.', env: 'HELIX_API_KEY' }),
+    key: Flags.string({
+      description: 'API key, sent as Authorization: Bearer (gRPC: authorization metadata).',
+      env: 'HELIX_API_KEY',
+    }),
     cacert: Flags.string({
       description:
-        'https: PEM file of the CAs to trust instead of the default roots (default: those roots plus <dir>/certs/ca.crt when it exists).',
+        'https/grpcs: PEM file of the CAs to trust instead of the default roots (default: those roots plus <dir>/certs/ca.crt when it exists).',
     }),
     'client-cert': Flags.string({
-      description: 'https with mTLS: client certificate (PEM), with --client-key.',
+      description: 'https/grpcs with mTLS: client certificate (PEM), with --client-key.',
     }),
     'client-key': Flags.string({
-      description: "https with mTLS: the client certificate's private key (PEM).",
+      description: "https/grpcs with mTLS: the client certificate's private key (PEM).",
     }),
     target: Flags.string({ description: 'What API to load.', options: [...TARGET_KINDS], default: 'kserve' }),
     binary: Flags.boolean({
@@ -60,10 +66,11 @@ export default class Bench extends HelixCommand<BenchResult> {
       default: false,
     }),
     input: Flags.string({
-      description: 'KServe: a JSON infer request body file (default: random data from the model metadata).',
+      description:
+        'KServe and gRPC: a JSON infer request body file (default: random data from the model metadata).',
     }),
     shape: Flags.string({
-      description: 'KServe: size of dynamic dimensions, e.g. x=1,3,48,192; repeatable.',
+      description: 'KServe and gRPC: size of dynamic dimensions, e.g. x=1,3,48,192; repeatable.',
       multiple: true,
     }),
     body: Flags.string({ description: 'http: request body, or @file.' }),
@@ -73,7 +80,7 @@ export default class Bench extends HelixCommand<BenchResult> {
     method: Flags.string({ description: 'http: HTTP method (default POST with a body, GET without).' }),
     header: Flags.string({
       char: 'H',
-      description: 'Extra request header "Name: value"; repeatable.',
+      description: 'Extra request header "Name: value" (gRPC: metadata); repeatable.',
       multiple: true,
     }),
     prompt: Flags.string({ description: 'OpenAI targets: the chat message or the text to embed.' }),
@@ -92,8 +99,13 @@ export default class Bench extends HelixCommand<BenchResult> {
       description: 'Open loop: requests per second (Poisson arrivals), a comma list sweeps.',
     }),
     connections: Flags.integer({
-      description: 'Open loop: connections the arrivals are dealt over, round-robin.',
+      description: 'Open loop: connections the arrivals are dealt over, round-robin (grpc-stream: streams).',
       default: 64,
+      min: 1,
+    }),
+    channels: Flags.integer({
+      description: 'gRPC targets: HTTP/2 connections the calls and streams share, round-robin.',
+      default: 1,
       min: 1,
     }),
     duration: Flags.string({
@@ -141,7 +153,10 @@ export default class Bench extends HelixCommand<BenchResult> {
     const { flags } = await this.parse(Bench)
     const durationMs = flags.requests ? undefined : parseDuration(flags.duration ?? '10s', 'duration')
     const progress = progressWriter(process.stderr, durationMs)
-    const url = flags.url ?? (await this.daemonUrl(flags.target))
+    const grpc = isGrpcTarget(flags.target as TargetKind)
+    const given = flags.url ?? (await this.daemonUrl(flags.target))
+    // gRPC: host:port, grpc:// or grpcs://, normalised so the TLS flags see which it is.
+    const url = grpc ? parseGrpcUrl(given).url : given
     const options: BenchmarkOptions = {
       target: {
         kind: flags.target as TargetKind,
@@ -158,6 +173,7 @@ export default class Bench extends HelixCommand<BenchResult> {
         headers: parseHeaders(flags.header),
         prompt: flags.prompt,
         maxTokens: flags['max-tokens'],
+        channels: flags.channels,
         tls: tlsOptions({
           url,
           cacert: flags.cacert,
@@ -198,13 +214,14 @@ export default class Bench extends HelixCommand<BenchResult> {
     return result
   }
 
-  /** Without --url: the helix daemon of --dir; an arbitrary HTTP target has no default. */
+  /** Without --url: the helix daemon of --dir (its gRPC face for gRPC targets); an arbitrary HTTP target has no default. */
   private async daemonUrl(target: string): Promise<string> {
     if (target === 'http') {
       throw new UserError('BENCH_URL_REQUIRED', '--target http needs the URL to load.', {
         hint: 'Pass --url with the full URL, e.g. --url http://127.0.0.1:3000/echo.',
       })
     }
+    if (isGrpcTarget(target as TargetKind)) return daemonGrpcUrl(this.home, await this.config_())
     return (await locateDaemon(this.home, await this.config_())).url
   }
 

@@ -70,6 +70,8 @@ export const ERROR_KINDS = {
   BACKUP_NOT_FOUND: 'invalid_input',
   BACKUP_TRUNCATED: 'internal',
   BACKUP_VERIFY_FAILED: 'internal',
+  // The server answered a benchmark probe with outputs that do not match the model (gRPC targets).
+  BENCH_BAD_ANSWER: 'internal',
   BENCH_BAD_FLAG: 'invalid_input',
   BENCH_BAD_INPUT: 'invalid_input',
   BENCH_BAD_REQUEST: 'invalid_input',
@@ -83,6 +85,8 @@ export const ERROR_KINDS = {
   BENCH_MODEL_DIR_REQUIRED: 'invalid_input',
   BENCH_MODEL_REQUIRED: 'invalid_input',
   BENCH_NOT_FOUND: 'invalid_input',
+  // --url answers, but not as a gRPC server (the REST port, or TLS on one side only).
+  BENCH_NOT_GRPC: 'invalid_input',
   BENCH_REGRESSION: 'internal',
   BENCH_SERVER_ERROR: 'internal',
   BENCH_SHAPE_REQUIRED: 'invalid_input',

@@ -2,7 +2,7 @@ import { UserError } from '../../shared/errors.js'
 import type { JsonInput, KserveRequest } from './kserve-tensors.js'
 
 /** Bytes per element of the fixed-size KServe datatypes (Open Inference Protocol). */
-const ELEMENT_BYTES: Record<string, number> = {
+export const ELEMENT_BYTES: Record<string, number> = {
   BOOL: 1,
   UINT8: 1,
   INT8: 1,
@@ -50,7 +50,8 @@ export function encodeBinaryRequest(request: KserveRequest): BinaryBody {
   }
 }
 
-function tensorBytes(input: JsonInput): Buffer {
+/** The raw little-endian bytes of one input's `data` (BYTES: each element a 4-byte length, then the bytes). */
+export function tensorBytes(input: JsonInput): Buffer {
   const values = (input.data as unknown[]).flat(Number.POSITIVE_INFINITY)
   if (input.datatype === 'BYTES') {
     return Buffer.concat(

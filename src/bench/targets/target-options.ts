@@ -8,11 +8,11 @@ export interface TargetOptions {
   modelVersion?: string
   /** API key, sent as Authorization: Bearer. */
   key?: string
-  /** KServe: use the binary tensor extension. */
+  /** KServe: use the binary tensor extension (gRPC targets always send raw tensors). */
   binary: boolean
-  /** KServe: a request body file; otherwise random data from the model's metadata. */
+  /** KServe and gRPC: a JSON infer request file; otherwise random data from the model's metadata. */
   inputFile?: string
-  /** KServe: sizes for dynamic dimensions, by input name. */
+  /** KServe and gRPC: sizes for dynamic dimensions, by input name. */
   shapes: Record<string, number[]>
   /** http: the body, or @file. */
   body?: string
@@ -23,6 +23,8 @@ export interface TargetOptions {
   /** OpenAI chat: the user message; embeddings: the input text. */
   prompt?: string
   maxTokens: number
-  /** https:// targets: CAs and client certificate (see tls.ts). */
+  /** https:// and grpcs:// targets: CAs and client certificate (see tls.ts). */
   tls?: TlsOptions
+  /** gRPC targets: HTTP/2 connections (channels) the calls share. */
+  channels?: number
 }

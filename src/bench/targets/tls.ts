@@ -30,12 +30,13 @@ function readPem(file: string, flag: string, what: string): string {
 }
 
 /**
- * TLS settings for an https:// target: the CAs to trust and, for mTLS, a client certificate. Without
- * --cacert the default roots are trusted plus, when it exists, the helix directory's own CA, so
- * `helix bench` reaches `helix serve --tls` with no flags. Certificates are always verified.
+ * TLS settings for an https:// (gRPC: grpcs://) target: the CAs to trust and, for mTLS, a client
+ * certificate. Without --cacert the default roots are trusted plus, when it exists, the helix
+ * directory's own CA, so `helix bench` reaches `helix serve --tls` with no flags. Certificates are
+ * always verified.
  */
 export function tlsOptions(flags: TlsFlags): TlsOptions | undefined {
-  if (!flags.url.startsWith('https:')) {
+  if (!flags.url.startsWith('https:') && !flags.url.startsWith('grpcs:')) {
     const given = flags.cacert
       ? 'cacert'
       : flags.clientCert
@@ -44,11 +45,12 @@ export function tlsOptions(flags: TlsFlags): TlsOptions | undefined {
           ? 'client-key'
           : undefined
     if (given) {
+      const grpc = flags.url.startsWith('grpc:')
       throw new UserError(
         'BENCH_TLS_WITHOUT_HTTPS',
-        `--${given} needs an https:// --url (got ${flags.url})`,
+        `--${given} needs ${grpc ? 'a grpcs://' : 'an https://'} --url (got ${flags.url})`,
         {
-          hint: 'Use the https:// address of the server, or drop the TLS flags.',
+          hint: `Use the ${grpc ? 'grpcs://' : 'https://'} address of the server, or drop the TLS flags.`,
         },
       )
     }
