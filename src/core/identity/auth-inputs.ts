@@ -60,7 +60,9 @@ export const UpdateProfileInput = Type.Object(
 )
 export type UpdateProfileInput = Static<typeof UpdateProfileInput>
 
-const Scope = Type.String({ description: 'infer, infer:<model>, models:read, models:admin, monitor or admin' })
+const Scope = Type.String({
+  description: 'infer, infer:<model>, models:read, models:admin, monitor or admin',
+})
 
 export const CreateKeyInput = Type.Object(
   {
