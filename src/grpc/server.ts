@@ -1,3 +1,4 @@
+import type { Http2Server, ServerHttp2Session } from 'node:http2'
 import {
   Server,
   ServerCredentials,
@@ -93,6 +94,50 @@ function serviceDefinition(path: string): ServiceDefinition {
   return (node as { service: ServiceDefinition }).service
 }
 
+/**
+ * HTTP/2 receive windows the daemon offers each client connection. Node's default is 65,535 bytes
+ * for the connection and for each stream, and @grpc/grpc-js has no server option for either: a
+ * 110 KB tensor then cannot arrive before the daemon's event loop has sent a WINDOW_UPDATE, and
+ * every call on one connection shares those 64 KB. With these windows a client sends whole requests
+ * at once, as over REST's TCP connections.
+ */
+export const CONNECTION_WINDOW_BYTES = 16 * 1024 * 1024
+export const STREAM_WINDOW_BYTES = 4 * 1024 * 1024
+
+function widenWindows(session: ServerHttp2Session): void {
+  const apply = () => {
+    if (session.destroyed) return
+    session.setLocalWindowSize(CONNECTION_WINDOW_BYTES)
+    session.settings({ initialWindowSize: STREAM_WINDOW_BYTES })
+  }
+  if (session.connecting) session.once('connect', apply)
+  else apply()
+}
+
+/**
+ * grpc-js keeps its node:http2 servers in a private map; the windows are set on each session they
+ * accept. Should a later grpc-js change that map, the daemon still serves, with Node's windows.
+ */
+function onEverySession(server: Server, logger: CoreLogger): void {
+  const servers = (server as unknown as { http2Servers?: Map<Http2Server, unknown> }).http2Servers
+  if (!(servers instanceof Map)) {
+    logger.warn(
+      {},
+      'gRPC: cannot reach the HTTP/2 servers of @grpc/grpc-js; HTTP/2 receive windows stay at 64 KB',
+    )
+    return
+  }
+  for (const http2Server of servers.keys()) {
+    http2Server.on('session', (session: ServerHttp2Session) => {
+      try {
+        widenWindows(session)
+      } catch (err) {
+        logger.warn({ err }, 'gRPC: could not widen an HTTP/2 receive window')
+      }
+    })
+  }
+}
+
 function dialHost(host: string): string {
   if (host === '0.0.0.0' || host === '::' || host === '') return '127.0.0.1'
   return host.includes(':') ? `[${host}]` : host
@@ -137,6 +182,8 @@ export async function startGrpcServer(options: GrpcServerOptions, deps: GrpcServ
       cause: err,
     })
   })
+
+  onEverySession(server, deps.logger)
 
   let closing: Promise<void> | undefined
   return {

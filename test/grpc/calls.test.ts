@@ -1,3 +1,4 @@
+import http2 from 'node:http2'
 import { join } from 'node:path'
 import {
   type ClientReadableStream,
@@ -8,6 +9,7 @@ import {
 } from '@grpc/grpc-js'
 import { loadSync } from '@grpc/proto-loader'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { CONNECTION_WINDOW_BYTES, STREAM_WINDOW_BYTES } from '../../src/grpc/server.js'
 import { ROOT } from '../helpers/cli.js'
 import { addModel, addToRepository, scaleModel } from '../helpers/onnx-models.js'
 import { bytesOf, client, floatsOf, type TestGrpc, testGrpc } from './fixtures.js'
@@ -192,6 +194,24 @@ describe('deadlines, cancellation and limits', () => {
       expect(await small.inference.call('ServerLive')).toEqual({ live: true })
     } finally {
       await small.close()
+    }
+  })
+
+  it('offers each connection HTTP/2 receive windows that take whole tensors, not 64 KB', async () => {
+    const session = http2.connect(`http://${t.server.target}`)
+    try {
+      const settings = await new Promise<http2.Settings>((resolve, reject) => {
+        session.on('error', reject)
+        // The server's first SETTINGS frame, then the one that widens each stream's window.
+        session.on('remoteSettings', (s) => {
+          if ((s.initialWindowSize ?? 0) > 65_535) resolve(s)
+        })
+      })
+      expect(settings.initialWindowSize).toBe(STREAM_WINDOW_BYTES)
+      // The connection's window: what this client may send before the server has read anything.
+      await expect.poll(() => session.state.remoteWindowSize).toBe(CONNECTION_WINDOW_BYTES)
+    } finally {
+      session.destroy()
     }
   })
 
