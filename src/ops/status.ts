@@ -7,6 +7,7 @@ import { checkGrpcHealth } from '../grpc/health-client.js'
 import { grpcPort } from '../http/serve-config.js'
 import { type StatusResult as DatabaseStatus, databaseStatus } from '../provision/postgres/database.js'
 import type { HelixConfig } from '../shared/config.js'
+import { UserError } from '../shared/errors.js'
 import type { HelixHome } from '../shared/home.js'
 import { CERT_FILES, type CertFile, certPath } from '../state/certs/cert-files.js'
 import { listCertificates } from '../state/certs/list.js'
@@ -99,7 +100,7 @@ const ANSWER_TIMEOUT_MS = 5000
 
 /** Where the gRPC face of the daemon `target` names listens; undefined when it serves none. */
 async function grpcTarget(
-  options: StatusOptions,
+  options: Pick<StatusOptions, 'home' | 'config'>,
   target: DaemonTarget,
 ): Promise<Omit<GrpcStatus, 'status' | 'error'> | undefined> {
   const record = await readDaemonRecord(options.home)
@@ -224,6 +225,46 @@ async function certificateStatus(
   } catch {
     return []
   }
+}
+
+/** Where the daemon's gRPC face listens, and the certificates a client dials it with. */
+export interface GrpcFace {
+  target: string
+  tls: boolean
+  ca?: Buffer
+  cert?: Buffer
+  key?: Buffer
+}
+
+/**
+ * The gRPC face of the daemon `options.url` (else the recorded one, else helix.yaml's) names, for
+ * the commands that call it (`helix top`); a UserError when it serves none or its port is unknown.
+ */
+export async function locateGrpcFace(
+  options: Omit<StatusOptions, 'apiKey' | 'now' | 'env'>,
+): Promise<GrpcFace> {
+  const target = await recordedTarget(
+    options.home,
+    await locateDaemon(options.home, options.config, options.url),
+  )
+  const where = await grpcTarget(options, target)
+  if (!where) {
+    throw new UserError('INVALID_INPUT', `The daemon at ${target.url} serves no gRPC.`, {
+      hint: 'Start it without --no-grpc (server.grpc.enabled: true in helix.yaml).',
+    })
+  }
+  if (where.target.endsWith(':0')) {
+    throw new UserError(
+      'INVALID_INPUT',
+      'No daemon is recorded, and its gRPC port is picked when it starts.',
+      {
+        hint: 'Start it with `helix serve` or `helix up`, or pass --url.',
+      },
+    )
+  }
+  if (!where.tls) return { target: where.target, tls: false }
+  const { ca, cert, key } = await clientTls(options.home)
+  return { target: where.target, tls: true, ca, ...(target.mtls ? { cert, key } : {}) }
 }
 
 /**

@@ -5,7 +5,7 @@ import { execa, type ResultPromise } from 'execa'
 import ort from 'onnxruntime-node'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { client, floatsOf, type TestClient } from '../grpc/fixtures.js'
-import { HELIX_BIN, runHelix, tempDir } from '../helpers/cli.js'
+import { HELIX_BIN, runHelix, runHelixJson, tempDir } from '../helpers/cli.js'
 import { addModel, addToRepository, CLS_MODEL_PATH } from '../helpers/onnx-models.js'
 
 /** A real `helix serve` child and the REST URL and gRPC target it printed. */
@@ -128,6 +128,44 @@ describe('helix serve: the gRPC face of the built binary', () => {
       c.close()
       if (served.child.exitCode === null) served.child.kill('SIGKILL')
     }
+  })
+
+  it('helix top draws the running daemon frame after frame from its gRPC face; --json returns snapshots', async () => {
+    const served = await startServe(dir)
+    try {
+      const top = await runHelix(['top', '--dir', dir, '--count', '2', '--interval', '0.3', '--no-gpus'])
+      expect(top.exitCode, top.stderr).toBe(0)
+      const frames = top.stdout.split(/^helix top — /m).filter(Boolean)
+      expect(frames, top.stdout).toHaveLength(2)
+      expect(frames[0]).toContain(served.grpc)
+      for (const frame of frames) {
+        expect(frame).toMatch(/^MODEL +VERSIONS +REQ\/S/m)
+        expect(frame).toMatch(/^cls +1:READY /m)
+        expect(frame).toMatch(/^waiting +1:READY /m)
+        expect(frame).toMatch(/alerts +none firing/)
+      }
+      // Rates need a previous frame: "-" in the first, a number in the second.
+      expect(frames[0]).toMatch(/^cls +1:READY +- /m)
+      expect(frames[1]).toMatch(/^cls +1:READY +\d+(\.\d)? /m)
+
+      const json = await runHelixJson<{
+        snapshots: { server: { pid: number; ready: boolean }; models: { name: string }[] }[]
+      }>(['top', '--dir', dir, '--no-gpus'])
+      expect(json.snapshots).toHaveLength(1)
+      expect(json.snapshots[0].server.ready).toBe(true)
+      expect(json.snapshots[0].models.map((m) => m.name).sort()).toEqual(['cls', 'waiting'])
+
+      const bad = await runHelix(['top', '--dir', dir, '--interval', 'soon'])
+      expect(bad.exitCode).toBe(2)
+      expect(bad.stderr).toMatch(/--interval must be a number of seconds/)
+    } finally {
+      served.child.kill('SIGTERM')
+      await served.child
+    }
+    const stopped = await runHelix(['top', '--dir', dir, '--url', 'http://127.0.0.1:9', '--count', '1'])
+    expect(stopped.exitCode).toBe(1)
+    expect(stopped.stderr).toMatch(/No answer from the daemon's gRPC face at 127\.0\.0\.1:10/)
+    expect(stopped.stderr).toMatch(/Hint: Start it with `helix serve`/)
   })
 
   it('--grpc-port picks the port and --no-grpc turns the face off', async () => {

@@ -3,10 +3,12 @@ import { availableParallelism } from 'node:os'
 import { delimiter, join } from 'node:path'
 import { type ClientReadableStream, type Metadata, type ServiceError, status } from '@grpc/grpc-js'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { renderTop } from '../../src/cli/output/top.js'
 import { createAccount } from '../../src/core/identity/accounts.js'
 import { CLI_ACTOR, createKey } from '../../src/core/identity/api-keys.js'
 import { createModelService, type HelixModelService } from '../../src/core/infer/model-service.js'
 import { HelixMetrics } from '../../src/core/metrics.js'
+import { type StatsSnapshot, watchStats } from '../../src/grpc/monitoring-client.js'
 import { type GrpcServer, type GrpcServerDeps, startGrpcServer } from '../../src/grpc/server.js'
 import { parseConfig } from '../../src/shared/config.js'
 import { PACKAGE_VERSION } from '../../src/shared/package-version.js'
@@ -682,6 +684,47 @@ describe('helix.monitoring.v1.MonitoringService with the identity layer', () => 
     const anonymous = client(server.target, MONITORING)
     expect((await anonymous.failure('GetServerStats')).code).toBe(status.UNAUTHENTICATED)
     for (const c of [infer, monitor, anonymous]) c.close()
+  })
+
+  it('helix top reads WatchStats with a monitor key and draws models and per-second rates; other keys get a hint', async () => {
+    const frames: StatsSnapshot[] = []
+    const options = { tls: false, intervalMs: 150, maxSnapshots: 2, includeGpus: false }
+    const traffic = client(server.target, 'inference.GRPCInferenceService', { token: keys.admin.key })
+    await watchStats(server.target, { ...options, maxSnapshots: 1, apiKey: keys.monitor.key }, (s) =>
+      frames.push(s),
+    )
+    for (let i = 0; i < 4; i++) await traffic.call('ModelInfer', addRequest)
+    traffic.close()
+    await watchStats(server.target, { ...options, maxSnapshots: 1, apiKey: keys.monitor.key }, (s) =>
+      frames.push(s),
+    )
+    expect(frames).toHaveLength(2)
+    const [first, second] = frames
+    const requests = (f: StatsSnapshot) => Number(f.models.find((m) => m.name === 'add')?.requests ?? 0)
+    expect(requests(second) - requests(first)).toBe(4)
+    const elapsed = (Date.parse(second.at) - Date.parse(first.at)) / 1000
+    const text = renderTop(second, first)
+    const addRow = text.split('\n').find((line) => line.startsWith('add '))
+    expect(addRow, text).toBeDefined()
+    // The REQ/S column: the 4 calls over the seconds between the two snapshots.
+    expect(addRow).toContain(
+      (4 / elapsed >= 100 ? (4 / elapsed).toFixed(0) : (4 / elapsed).toFixed(1)).toString(),
+    )
+    expect(text).toMatch(/^helix \S+ +pid \d+ +up /)
+    expect(text).toMatch(/requests .* grpc \d+ \([\d.]+\/s, \d+ failed/)
+
+    const refused = await watchStats(server.target, { ...options, apiKey: keys.infer.key }, () => {}).catch(
+      (e) => e,
+    )
+    expect(refused).toMatchObject({
+      code: 'FORBIDDEN',
+      hint: expect.stringMatching(/monitor or admin scope/),
+    })
+    const anonymous = await watchStats(server.target, options, () => {}).catch((e) => e)
+    expect(anonymous).toMatchObject({
+      code: 'UNAUTHENTICATED',
+      hint: expect.stringMatching(/--key or HELIX_API_KEY/),
+    })
   })
 
   it('GetUsage: each key counts its calls; users see their own keys, admin every key', async () => {
