@@ -1,4 +1,4 @@
-import { type Client, credentials, Metadata, type ServiceError } from '@grpc/grpc-js'
+import { type ChannelCredentials, type Client, credentials, Metadata, type ServiceError } from '@grpc/grpc-js'
 import { loadProtos } from './protos.js'
 import { statusName } from './status.js'
 
@@ -37,6 +37,21 @@ function shortDetails(details: string): string {
     .trim()
 }
 
+/** A service client class of the loaded protos. */
+export type ClientConstructor<C> = new (target: string, channelCredentials: ChannelCredentials) => C
+
+/**
+ * How the CLI dials the daemon's gRPC face: plain, or TLS trusting `ca` (the helix CA) with the client
+ * certificate under mTLS.
+ */
+export function channelCredentials(
+  options: Pick<GrpcHealthOptions, 'tls' | 'ca' | 'cert' | 'key'>,
+): ChannelCredentials {
+  if (!options.tls) return credentials.createInsecure()
+  const identity = options.cert && options.key ? { cert: options.cert, key: options.key } : undefined
+  return credentials.createSsl(options.ca ?? null, identity?.key ?? null, identity?.cert ?? null)
+}
+
 type HealthClient = Client & {
   Check(
     request: { service: string },
@@ -56,15 +71,8 @@ export async function checkGrpcHealth(
   timeoutMs: number,
 ): Promise<GrpcHealth> {
   const Health = (loadProtos().grpc.grpc as unknown as { health: { v1: { Health: unknown } } }).health.v1
-    .Health as new (
-    target: string,
-    channelCredentials: ReturnType<typeof credentials.createInsecure>,
-  ) => HealthClient
-  const identity = options.cert && options.key ? { cert: options.cert, key: options.key } : undefined
-  const channelCredentials = options.tls
-    ? credentials.createSsl(options.ca ?? null, identity?.key ?? null, identity?.cert ?? null)
-    : credentials.createInsecure()
-  const client = new Health(target, channelCredentials)
+    .Health as ClientConstructor<HealthClient>
+  const client = new Health(target, channelCredentials(options))
   try {
     return await new Promise<GrpcHealth>((resolve) => {
       client.Check(

@@ -6,7 +6,7 @@ import {
   type ServiceError,
 } from '@grpc/grpc-js'
 import { Failure, UserError } from '../shared/errors.js'
-import type { GrpcHealthOptions } from './health-client.js'
+import { type ClientConstructor, channelCredentials, type GrpcHealthOptions } from './health-client.js'
 import { loadProtos } from './protos.js'
 import { statusName } from './status.js'
 
@@ -142,15 +142,8 @@ export async function watchStats(
 ): Promise<void> {
   const Service = (
     loadProtos().grpc.helix as unknown as { monitoring: { v1: { MonitoringService: unknown } } }
-  ).monitoring.v1.MonitoringService as new (
-    target: string,
-    channelCredentials: ReturnType<typeof credentials.createInsecure>,
-  ) => WatchClient
-  const identity = options.cert && options.key ? { cert: options.cert, key: options.key } : undefined
-  const channelCredentials = options.tls
-    ? credentials.createSsl(options.ca ?? null, identity?.key ?? null, identity?.cert ?? null)
-    : credentials.createInsecure()
-  const client = new Service(target, channelCredentials)
+  ).monitoring.v1.MonitoringService as ClientConstructor<WatchClient>
+  const client = new Service(target, channelCredentials(options))
   const metadata = new Metadata()
   if (options.apiKey) metadata.set('authorization', `Bearer ${options.apiKey}`)
   try {
