@@ -1,5 +1,6 @@
 import * as accounts from '../core/identity/accounts.js'
 import * as keys from '../core/identity/api-keys.js'
+import { type AuditChainReport, verifyAuditChain } from '../core/identity/audit-chain.js'
 import { parseDuration, parseWhen } from '../core/identity/duration.js'
 import type { IdentityDeps } from '../core/identity/identity-deps.js'
 import { createMailer } from '../core/identity/mail/index.js'
@@ -161,6 +162,15 @@ export interface AuditEntry {
   target: string | null
   ip: string | null
   details: Record<string, unknown>
+}
+
+/** `helix audit verify`: the audit log's hash chain, checked entry by entry. */
+export async function cliAuditVerify(
+  home: HelixHome,
+  config: HelixConfig,
+  expectHead?: string,
+): Promise<AuditChainReport> {
+  return withDatabase(home, config, (db) => verifyAuditChain(db, expectHead))
 }
 
 export async function cliAudit(

@@ -70,6 +70,8 @@ export const ERROR_KINDS = {
   BACKUP_NOT_FOUND: 'invalid_input',
   BACKUP_TRUNCATED: 'internal',
   BACKUP_VERIFY_FAILED: 'internal',
+  // `helix audit verify`: an audit entry was changed, removed or slipped in.
+  AUDIT_CHAIN_BROKEN: 'internal',
   // The server answered a benchmark probe with outputs that do not match the model (gRPC targets).
   BENCH_BAD_ANSWER: 'internal',
   BENCH_BAD_FLAG: 'invalid_input',

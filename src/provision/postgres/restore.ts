@@ -168,6 +168,8 @@ export async function restoreDatabase(db: DatabasePool, path: string): Promise<R
     }
     // Foreign keys are DEFERRABLE (see the migrations): check them once, at COMMIT, after every table is loaded.
     await client.query('SET CONSTRAINTS ALL DEFERRED')
+    // Audit entries come back with the hash chain they were backed up with (0004_audit_chain.sql).
+    await client.query("SET LOCAL helix.audit_maintenance = 'restore'")
     await checkTables(client, manifest)
     await loadRows(client, file, manifest)
     for (const table of manifest.tables) await resetIdentity(client, table.name)

@@ -98,5 +98,32 @@ describe('helix users (built CLI, real PostgreSQL)', () => {
       expect.arrayContaining(['user.create', 'user.disable', 'user.enable', 'user.delete']),
     )
     expect(audit.every((a) => a.actor === 'cli' || a.actor === 'erased-user')).toBe(true)
+
+    // The erasure kept the audit chain verifiable; a head kept elsewhere proves nothing was rewritten.
+    const verified = await runHelix(['audit', 'verify'], { env: world.env })
+    expect(verified.exitCode, verified.stderr).toBe(0)
+    const head = /head (\d+:[0-9a-f]{64})/.exec(verified.stdout)?.[1]
+    expect(verified.stdout, verified.stdout).toMatch(
+      /^audit log intact: \d+ entries from position 1 to \d+; head /,
+    )
+    const report = await runHelixJson<{ ok: boolean; entries: number; head: { seq: string } }>(
+      ['audit', 'verify', '--expect-head', head ?? ''],
+      { env: world.env },
+    )
+    expect(report.ok).toBe(true)
+    expect(`${report.head.seq}`).toBe(head?.split(':')[0])
+    const wrong = await runHelix(
+      ['audit', 'verify', '--json', '--expect-head', `${head?.split(':')[0]}:${'0'.repeat(64)}`],
+      {
+        env: world.env,
+      },
+    )
+    expect(wrong.exitCode).toBe(1)
+    const error = JSON.parse(wrong.stderr).error
+    expect(error.code).toBe('AUDIT_CHAIN_BROKEN')
+    expect(error.message).toMatch(/the head recorded earlier, has another hash now: the chain was rewritten/)
+    const typo = await runHelix(['audit', 'verify', '--expect-head', 'latest'], { env: world.env })
+    expect(typo.exitCode).toBe(2)
+    expect(typo.stderr).toMatch(/--expect-head must be SEQ:HASH/)
   })
 })

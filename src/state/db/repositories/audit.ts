@@ -55,17 +55,63 @@ export async function listAudit(
   return rows
 }
 
-/** GDPR erasure: the user's entries stay (what happened) but no longer say who or from where. */
+/**
+ * GDPR erasure: the user's entries stay (what happened) but no longer say who or from where; the
+ * hash chain still verifies (migrations/0004_audit_chain.sql).
+ */
 export async function anonymiseAuditActor(db: Queryable, userId: string): Promise<number> {
-  const { rowCount } = await db.query(
-    "UPDATE audit_log SET actor_user_id = NULL, actor = 'erased-user', ip = NULL WHERE actor_user_id = $1",
-    [userId],
-  )
-  return rowCount ?? 0
+  const { rows } = await db.query<{ n: string }>('SELECT helix_audit_erase_actor($1)::text AS n', [userId])
+  return Number(rows[0].n)
 }
 
-/** Retention: drops entries older than the given time. */
+/**
+ * Retention: drops the entries before the first one at or after `before` (the oldest part of the
+ * chain) and records where the remaining chain starts.
+ */
 export async function deleteAuditBefore(db: Queryable, before: Date): Promise<number> {
-  const { rowCount } = await db.query('DELETE FROM audit_log WHERE at < $1', [before])
-  return rowCount ?? 0
+  const { rows } = await db.query<{ n: string }>('SELECT helix_audit_purge_before($1)::text AS n', [before])
+  return Number(rows[0].n)
+}
+
+/** One entry as the chain hashes it: every field as text, the hashes as hex. */
+export interface AuditChainRow {
+  seq: string
+  id: string
+  at_us: string
+  action: string
+  target: string | null
+  details: string
+  actor_user_id: string | null
+  actor: string | null
+  ip: string | null
+  subject_salt: string | null
+  subject_digest: string
+  prev_hash: string
+  hash: string
+}
+
+/** Where the chain starts after retention removed its oldest entries; undefined when none were removed. */
+export async function auditChainAnchor(db: Queryable): Promise<{ seq: string; hash: string } | undefined> {
+  const { rows } = await db.query<{ seq: string; hash: string }>(
+    "SELECT seq::text AS seq, encode(hash, 'hex') AS hash FROM audit_chain_anchor",
+  )
+  return rows[0]
+}
+
+/** Entries after position `afterSeq` in chain order, at most `limit` of them. */
+export async function readAuditChain(
+  db: Queryable,
+  afterSeq: string,
+  limit: number,
+): Promise<AuditChainRow[]> {
+  const { rows } = await db.query<AuditChainRow>(
+    `SELECT seq::text AS seq, id::text AS id, ((extract(epoch FROM at) * 1000000)::bigint)::text AS at_us,
+            action, target, details::text AS details, actor_user_id::text AS actor_user_id, actor,
+            host(ip) AS ip, encode(subject_salt, 'hex') AS subject_salt,
+            encode(subject_digest, 'hex') AS subject_digest, encode(prev_hash, 'hex') AS prev_hash,
+            encode(hash, 'hex') AS hash
+       FROM audit_log WHERE audit_log.seq > $1::bigint ORDER BY audit_log.seq LIMIT $2`,
+    [afterSeq, limit],
+  )
+  return rows
 }

@@ -1,7 +1,7 @@
 import { Flags } from '@oclif/core'
-import { type AuditEntry, cliAudit } from '../cli/admin.js'
-import { renderAudit } from '../cli/output/identity.js'
-import { HelixCommand } from '../shared/base-command.js'
+import { type AuditEntry, cliAudit } from '../../cli/admin.js'
+import { renderAudit } from '../../cli/output/identity.js'
+import { HelixCommand } from '../../shared/base-command.js'
 
 export default class Audit extends HelixCommand<AuditEntry[]> {
   static summary = 'Show the audit log: sign-ins, refresh-token reuse, key and user changes, model loads.'
