@@ -9,7 +9,34 @@ import type { HelixConfig } from '../shared/config.js'
 import { UserError } from '../shared/errors.js'
 import type { HelixHome } from '../shared/home.js'
 import { withDatabase } from '../state/db/connect.js'
+import { migrationState } from '../state/db/migrator.js'
+import type { DatabasePool } from '../state/db/pool.js'
 import * as repos from '../state/db/repositories/index.js'
+
+/**
+ * The configured database once its schema is current: a database that `helix db start` created but
+ * nothing migrated yet (or one a newer helix release has migrations for) gets a clear error instead of
+ * a missing table.
+ */
+async function withSchema<T>(
+  home: HelixHome,
+  config: HelixConfig,
+  fn: (db: DatabasePool) => Promise<T>,
+): Promise<T> {
+  return withDatabase(home, config, async (db) => {
+    const { pending } = await migrationState(db)
+    if (pending.length > 0) {
+      throw new UserError(
+        'DB_NOT_MIGRATED',
+        `The database has ${pending.length} pending migration(s): ${pending.join(', ')}.`,
+        {
+          hint: 'Run `helix db migrate` (helix serve and helix up apply them when they start).',
+        },
+      )
+    }
+    return fn(db)
+  })
+}
 
 /**
  * The services behind `helix users`, `helix apikeys` and `helix audit`: each opens the configured
@@ -21,7 +48,7 @@ async function withDeps<T>(
   config: HelixConfig,
   fn: (deps: IdentityDeps) => Promise<T>,
 ): Promise<T> {
-  return withDatabase(home, config, async (db) => {
+  return withSchema(home, config, async (db) => {
     const mailer = createMailer(config, db)
     try {
       return await fn({ db, config, mailer })
@@ -170,7 +197,7 @@ export async function cliAuditVerify(
   config: HelixConfig,
   expectHead?: string,
 ): Promise<AuditChainReport> {
-  return withDatabase(home, config, (db) => verifyAuditChain(db, expectHead))
+  return withSchema(home, config, (db) => verifyAuditChain(db, expectHead))
 }
 
 export async function cliAudit(
@@ -184,7 +211,7 @@ export async function cliAudit(
       hint: 'For example --limit 100.',
     })
   }
-  const rows = await withDatabase(home, config, (db) =>
+  const rows = await withSchema(home, config, (db) =>
     repos.audit.listAudit(db, {
       since,
       ...(options.action ? { actionPrefix: options.action } : {}),
