@@ -72,6 +72,12 @@ export const ERROR_KINDS = {
   BACKUP_VERIFY_FAILED: 'internal',
   // `helix audit verify`: an audit entry was changed, removed or slipped in.
   AUDIT_CHAIN_BROKEN: 'internal',
+  // alerts.* of helix.yaml: a bad URL, a secret file that is missing, two ways of giving one secret.
+  ALERTS_CONFIG_INVALID: 'invalid_input',
+  // `helix monitor up|status|down`: Prometheus or Alertmanager is not installed, did not start, or does not answer.
+  MONITOR_TOOL_MISSING: 'invalid_input',
+  MONITOR_START_FAILED: 'internal',
+  MONITOR_UNREACHABLE: 'dependency_failed',
   // The server answered a benchmark probe with outputs that do not match the model (gRPC targets).
   BENCH_BAD_ANSWER: 'internal',
   BENCH_BAD_FLAG: 'invalid_input',
@@ -126,6 +132,7 @@ export const ERROR_KINDS = {
   DB_EXTERNAL: 'invalid_input',
   DB_INIT_FAILED: 'internal',
   DB_NOT_EMPTY: 'invalid_input',
+  DB_NOT_MIGRATED: 'invalid_input',
   DB_NOT_STARTED: 'internal',
   DB_OS_USER: 'internal',
   DB_START_FAILED: 'internal',
