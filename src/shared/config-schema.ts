@@ -232,6 +232,41 @@ export const HelixConfigSchema = Type.Object(
       },
       { default: {} },
     ),
+    alerts: Type.Object(
+      {
+        /** Addresses Alertmanager e-mails alerts to; empty: admin_email, unless Slack is set. */
+        email: Type.Array(Type.String(), { default: [] }),
+        /** SMTP relay Alertmanager sends alert mail through. */
+        smtp: Type.Object(
+          {
+            /** host:port of the relay. */
+            smarthost: Type.String({ default: 'localhost:25' }),
+            /** Sender address; default alertmanager@<domain>. */
+            from: Type.Optional(Type.String()),
+            /** SMTP AUTH user name, with auth_password_file. */
+            auth_username: Type.Optional(Type.String()),
+            /** File holding the SMTP AUTH password (never copied into alertmanager.yml). */
+            auth_password_file: Type.Optional(Type.String()),
+            /** Require STARTTLS towards the relay. */
+            require_tls: Type.Boolean({ default: true }),
+          },
+          { default: {} },
+        ),
+        /** Slack incoming-webhook URL (a secret: prefer slack_webhook_url_file). */
+        slack_webhook_url: Type.Optional(Type.String()),
+        /** File holding the Slack incoming-webhook URL; alertmanager.yml names the file (api_url_file). */
+        slack_webhook_url_file: Type.Optional(Type.String()),
+        /** Slack channel to post to (#alerts); default: the webhook's own channel. */
+        slack_channel: Type.Optional(Type.String()),
+        /** PagerDuty Events API v2 routing (integration) key (a secret: prefer pagerduty_routing_key_file). */
+        pagerduty_routing_key: Type.Optional(Type.String()),
+        /** File holding the PagerDuty routing key; alertmanager.yml names the file (routing_key_file). */
+        pagerduty_routing_key_file: Type.Optional(Type.String()),
+        /** PagerDuty Events API v2 endpoint; default Alertmanager's (https://events.pagerduty.com/v2/enqueue). */
+        pagerduty_url: Type.Optional(Type.String()),
+      },
+      { default: {} },
+    ),
     models: Type.Object(
       {
         /** Model repository directory, relative to the helix directory. */

@@ -1,5 +1,7 @@
-import { join } from 'node:path'
+import { existsSync } from 'node:fs'
+import { isAbsolute, join, resolve } from 'node:path'
 import type { HelixConfig } from '../../shared/config.js'
+import { UserError } from '../../shared/errors.js'
 import type { HelixHome } from '../../shared/home.js'
 import { renderTemplate } from '../../shared/templates.js'
 import { CERT_FILES, certPath } from '../../state/certs/cert-files.js'
@@ -23,12 +25,30 @@ export interface RulesValues {
   queueSaturation: number
   /** tls.warn_days of helix.yaml, the same threshold as `helix certs list`. */
   certWarnDays: number
+  /** gRPC status codes that count as server errors (a PromQL regex alternation). */
+  grpcServerErrorCodes: string
+  /** How long helix_model_ready stays 0 before HelixModelNotReady fires (a load takes seconds). */
+  modelNotReadyFor: string
+  /** Share of a GPU's memory in use. */
+  gpuMemoryRatio: number
+  /** Requests per second refused by one rate limit, for 5 minutes. */
+  rateLimitedPerSecond: number
+  /** Share of an API key's quota used in its period. */
+  quotaUsedRatio: number
 }
 
+/** One way of getting a secret into alertmanager.yml: inline, or the path of a file Alertmanager reads. */
+export type AlertSecret = { value: string; file?: undefined } | { file: string; value?: undefined }
+
 export interface AlertmanagerValues {
-  adminEmail: string
+  /** Where alert mail goes; empty when only Slack (and PagerDuty) are configured. */
+  emails: string[]
   smtpFrom: string
   smtpSmarthost: string
+  smtpRequireTls: boolean
+  smtpAuth?: { username: string; passwordFile: string }
+  slack?: { url: AlertSecret; channel?: string }
+  pagerduty?: { routingKey: AlertSecret; url?: string }
 }
 
 export interface DashboardPanel {
@@ -127,14 +147,136 @@ export function rulesValues(config: HelixConfig): RulesValues {
     errorRatio: 0.05,
     queueSaturation: 0.9,
     certWarnDays: config.tls.warn_days,
+    grpcServerErrorCodes: 'UNKNOWN|INTERNAL|UNAVAILABLE|DATA_LOSS|DEADLINE_EXCEEDED',
+    modelNotReadyFor: '1m',
+    gpuMemoryRatio: 0.9,
+    rateLimitedPerSecond: 1,
+    quotaUsedRatio: 0.9,
   }
 }
 
-export function alertmanagerValues(config: HelixConfig): AlertmanagerValues {
+const invalid = (message: string, hint: string) => new UserError('ALERTS_CONFIG_INVALID', message, { hint })
+
+/** An http(s) URL without characters that would break the YAML it goes into. */
+function checkUrl(key: string, url: string): string {
+  let parsed: URL | undefined
+  try {
+    parsed = new URL(url)
+  } catch {}
+  if (!parsed || !/^https?:$/.test(parsed.protocol) || /[\s"'\\]/.test(url)) {
+    throw invalid(
+      `alerts.${key} in helix.yaml is not an http(s) URL.`,
+      `Give a URL such as https://hooks.slack.com/services/… (or put it in a file and set alerts.${key}_file).`,
+    )
+  }
+  return url
+}
+
+/** A secret file: its absolute path (relative ones are under the helix directory); it must exist. */
+function checkSecretFile(home: HelixHome, key: string, path: string): string {
+  const absolute = isAbsolute(path) ? path : resolve(home.root, path)
+  if (/[\n"\\]/.test(absolute)) {
+    throw invalid(`alerts.${key} in helix.yaml is not a usable path.`, 'Use a plain file path.')
+  }
+  if (!existsSync(absolute)) {
+    throw invalid(
+      `alerts.${key} in helix.yaml names ${absolute}, which does not exist.`,
+      'Write the secret into that file (chmod 600, readable by Alertmanager) or fix the path.',
+    )
+  }
+  return absolute
+}
+
+function secret(
+  home: HelixHome,
+  key: string,
+  value: string | undefined,
+  file: string | undefined,
+  check: (value: string) => string,
+): AlertSecret | undefined {
+  if (value !== undefined && file !== undefined) {
+    throw invalid(
+      `alerts.${key} and alerts.${key}_file are both set in helix.yaml.`,
+      `Keep one: alerts.${key}_file keeps the secret out of alertmanager.yml.`,
+    )
+  }
+  if (file !== undefined) return { file: checkSecretFile(home, `${key}_file`, file) }
+  if (value !== undefined) return { value: check(value) }
+  return undefined
+}
+
+/**
+ * alerts.* of helix.yaml, checked: e-mail (admin_email when nothing else is set), Slack and PagerDuty.
+ * A secret given as a file stays a file path in alertmanager.yml.
+ */
+export function alertmanagerValues(home: HelixHome, config: HelixConfig): AlertmanagerValues {
+  const alerts = config.alerts
+  const slackUrl = secret(
+    home,
+    'slack_webhook_url',
+    alerts.slack_webhook_url,
+    alerts.slack_webhook_url_file,
+    (u) => checkUrl('slack_webhook_url', u),
+  )
+  const routingKey = secret(
+    home,
+    'pagerduty_routing_key',
+    alerts.pagerduty_routing_key,
+    alerts.pagerduty_routing_key_file,
+    (key) => {
+      if (/^[A-Za-z0-9_-]{1,128}$/.test(key)) return key
+      throw invalid(
+        'alerts.pagerduty_routing_key in helix.yaml is not a PagerDuty routing key.',
+        'Copy the 32-character integration key of an Events API v2 integration.',
+      )
+    },
+  )
+  if (alerts.slack_channel !== undefined && !/^[#@]?[A-Za-z0-9._-]{1,80}$/.test(alerts.slack_channel)) {
+    throw invalid(
+      `alerts.slack_channel '${alerts.slack_channel}' in helix.yaml is not a channel name.`,
+      'Use a name such as #alerts.',
+    )
+  }
+  const emails = alerts.email.length > 0 ? alerts.email : slackUrl ? [] : [config.admin_email]
+  const { smtp } = alerts
+  if (!/^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/.test(smtp.smarthost)) {
+    throw invalid(
+      `alerts.smtp.smarthost '${smtp.smarthost}' in helix.yaml is not host:port.`,
+      'Use e.g. mail.example.com:587.',
+    )
+  }
+  if ((smtp.auth_username === undefined) !== (smtp.auth_password_file === undefined)) {
+    throw invalid(
+      'alerts.smtp.auth_username and alerts.smtp.auth_password_file go together in helix.yaml.',
+      'Set both for SMTP AUTH, or neither.',
+    )
+  }
+  if (smtp.auth_username !== undefined && /[\s"'\\]/.test(smtp.auth_username)) {
+    throw invalid(
+      'alerts.smtp.auth_username in helix.yaml holds spaces or quotes.',
+      'Use the plain user name.',
+    )
+  }
   return {
-    adminEmail: checkEmail(config.admin_email),
-    smtpFrom: `alertmanager@${checkServerName(config.domain)}`,
-    smtpSmarthost: 'localhost:25',
+    emails: emails.map((e) => checkEmail(e, alerts.email.length > 0 ? 'alerts.email' : 'admin_email')),
+    smtpFrom: checkEmail(smtp.from ?? `alertmanager@${checkServerName(config.domain)}`, 'alerts.smtp.from'),
+    smtpSmarthost: smtp.smarthost,
+    smtpRequireTls: smtp.require_tls,
+    smtpAuth:
+      smtp.auth_username !== undefined && smtp.auth_password_file !== undefined
+        ? {
+            username: smtp.auth_username,
+            passwordFile: checkSecretFile(home, 'smtp.auth_password_file', smtp.auth_password_file),
+          }
+        : undefined,
+    slack: slackUrl ? { url: slackUrl, channel: alerts.slack_channel } : undefined,
+    pagerduty: routingKey
+      ? {
+          routingKey,
+          url:
+            alerts.pagerduty_url === undefined ? undefined : checkUrl('pagerduty_url', alerts.pagerduty_url),
+        }
+      : undefined,
   }
 }
 
@@ -144,10 +286,13 @@ export function planMonitoring(home: HelixHome, config: HelixConfig): RenderedFi
     path: join(home.monitoringDir, name),
     data: renderTemplate(`monitoring/${name}.eta`, values),
   })
+  const amValues = alertmanagerValues(home, config)
+  const amInlineSecret = Boolean(amValues.slack?.url.value ?? amValues.pagerduty?.routingKey.value)
   return [
     file('prometheus.yml', prometheusValues(home, config)),
     file('rules.yml', rulesValues(config)),
-    file('alertmanager.yml', alertmanagerValues(config)),
+    // Inline Slack URLs and PagerDuty keys are secrets: the file is then readable by its owner only.
+    { ...file('alertmanager.yml', amValues), mode: amInlineSecret ? 0o600 : undefined },
     file('grafana-dashboard.json', { panels: DASHBOARD_PANELS }),
   ]
 }

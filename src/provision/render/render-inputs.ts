@@ -55,9 +55,9 @@ export function checkServerName(name: string): string {
 }
 
 /** An e-mail address for alert routing. */
-export function checkEmail(email: string): string {
+export function checkEmail(email: string, key = 'admin_email'): string {
   if (/^[^\s@'"\\]+@[^\s@'"\\]+$/.test(email)) return email
-  throw new UserError('INVALID_EMAIL', `admin_email '${email}' in helix.yaml is not an e-mail address.`, {
-    hint: 'Set admin_email to an address such as ops@example.com in helix.yaml.',
+  throw new UserError('INVALID_EMAIL', `${key} '${email}' in helix.yaml is not an e-mail address.`, {
+    hint: `Set ${key} to an address such as ops@example.com in helix.yaml.`,
   })
 }
