@@ -333,6 +333,7 @@ export async function exportAccount(deps: IdentityDeps, userId: string): Promise
   const sessions = await repos.refreshTokens.listActiveSessions(deps.db, userId)
   const auditEntries = await repos.audit.listAudit(deps.db, { actorUserId: userId, limit: 100_000 })
   const requests = await repos.requestLog.listRequestsOfUser(deps.db, userId, { limit: 100_000 })
+  const emailTokens = await repos.emailTokens.listEmailTokensOfUser(deps.db, userId)
   const usage = await Promise.all(
     keys.map((k) => repos.usage.usageByHour(deps.db, k.id, { since: new Date(0) })),
   )
@@ -364,6 +365,7 @@ export async function exportAccount(deps: IdentityDeps, userId: string): Promise
       ip: s.ip,
       user_agent: s.user_agent,
     })),
+    email_tokens: emailTokens,
     audit: auditEntries,
     requests,
   }

@@ -60,3 +60,17 @@ export async function deleteExpiredEmailTokens(db: Queryable, before: Date = new
   const { rowCount } = await db.query('DELETE FROM email_tokens WHERE expires_at < $1', [before])
   return rowCount ?? 0
 }
+
+/** A user's e-mail tokens for the GDPR export: what was sent and when, never the token hash. */
+export async function listEmailTokensOfUser(
+  db: Queryable,
+  userId: string,
+): Promise<Pick<EmailTokenRow, 'id' | 'purpose' | 'created_at' | 'expires_at' | 'used_at'>[]> {
+  const { rows } = await db.query<
+    Pick<EmailTokenRow, 'id' | 'purpose' | 'created_at' | 'expires_at' | 'used_at'>
+  >(
+    'SELECT id, purpose, created_at, expires_at, used_at FROM email_tokens WHERE user_id = $1 ORDER BY created_at',
+    [userId],
+  )
+  return rows
+}
