@@ -1,8 +1,7 @@
 import { spawn } from 'node:child_process'
-import { openSync } from 'node:fs'
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises'
-import { join } from 'node:path'
-import { execa } from 'execa'
+import { constants, openSync } from 'node:fs'
+import { access, mkdir, readFile, rm, writeFile } from 'node:fs/promises'
+import { delimiter, join } from 'node:path'
 import { parse, stringify } from 'yaml'
 import { renderOne } from '../provision/render/render-one.js'
 import { Failure, UserError } from '../shared/errors.js'
@@ -90,10 +89,20 @@ async function isOurs(process_: MonitorProcess): Promise<boolean> {
   }
 }
 
+/** The first of the tool's program names found on PATH. */
 async function findBinary(tool: MonitorTool): Promise<string | undefined> {
+  const dirs = (process.env.PATH ?? '').split(delimiter).filter(Boolean)
   for (const name of TOOLS[tool].binaries) {
-    const found = await execa('sh', ['-c', `command -v ${name}`], { reject: false })
-    if (found.exitCode === 0 && String(found.stdout).trim()) return String(found.stdout).trim()
+    for (const dir of dirs) {
+      const candidate = join(dir, name)
+      if (
+        await access(candidate, constants.X_OK).then(
+          () => true,
+          () => false,
+        )
+      )
+        return candidate
+    }
   }
   return undefined
 }
