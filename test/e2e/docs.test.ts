@@ -18,12 +18,14 @@ export async function shellCommands(page: string): Promise<string[]> {
  * Docs that rot are worse than none: every command of the getting-started and operations pages runs
  * here, in order, as a new user would type it, in a fresh directory. Only what a test cannot do as
  * written is adapted: `npx helix` runs the built binary, node_modules/ is this checkout's, the port is
- * a free one instead of 8080, and `npm ci` is what CI itself runs before the tests.
+ * a free one instead of 8080 (Prometheus and Alertmanager get free ones too), and `npm ci` is what CI
+ * itself runs before the tests.
  */
 describe.skipIf(!hasTool('curl') || !hasTool('nginx'))('docs: every sh command runs', () => {
   let cwd: string
   let cleanup: () => Promise<void>
   let port: number
+  let monitorPorts: number[]
   let up: ResultPromise | undefined
   let upOutput = ''
   const env: Record<string, string> = {}
@@ -33,9 +35,16 @@ describe.skipIf(!hasTool('curl') || !hasTool('nginx'))('docs: every sh command r
     // As root the embedded PostgreSQL runs as an unprivileged user who must reach ./.helix/data.
     await chmod(cwd, 0o755)
     port = await freePortPair()
+    monitorPorts = [await freePortPair(), await freePortPair()]
     Object.assign(env, { HELIX_PORT: String(port), HELIX_DIR: '', PATH: process.env.PATH ?? '' })
   })
   afterAll(async () => {
+    // Prometheus and Alertmanager of `helix monitor up` run in the background: stop them even when a step failed.
+    await execa('node', [HELIX_BIN, 'monitor', 'down'], {
+      cwd,
+      env: { ...env, HELIX_DIR: undefined },
+      reject: false,
+    })
     if (up && up.exitCode === null) {
       up.kill('SIGINT')
       await up
@@ -45,6 +54,10 @@ describe.skipIf(!hasTool('curl') || !hasTool('nginx'))('docs: every sh command r
 
   function adapt(line: string): string {
     return line
+      .replace(
+        /^npx helix monitor up$/,
+        `npx helix monitor up --prometheus-port ${monitorPorts[0]} --alertmanager-port ${monitorPorts[1]}`,
+      )
       .replaceAll('npx helix', `node ${HELIX_BIN}`)
       .replaceAll(' node_modules/', ` ${ROOT}/node_modules/`)
       .replaceAll('127.0.0.1:8080', `127.0.0.1:${port}`)
@@ -105,5 +118,5 @@ describe.skipIf(!hasTool('curl') || !hasTool('nginx'))('docs: every sh command r
   it('operations/README.md', async () => {
     expect(up?.exitCode).toBeNull()
     for (const line of await shellCommands('operations/README.md')) await run(line)
-  }, 300_000)
+  }, 480_000)
 })
