@@ -29,6 +29,11 @@ export interface BuildAppOptions {
   trustProxy?: string[]
   /** Largest request body in bytes (config.server.body_limit); 64 MiB by default. */
   bodyLimit?: number
+  /**
+   * How long a client may take to send the headers and the whole request (server.headers_timeout_s,
+   * server.request_timeout_s); 20 s and 300 s by default.
+   */
+  timeouts?: { headersMs: number; requestMs: number }
   /** pino options, or false for no logs (tests). */
   logger?: FastifyServerOptions['logger']
   /** A ready pino logger shared with the inference core (wins over `logger`). */
@@ -65,6 +70,13 @@ export function requestId(request: IncomingMessage): string {
  */
 export async function buildApp(options: BuildAppOptions): Promise<FastifyInstance> {
   const bodyLimit = options.bodyLimit ?? 64 * 1024 * 1024
+  // Node checks these deadlines every connectionsCheckingInterval (30 s by default): often enough
+  // that a slow client is cut off close to its deadline.
+  const headersTimeout = options.timeouts?.headersMs ?? 20_000
+  const clientTimeouts = {
+    headersTimeout,
+    connectionsCheckingInterval: Math.max(250, Math.min(5000, Math.floor(headersTimeout / 4))),
+  }
   const app = Fastify({
     ...(options.loggerInstance
       ? { loggerInstance: options.loggerInstance }
@@ -79,7 +91,9 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     // Draining: idle keep-alive sockets close at once, in-flight requests finish.
     forceCloseConnections: 'idle',
     return503OnClosing: true,
-    ...(options.https ? { https: options.https as SecureServerOptions } : {}),
+    requestTimeout: options.timeouts?.requestMs ?? 300_000,
+    http: clientTimeouts as never,
+    ...(options.https ? { https: { ...options.https, ...clientTimeouts } as SecureServerOptions } : {}),
   }) as unknown as FastifyInstance
 
   // The database and Redis are opened by the identity layer (src/core/identity) before the app is built.

@@ -46,6 +46,8 @@ export interface RuntimeConfig {
   /** The gRPC face, unless server.grpc.enabled is false or --no-grpc was given. */
   grpc?: RuntimeGrpc
   bodyLimit: number
+  /** server.headers_timeout_s and server.request_timeout_s, in milliseconds. */
+  timeouts: { headersMs: number; requestMs: number }
   /** Proxies whose X-Forwarded-For is believed (server.trust_proxy); empty: none. */
   trustProxy: string[]
   /** How long shutdown waits for in-flight requests before closing their connections. */
@@ -178,6 +180,11 @@ export async function loadRuntimeConfig(
         }
       : {}),
     bodyLimit: helix.server.body_limit,
+    timeouts: {
+      // Node requires the headers timeout not to exceed the request timeout.
+      headersMs: Math.min(helix.server.headers_timeout_s, helix.server.request_timeout_s) * 1000,
+      requestMs: helix.server.request_timeout_s * 1000,
+    },
     trustProxy: helix.server.trust_proxy,
     drainTimeoutMs: drainTimeout(env.HELIX_DRAIN_TIMEOUT_MS),
     logLevel: logLevel(flags.logLevel ?? env.HELIX_LOG_LEVEL),

@@ -104,6 +104,7 @@ export async function startDaemon(
     ...extra,
     service,
     bodyLimit: config.bodyLimit,
+    timeouts: config.timeouts,
     trustProxy: config.trustProxy,
     requestLog: config.requestLog,
     loggerInstance: logger,

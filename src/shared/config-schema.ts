@@ -85,6 +85,12 @@ export const HelixConfigSchema = Type.Object(
         /** Largest request body in bytes. */
         body_limit: Type.Integer({ minimum: 1024, default: 64 * 1024 * 1024 }),
         /**
+         * Seconds a client may take to send a request's headers, and the whole request: a slow client
+         * (slowloris) is cut off instead of holding a connection open.
+         */
+        headers_timeout_s: Type.Integer({ minimum: 1, maximum: 3600, default: 20 }),
+        request_timeout_s: Type.Integer({ minimum: 1, maximum: 86_400, default: 300 }),
+        /**
          * Proxies whose X-Forwarded-For is believed (addresses, CIDRs or loopback/linklocal/uniquelocal,
          * e.g. the nginx host; env HELIX_TRUST_PROXY), so per-IP
          * rate limits and audit entries see the real client; empty: the socket's address is used.
@@ -200,6 +206,13 @@ export const HelixConfigSchema = Type.Object(
           },
           { default: {} },
         ),
+        /**
+         * Failed sign-ins one account (an e-mail, known or not) may have within login_throttle_s before
+         * every further attempt on it is refused (429 with Retry-After) until that window ends, from any
+         * address: online password guessing across many IPs.
+         */
+        login_max_failures: Type.Integer({ minimum: 1, default: 10 }),
+        login_throttle_s: Type.Integer({ minimum: 1, default: 900 }),
         /** Seconds an API key's previous secret keeps working after a rotation (24 h by default). */
         api_key_grace_s: Type.Integer({ minimum: 0, default: 86_400 }),
         /** Origins allowed by CORS; empty means closed (no cross-origin browser calls). */

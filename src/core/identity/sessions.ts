@@ -1,4 +1,4 @@
-import { Failure } from '../../shared/errors.js'
+import { Failure, UserError } from '../../shared/errors.js'
 import * as repos from '../../state/db/repositories/index.js'
 import { issueAccessToken } from './access-token.js'
 import { forbidden, invalidCredentials } from './auth-errors.js'
@@ -62,6 +62,43 @@ async function issueSession(
 }
 
 /**
+ * Failed sign-ins per account (auth.login_max_failures within auth.login_throttle_s), counted by the
+ * e-mail whether or not an account has it, so a locked answer says nothing about existence. Past the
+ * limit every attempt on that e-mail is refused until the window ends, the right password included:
+ * guessing one account's password from many addresses stays slow. Without a limiter (commands) there
+ * is no throttle.
+ */
+function loginThrottle(deps: IdentityDeps, email: string) {
+  const limiter = deps.limiter
+  if (!limiter) return undefined
+  const policy = {
+    name: 'login-failures-per-account',
+    limit: deps.config.auth.login_max_failures,
+    windowSeconds: deps.config.auth.login_throttle_s,
+  }
+  const key = hashSecret(`login:${email.trim().toLowerCase()}`)
+  return {
+    async refuseWhileLocked(origin: RequestOrigin): Promise<void> {
+      const seen = await limiter.check(key, policy, 0)
+      if (seen.remaining > 0) return
+      await repos.audit.recordAudit(deps.db, {
+        action: 'auth.login_throttled',
+        actor: 'anonymous',
+        ip: origin.ip ?? null,
+        details: { retry_after_s: seen.resetSeconds },
+      })
+      throw new UserError('RATE_LIMITED', 'Too many failed sign-ins for this account; try again later.', {
+        hint: 'Wait for the number of seconds in Retry-After, or reset the password.',
+        details: { retryAfterSeconds: seen.resetSeconds },
+      })
+    },
+    async countFailure(): Promise<void> {
+      await limiter.check(key, policy, 1)
+    },
+  }
+}
+
+/**
  * Password login. Unknown e-mails cost the same argon2 verification as known ones, and every failure
  * gives the same answer; both outcomes are audited.
  */
@@ -70,6 +107,8 @@ export async function login(
   credentials: { email: string; password: string },
   origin: RequestOrigin = {},
 ): Promise<TokenResponse> {
+  const throttle = loginThrottle(deps, credentials.email)
+  await throttle?.refuseWhileLocked(origin)
   const user = await repos.users.findUserByEmail(deps.db, credentials.email)
   const params = argon2Params(deps.config)
   const ok =
@@ -84,6 +123,7 @@ export async function login(
       ip: origin.ip ?? null,
       details: { reason: !user ? 'unknown_email' : !ok ? 'bad_password' : 'disabled' },
     })
+    await throttle?.countFailure()
     throw invalidCredentials()
   }
   if (deps.config.auth.require_email_verification && !user.email_verified_at) {

@@ -29,24 +29,40 @@ const SPECIAL_FLOATS: Record<string, number> = {
 const utf8 = new TextEncoder()
 const utf8Decoder = new TextDecoder()
 
-/** Row-major elements of flat or nested `data`; nesting must be regular (it is checked by count). */
-export function flatten(data: unknown[]): unknown[] {
+/** Deepest nesting of `data` accepted: far beyond any tensor's rank, far below a stack overflow. */
+export const MAX_DATA_NESTING = 64
+
+/**
+ * Row-major elements of flat or nested `data`; nesting must be regular (it is checked by count). The
+ * walk keeps its own stack, and data nested deeper than MAX_DATA_NESTING is refused (a depth bomb).
+ */
+export function flatten(data: unknown[], name = 'data'): unknown[] {
   if (!data.some(Array.isArray)) return data
   const out: unknown[] = []
-  const walk = (items: unknown[]) => {
-    for (const item of items) {
-      if (Array.isArray(item)) walk(item)
-      else out.push(item)
+  const stack: { items: unknown[]; next: number }[] = [{ items: data, next: 0 }]
+  while (stack.length > 0) {
+    const top = stack[stack.length - 1]
+    if (top.next >= top.items.length) {
+      stack.pop()
+      continue
     }
+    const item = top.items[top.next++]
+    if (!Array.isArray(item)) {
+      out.push(item)
+      continue
+    }
+    if (stack.length >= MAX_DATA_NESTING) {
+      throw invalidInput(`Input '${name}': data is nested deeper than ${MAX_DATA_NESTING} levels.`)
+    }
+    stack.push({ items: item, next: 0 })
   }
-  walk(data)
   return out
 }
 
 /** Turns the `data` of a JSON input into the typed representation of types.ts, checking every element. */
 export function decodeJsonData(name: string, datatype: Datatype, shape: number[], data: unknown): TensorData {
   if (!Array.isArray(data)) throw invalidInput(`Input '${name}': data must be an array.`)
-  const flat = flatten(data)
+  const flat = flatten(data, name)
   const expected = elementCount(shape)
   if (flat.length !== expected) {
     throw invalidInput(

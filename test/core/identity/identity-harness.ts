@@ -66,7 +66,7 @@ export interface Daemon {
 export async function daemon(
   world: IdentityWorld,
   overrides: Record<string, unknown> = {},
-  extra: { mailer?: Mailer; limiter?: RateLimiter } = {},
+  extra: { mailer?: Mailer; limiter?: RateLimiter; timeouts?: { headersMs: number; requestMs: number } } = {},
 ): Promise<Daemon> {
   // Test files make far more sign-in calls from 127.0.0.1 than the production per-IP default allows.
   const base = {
@@ -84,10 +84,12 @@ export async function daemon(
     config,
     db: world.db,
     usageFlushMs: 50,
-    ...extra,
+    ...(extra.mailer ? { mailer: extra.mailer } : {}),
+    ...(extra.limiter ? { limiter: extra.limiter } : {}),
   })
   const app = await buildApp({
     service,
+    ...(extra.timeouts ? { timeouts: extra.timeouts } : {}),
     auth: httpAuthentication(identity),
     // Every request's line, so the "no secret in any log line" checks see them all.
     requestLog: { mode: 'all', sampleRate: 1 },
