@@ -1,9 +1,10 @@
-import { writeFile } from 'node:fs/promises'
+import { stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { execa } from 'execa'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { parse } from 'yaml'
 import { planMonitoring } from '../../../src/provision/render/monitoring-values.js'
+import { rerenderArtifact } from '../../../src/provision/render/render.js'
 import { parseConfig } from '../../../src/shared/config.js'
 import { HelixHome } from '../../../src/shared/home.js'
 import { tempDir } from '../../helpers/cli.js'
@@ -115,6 +116,12 @@ describe('alertmanager.yml from alerts.* of helix.yaml', () => {
     expect(receiver(inline.config, 'helix-warning').slack_configs?.[0].api_url).toBe(SLACK_URL)
     expect(receiver(inline.config, 'helix-critical').pagerduty_configs?.[0].routing_key).toBe(ROUTING_KEY)
     expect(inline.mode).toBe(0o600)
+  })
+
+  it('writes alertmanager.yml with inline secrets readable by its owner only', async () => {
+    const config = parseConfig({ alerts: { slack_webhook_url: SLACK_URL } })
+    await rerenderArtifact(home, config, 'monitoring')
+    expect((await stat(join(home.monitoringDir, 'alertmanager.yml'))).mode & 0o777).toBe(0o600)
   })
 
   it('with Slack set and no alerts.email, nothing goes by e-mail', () => {
