@@ -49,6 +49,12 @@ export default class Serve extends HelixCommand<ServeResult> {
       min: 0,
       max: 65535,
     }),
+    'metrics-port': Flags.integer({
+      description:
+        'Also serve GET /metrics on 127.0.0.1 at this port without credentials, for a local Prometheus (server.metrics_port); 0 picks a free one.',
+      min: 0,
+      max: 65535,
+    }),
     'log-level': Flags.string({ description: 'Log level (default info).', options: [...LOG_LEVELS] }),
     'log-format': logFormatFlag,
   }
@@ -67,6 +73,7 @@ export default class Serve extends HelixCommand<ServeResult> {
         auth: flags.auth,
         grpc: flags.grpc,
         grpcPort: flags['grpc-port'],
+        metricsPort: flags['metrics-port'],
       },
       {
         onListening: (url, faces) => {

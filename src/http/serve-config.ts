@@ -22,6 +22,8 @@ export interface ServeFlags {
   grpc?: boolean
   /** Port of the gRPC face (server.grpc.port). */
   grpcPort?: number
+  /** Port of the loopback /metrics listener without credentials (server.metrics_port). */
+  metricsPort?: number
 }
 
 /** The gRPC face's listening settings (server.grpc), resolved. */
@@ -139,6 +141,7 @@ export async function loadRuntimeConfig(
   if (flags.port !== undefined) server.port = flags.port
   if (flags.tls !== undefined) server.tls = flags.tls
   if (flags.mtls !== undefined) server.mtls = flags.mtls
+  if (flags.metricsPort !== undefined) server.metrics_port = flags.metricsPort
   const grpc: Record<string, unknown> = {}
   if (flags.grpc !== undefined) grpc.enabled = flags.grpc
   if (flags.grpcPort !== undefined) grpc.port = flags.grpcPort

@@ -10,6 +10,8 @@ import { parseMemorySize } from '../core/infer/memory-budget.js'
 import { HelixModelService } from '../core/infer/model-service.js'
 import type { ModelService } from '../core/infer/types.js'
 import { HelixMetrics } from '../core/metrics.js'
+import { GpuMetrics } from '../core/monitoring/gpu-metrics.js'
+import { startTracing } from '../core/tracing.js'
 import type { HelixConfig } from '../shared/config.js'
 import { Failure } from '../shared/errors.js'
 import type { HelixHome } from '../shared/home.js'
@@ -267,7 +269,7 @@ export interface RunningFace {
   name: string
   /** How clients reach it, e.g. 127.0.0.1:8081. */
   address: string
-  record: Pick<DaemonRecord, 'grpc'>
+  record: Partial<Pick<DaemonRecord, 'grpc'>>
   shutdown(timeoutMs: number): Promise<void>
 }
 
@@ -281,8 +283,8 @@ export interface ServeOptions {
   onReady?: (url: string) => void
   /** Signals that drain and stop the daemon. */
   signals?: NodeJS.Signals[]
-  /** Where log lines go; stdout by default, stderr when stdout must hold one --json document. */
-  logDestination?: 1 | 2
+  /** The file descriptor log lines go to; stdout by default, stderr when stdout must hold one --json document. */
+  logDestination?: number
   /** Pretty logs show only warnings and errors once the models are loaded (`helix up`'s summary stays in view). */
   quietAfterReady?: boolean
   /** Faces beside REST (the gRPC face, from ops/serve.ts), started after REST listens. */
@@ -314,11 +316,18 @@ export async function serve(
       ? { memoryBudgetBytes: parseMemorySize(models.memory_budget) }
       : {}),
     loadConcurrency: models.load_concurrency,
+    pytorch: config.helix.backends.pytorch,
     workerPool,
   })
   const certificates = await certificateExpiries(home, config.helix)
+  const tracing = await startTracing(config.helix.tracing, logger)
   const identity = await openAuthentication(home, config, flags, logger)
   const metrics = new HelixMetrics(service, { certificates: () => certificates })
+  // helix_gpu_*: nvidia-smi in the background, never delaying the start; nothing when there is no GPU.
+  const gpuMetrics = new GpuMetrics(metrics.registry, () => service.index(), {
+    intervalMs: config.helix.monitoring.gpu_interval_ms,
+  })
+  void gpuMetrics.start()
   let daemon: Daemon
   try {
     daemon = await startDaemon(config, service, logger, {
@@ -353,7 +362,9 @@ export async function serve(
   options.onReady?.(daemon.url)
   if (pretty && options.quietAfterReady) pretty.minLevel = LEVEL_VALUES.warn
   const signal = await stopped
+  gpuMetrics.stop()
   await workerPool.close()
+  await tracing.shutdown()
   await new Promise<void>((resolve) => logger.flush(() => resolve()))
   return { url: daemon.url, signal }
 }

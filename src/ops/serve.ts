@@ -1,4 +1,5 @@
 import { startGrpcServer } from '../grpc/server.js'
+import { startMetricsListener } from '../http/metrics-listener.js'
 import type { ServeFlags } from '../http/serve-config.js'
 import { type DaemonFace, type ServeOptions, type ServeResult, serve } from '../http/server.js'
 import type { HelixHome } from '../shared/home.js'
@@ -43,11 +44,25 @@ export const grpcFace: DaemonFace = async ({ config, service, identity, metrics,
   }
 }
 
-/** `helix serve` and `helix up`: the REST face and the gRPC face on one model service. */
+/** GET /metrics on 127.0.0.1:server.metrics_port without credentials, when that is set. */
+export const metricsFace: DaemonFace = async ({ config, metrics, logger }) => {
+  const port = config.helix.server.metrics_port
+  if (port === undefined) return undefined
+  const listener = await startMetricsListener(metrics.registry, port)
+  logger.info({ url: listener.url }, `metrics listening on ${listener.url}`)
+  return {
+    name: 'metrics',
+    address: listener.url,
+    record: {},
+    shutdown: () => listener.close(),
+  }
+}
+
+/** `helix serve` and `helix up`: the REST face, the gRPC face and the loopback metrics port on one model service. */
 export function serveDaemon(
   home: HelixHome,
   flags: ServeFlags,
   options: ServeOptions = {},
 ): Promise<ServeResult> {
-  return serve(home, flags, { ...options, faces: [grpcFace, ...(options.faces ?? [])] })
+  return serve(home, flags, { ...options, faces: [grpcFace, metricsFace, ...(options.faces ?? [])] })
 }

@@ -96,6 +96,8 @@ export const HelixConfigSchema = Type.Object(
          * rate limits and audit entries see the real client; empty: the socket's address is used.
          */
         trust_proxy: Type.Array(Type.String(), { default: [] }),
+        /** Also serve GET /metrics on 127.0.0.1 at this port, without credentials (for a local Prometheus); unset: none. Flag --metrics-port. */
+        metrics_port: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535 })),
         /** The gRPC face (KServe GRPCInferenceService, health, reflection) on its own port. */
         grpc: Type.Object(
           {
@@ -124,6 +126,21 @@ export const HelixConfigSchema = Type.Object(
         sample_rate: Type.Number({ minimum: 0, maximum: 1, default: 0.01 }),
       },
       { default: {} },
+    ),
+    tracing: Type.Object(
+      {
+        /** Export OpenTelemetry spans (one per request; auth, queue, batch and compute children) over OTLP/HTTP. */
+        enabled: Type.Boolean({ default: false }),
+        /** OTLP/HTTP traces endpoint of a collector (JSON is sent). */
+        endpoint: Type.String({ pattern: '^https?://[^\\s]+$', default: 'http://127.0.0.1:4318/v1/traces' }),
+        /** Share (0 to 1) of new traces sampled; a caller's traceparent decides for its own trace (parent-based). */
+        sampling_ratio: Type.Number({ minimum: 0, maximum: 1, default: 1 }),
+        /** service.name of the exported spans. */
+        service_name: Type.String({ minLength: 1, default: 'helix' }),
+        /** Extra HTTP headers sent with every export (e.g. a collector's API key); never logged. */
+        headers: Type.Optional(Type.Record(Type.String(), Type.String())),
+      },
+      { default: {}, additionalProperties: false },
     ),
     nginx: Type.Object(
       {
@@ -280,6 +297,15 @@ export const HelixConfigSchema = Type.Object(
       },
       { default: {} },
     ),
+    monitoring: Type.Object(
+      {
+        /** How often the daemon samples nvidia-smi for its helix_gpu_* metrics, in milliseconds; 0 turns it off (off by itself when there is no nvidia-smi). */
+        gpu_interval_ms: Type.Integer({ minimum: 0, default: 5000 }),
+        /** API key ids labelled one by one in the per-key business metrics; further keys count as key_id="other". */
+        max_key_series: Type.Integer({ minimum: 0, default: 500 }),
+      },
+      { default: {} },
+    ),
     models: Type.Object(
       {
         /** Model repository directory, relative to the helix directory. */
@@ -307,6 +333,21 @@ export const HelixConfigSchema = Type.Object(
         load_concurrency: Type.Integer({ minimum: 0, default: 0 }),
       },
       { default: {} },
+    ),
+    backends: Type.Object(
+      {
+        /** TorchScript models (model.pt), run by long-lived Python worker processes. */
+        pytorch: Type.Object(
+          {
+            /** The Python that runs the workers; it must import torch (Debian: apt-get install python3-torch). */
+            python: Type.String({ minLength: 1, default: '/usr/bin/python3' }),
+            /** Seconds a batch may take before its worker counts as hung and is restarted. */
+            run_timeout_s: Type.Number({ exclusiveMinimum: 0, default: 60 }),
+          },
+          { default: {}, additionalProperties: false },
+        ),
+      },
+      { default: {}, additionalProperties: false },
     ),
   },
   { additionalProperties: true },

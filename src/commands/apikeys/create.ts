@@ -14,7 +14,7 @@ export default class ApikeysCreate extends HelixCommand<CreatedKey> {
     name: Flags.string({ description: 'What the key is for.', required: true }),
     scopes: Flags.string({
       description:
-        'Scopes: infer, infer:<model>, models:read, models:admin, monitor, admin (comma-separated or repeated).',
+        'Scopes: infer, infer:<model>, models:read, models:admin, monitor, metrics, admin (comma-separated or repeated).',
       required: true,
       multiple: true,
     }),

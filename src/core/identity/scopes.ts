@@ -5,10 +5,11 @@ import { UserError } from '../../shared/errors.js'
  * either also reads the metadata and readiness of the models it may run; `models:read` reads every
  * model's metadata and the repository index; `models:admin` loads and unloads models (and implies
  * models:read); `monitor` reads what the daemon knows about itself (helix.monitoring.v1: health, GPUs,
- * model and server statistics, alerts, the caller's own usage), never changing anything; `admin` is
- * everything (monitor included), including users and keys of other people.
+ * model and server statistics, alerts, the caller's own usage), never changing anything; `metrics`
+ * reads GET /metrics (the Prometheus series name API key ids, so a scraper gets only this scope);
+ * `admin` is everything (monitor and metrics included), including users and keys of other people.
  */
-export const BASE_SCOPES = ['infer', 'models:read', 'models:admin', 'monitor', 'admin'] as const
+export const BASE_SCOPES = ['infer', 'models:read', 'models:admin', 'monitor', 'metrics', 'admin'] as const
 export type BaseScope = (typeof BASE_SCOPES)[number]
 
 /** Model names as the repository allows them (directory names). */

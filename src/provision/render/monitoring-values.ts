@@ -12,6 +12,10 @@ export interface PrometheusValues {
   targets: string[]
   scheme: 'http' | 'https'
   tls?: { caFile: string; certFile?: string; keyFile?: string }
+  /** With auth on and no metrics port: the file (beside prometheus.yml) holding a key with the metrics scope. */
+  credentialsFile?: string
+  /** Auth is on, no metrics port, and that file is not there yet: prometheus.yml says how to make it. */
+  credentialsMissing?: boolean
   alertmanager: string
 }
 
@@ -122,8 +126,17 @@ export const DASHBOARD_PANELS: DashboardPanel[] = [
 ]
 
 export function prometheusValues(home: HelixHome, config: HelixConfig): PrometheusValues {
+  // server.metrics_port: the daemon's loopback /metrics without credentials (a one-box install).
+  const metricsPort = config.server.metrics_port
+  if (metricsPort !== undefined)
+    return { targets: [`127.0.0.1:${metricsPort}`], scheme: 'http', alertmanager: '127.0.0.1:9093' }
   const daemonTls = config.server.tls || config.server.mtls
   return {
+    ...(config.auth.enabled
+      ? existsSync(join(home.monitoringDir, 'metrics.key'))
+        ? { credentialsFile: 'metrics.key' }
+        : { credentialsMissing: true }
+      : {}),
     targets: config.nginx.upstreams.map(checkUpstream),
     scheme: daemonTls ? 'https' : 'http',
     tls: daemonTls

@@ -36,13 +36,14 @@ describe('gateway: OpenAPI, explorer, CORS, public routes and config switches', 
     expect(app.undeclaredRoutes).toEqual([])
     const anonymous = async (method: 'GET' | 'POST', url: string) =>
       (await app.inject({ method, url, payload: method === 'POST' ? {} : undefined })).statusCode
-    // Public: signing in, key discovery, the API description, metrics and (by default) health.
-    for (const url of ['/.well-known/jwks.json', '/openapi.json', '/docs', '/metrics', '/v2/health/live']) {
+    // Public: signing in, key discovery, the API description and (by default) health.
+    for (const url of ['/.well-known/jwks.json', '/openapi.json', '/docs', '/v2/health/live']) {
       expect(await anonymous('GET', url), url).toBe(200)
     }
     expect(await anonymous('POST', '/auth/login')).toBe(400)
     // Everything else needs a credential.
     for (const [method, url] of [
+      ['GET', '/metrics'],
       ['GET', '/v2'],
       ['GET', '/v2/models/cls'],
       ['GET', '/v2/models/cls/ready'],
@@ -68,6 +69,19 @@ describe('gateway: OpenAPI, explorer, CORS, public routes and config switches', 
     expect(script.headers['content-type']).toContain('javascript')
     expect(script.body).toContain("fetch('/openapi.json')")
     expect(script.body).toContain('authorization')
+  })
+
+  it('/metrics needs the metrics scope (it names API key ids); admin has it, infer does not', async () => {
+    const scrape = (key: string) =>
+      suite.d.app.inject({ method: 'GET', url: '/metrics', headers: bearer(key) })
+    const scraper = await createKey(suite.d.identity.deps, CLI_ACTOR, { name: 'prom', scopes: ['metrics'] })
+    const ok = await scrape(scraper.key)
+    expect(ok.statusCode).toBe(200)
+    expect(ok.body).toContain('helix_request_duration_seconds')
+    const inferOnly = await createKey(suite.d.identity.deps, CLI_ACTOR, { name: 'app', scopes: ['infer'] })
+    const refused = await scrape(inferOnly.key)
+    expect(refused.statusCode).toBe(403)
+    expect(refused.headers['www-authenticate']).toContain('scope="metrics"')
   })
 
   it('health endpoints are public by default; model metadata is not', async () => {
