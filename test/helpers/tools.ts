@@ -30,3 +30,13 @@ export function hasPythonGrpc(): boolean {
   }
   return found
 }
+
+/** Whether Debian's Python can import torch (python3-torch); under CI=true a missing one fails. */
+export function hasPythonTorch(): boolean {
+  const found = execaSync(DEBIAN_PYTHON, ['-c', 'import torch'], { reject: false }).exitCode === 0
+  if (!found && process.env.CI) {
+    throw new Error('python3-torch is required under CI=true (see .ci/run)')
+  }
+  if (!found) console.warn('skipping tests that need torch: apt-get install python3-torch')
+  return found
+}

@@ -5,6 +5,7 @@ import type { ModelConfig } from '../infer/model-config.js'
 import type { CoreLogger } from '../logger.js'
 import type { Backend, DevicePolicy } from './backend.js'
 import { OnnxBackend } from './onnx-backend.js'
+import { PytorchBackend, type PytorchSettings } from './pytorch/pytorch-backend.js'
 import type { WorkerPool } from './worker-pool.js'
 
 /** What the inference core gives any backend for one model version; each reads what applies to it. */
@@ -21,6 +22,8 @@ export interface BackendOptions {
   /** For log lines: "model:version". */
   label: string
   logger: CoreLogger
+  /** helix.yaml backends.pytorch (the Python that runs TorchScript workers). */
+  pytorch?: PytorchSettings
   /** GPU discovery, shared by a burst of loads. */
   discoverGpus: () => Promise<GpuDiscovery>
   reservations: GpuReservations
@@ -50,12 +53,30 @@ export function onnxBackend(options: BackendOptions): Backend {
   })
 }
 
+/** TorchScript (model.pt) in long-lived Python worker processes running torch. */
+export function pytorchBackend(options: BackendOptions): Backend {
+  const { config } = options
+  return new PytorchBackend({
+    modelPath: options.modelPath,
+    config,
+    device: config.device ?? options.defaultDevice,
+    settings: options.pytorch ?? {},
+    label: options.label,
+    logger: options.logger,
+  })
+}
+
+export type { PytorchSettings }
+
 /** The backends by model format; the scheduler and the service see only the Backend interface. */
-export const BACKENDS = { onnx: onnxBackend } as const satisfies Record<string, BackendFactory>
+export const BACKENDS = { onnx: onnxBackend, pytorch: pytorchBackend } as const satisfies Record<
+  string,
+  BackendFactory
+>
 
 export type ModelFormat = keyof typeof BACKENDS
 
-const FORMAT_BY_EXTENSION: Record<string, ModelFormat> = { '.onnx': 'onnx' }
+const FORMAT_BY_EXTENSION: Record<string, ModelFormat> = { '.onnx': 'onnx', '.pt': 'pytorch' }
 
 /** The format of a model file, from its name (model.onnx → onnx); undefined when no backend serves it. */
 export function formatOf(modelPath: string): ModelFormat | undefined {

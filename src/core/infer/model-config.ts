@@ -4,12 +4,36 @@ import { parse as parseYaml } from 'yaml'
 
 const VersionNumber = Type.Integer({ minimum: 1 })
 
+/** One input or output of a model as config.yaml declares it (Triton's config.pbtxt fields). */
+const TensorConfig = Type.Object(
+  {
+    name: Type.String({ minLength: 1 }),
+    datatype: Type.Union(
+      ['BOOL', 'UINT8', 'INT8', 'INT16', 'INT32', 'INT64', 'FP16', 'FP32', 'FP64'].map((d) =>
+        Type.Literal(d),
+      ),
+    ),
+    dims: Type.Array(Type.Integer({ minimum: -1 })),
+  },
+  { additionalProperties: false },
+)
+
 /**
  * models/<name>/config.yaml, modelled on Triton's config.pbtxt. Every field is optional: what is
  * left out is derived from the ONNX graph (inputs, outputs, batch dimension) or defaulted.
  */
 export const ModelConfigSchema = Type.Object(
   {
+    /**
+     * Inputs of the model, in the order its forward() takes them. Needed for formats that carry no
+     * names (PyTorch TorchScript); an ONNX model's graph names its own. `dims` leave out the batch
+     * dimension unless max_batch_size is 0; -1 marks a dynamic dimension.
+     */
+    inputs: Type.Optional(Type.Array(TensorConfig, { minItems: 1 })),
+    /**
+     * Outputs of the model: a single tensor is the first, a tuple maps by position, a dict by name.
+     */
+    outputs: Type.Optional(Type.Array(TensorConfig, { minItems: 1 })),
     /** Largest batch the dynamic batcher forms; 0 turns batching off. Default 32 when dim 0 is dynamic. */
     max_batch_size: Type.Optional(Type.Integer({ minimum: 0, maximum: 65536 })),
     /** How long the first request of a batch may wait for others, in milliseconds. Default 2. */

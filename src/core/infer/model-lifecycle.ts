@@ -2,7 +2,13 @@ import { availableParallelism } from 'node:os'
 import { firstLine } from '../../shared/errors.js'
 import type { DevicePolicy } from '../backends/backend.js'
 import { BackendLoadError } from '../backends/onnx-backend.js'
-import { BACKENDS, type BackendFactory, formatOf, type ModelFormat } from '../backends/registry.js'
+import {
+  BACKENDS,
+  type BackendFactory,
+  formatOf,
+  type ModelFormat,
+  type PytorchSettings,
+} from '../backends/registry.js'
 import type { WorkerPool } from '../backends/worker-pool.js'
 import { discoverGpus, type GpuDiscovery } from '../gpu/nvidia-smi.js'
 import { GpuReservations } from '../gpu/placement.js'
@@ -81,6 +87,8 @@ export interface LifecycleOptions {
   workerThreads?: boolean
   /** Backends by model format, over the built-in ones (a seam for tests and other runtimes). */
   backends?: Partial<Record<ModelFormat, BackendFactory>>
+  /** The PyTorch backend's settings (helix.yaml backends.pytorch). */
+  pytorch?: PytorchSettings
 }
 
 /**
@@ -452,6 +460,7 @@ export class ModelLifecycle {
       ...(this.options.workerPool ? { workerPool: this.options.workerPool } : {}),
       label,
       logger: this.logger,
+      ...(this.options.pytorch ? { pytorch: this.options.pytorch } : {}),
       discoverGpus: () => this.gpuSnapshot(),
       reservations: this.reservations,
     })

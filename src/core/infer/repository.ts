@@ -1,7 +1,10 @@
+import { existsSync } from 'node:fs'
 import { readdir, readFile, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 
 export const MODEL_FILE = 'model.onnx'
+/** The model files a version directory may hold, by backend: ONNX first, then TorchScript. */
+export const MODEL_FILES = [MODEL_FILE, 'model.pt'] as const
 export const CONFIG_FILE = 'config.yaml'
 
 /** Model names are path segments and URL segments: keep them to a safe alphabet. */
@@ -56,9 +59,11 @@ export async function scanRepository(repositoryDir: string): Promise<RepositoryM
   return models.filter((m): m is RepositoryModel => m !== undefined)
 }
 
-/** Path of a version's model file. */
+/** Path of a version's model file: model.onnx, or model.pt when only that exists. */
 export function modelFile(model: RepositoryModel, version: number): string {
-  return join(model.dir, String(version), MODEL_FILE)
+  const dir = join(model.dir, String(version))
+  const found = MODEL_FILES.find((file) => existsSync(join(dir, file)))
+  return join(dir, found ?? MODEL_FILE)
 }
 
 /**

@@ -1,0 +1,198 @@
+"""Helix's PyTorch worker: serves one TorchScript model to the helix daemon over stdin/stdout.
+
+Started by the daemon as `python3 helix_torch_worker.py SPEC_JSON`, one process per model instance.
+Frames both ways: a 4-byte little-endian header length, a JSON header, then the raw little-endian
+bytes of every tensor the header lists, back to back (tensor data never goes through JSON).
+
+SPEC_JSON: {"model": path, "device": "auto"|"cuda"|"cpu", "gpu": N|null,
+            "inputs": [{"name", "datatype"}...], "outputs": [{"name", "datatype"}...]}
+First frame out: {"ok": true, "torch": version, "cuda_available": bool, "device": "cpu"|"cuda:N",
+                  "device_name": str, "fallback": reason|null} or {"ok": false, "error": line}.
+Then per request in: {"tensors": [{"name", "datatype", "shape", "nbytes"}], "outputs": [names]|null}
+and out: {"ok": true, "tensors": [...]} + bytes, or {"ok": false, "error": line}.
+"""
+
+import json
+import struct
+import sys
+import traceback
+
+INSTALL_HINT = (
+    "install torch for this Python: apt-get install python3-torch (Debian) or pip install torch, "
+    "or point backends.pytorch.python in helix.yaml at a Python that has it"
+)
+
+stdin = sys.stdin.buffer
+stdout = sys.stdout.buffer
+
+
+def send(header, buffers=()):
+    data = json.dumps(header).encode()
+    stdout.write(struct.pack("<I", len(data)))
+    stdout.write(data)
+    for buf in buffers:
+        stdout.write(buf)
+    stdout.flush()
+
+
+def read_exact(n):
+    chunks = []
+    while n > 0:
+        chunk = stdin.read(n)
+        if not chunk:
+            return None
+        chunks.append(chunk)
+        n -= len(chunk)
+    return b"".join(chunks)
+
+
+def last_line(exc):
+    """One line for the daemon: the exception; for TorchScript's errors, the last line of the
+    interpreter's traceback they carry (the exception the scripted code raised)."""
+    lines = [l.strip() for l in "".join(traceback.format_exception_only(type(exc), exc)).splitlines()]
+    lines = [l for l in lines if l]
+    line = lines[-1] if lines else repr(exc)
+    return line[len("builtins."):] if line.startswith("builtins.") else line
+
+
+try:
+    import torch
+except ImportError as exc:
+    send({"ok": False, "error": f"{last_line(exc)}; {INSTALL_HINT}"})
+    sys.exit(3)
+
+DTYPES = {
+    "BOOL": torch.bool,
+    "UINT8": torch.uint8,
+    "INT8": torch.int8,
+    "INT16": torch.int16,
+    "INT32": torch.int32,
+    "INT64": torch.int64,
+    "FP16": torch.float16,
+    "FP32": torch.float32,
+    "FP64": torch.float64,
+}
+DATATYPES = {v: k for k, v in DTYPES.items()}
+
+
+def choose_device(policy, gpu):
+    available = torch.cuda.is_available()
+    if policy == "cpu":
+        return torch.device("cpu"), None
+    if not available:
+        reason = "torch.cuda.is_available() is False (torch %s, CUDA build %s)" % (
+            torch.__version__,
+            torch.version.cuda or "none",
+        )
+        if policy == "cuda":
+            raise RuntimeError("device: cuda was asked for but " + reason)
+        return torch.device("cpu"), reason
+    index = gpu if gpu is not None else 0
+    if index >= torch.cuda.device_count():
+        message = "gpu %d does not exist (torch sees %d)" % (index, torch.cuda.device_count())
+        if policy == "cuda":
+            raise RuntimeError(message)
+        return torch.device("cpu"), message
+    return torch.device("cuda", index), None
+
+
+def to_bytes(tensor):
+    t = tensor.detach().contiguous().cpu()
+    if t.dtype == torch.bool:
+        t = t.to(torch.uint8)
+    return t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b""
+
+
+def named_outputs(result, outputs):
+    """Maps what forward() returned to the config's outputs: a tensor, a tuple by position, a dict by name."""
+    names = [o["name"] for o in outputs]
+    if isinstance(result, torch.Tensor):
+        if len(names) != 1:
+            raise ValueError(
+                "the model returned one tensor but config.yaml declares %d outputs (%s)"
+                % (len(names), ", ".join(names))
+            )
+        return {names[0]: result}
+    if isinstance(result, (tuple, list)):
+        if len(result) != len(names):
+            raise ValueError(
+                "the model returned %d tensors but config.yaml declares %d outputs (%s)"
+                % (len(result), len(names), ", ".join(names))
+            )
+        return dict(zip(names, result))
+    if isinstance(result, dict):
+        missing = [n for n in names if n not in result]
+        if missing:
+            raise ValueError(
+                "the model's output dict has no %s (it has %s)"
+                % (", ".join(repr(m) for m in missing), ", ".join(repr(k) for k in result))
+            )
+        return {n: result[n] for n in names}
+    raise ValueError("the model returned a %s; expected a tensor, a tuple or a dict of tensors" % type(result).__name__)
+
+
+def main():
+    spec = json.loads(sys.argv[1])
+    try:
+        torch.set_num_threads(int(spec.get("threads") or torch.get_num_threads()))
+        device, fallback = choose_device(spec.get("device", "auto"), spec.get("gpu"))
+        model = torch.jit.load(spec["model"], map_location=device)
+        model.eval()
+    except Exception as exc:  # noqa: BLE001 - the reason goes back to the daemon
+        send({"ok": False, "error": last_line(exc)})
+        sys.exit(4)
+    send(
+        {
+            "ok": True,
+            "torch": torch.__version__,
+            "cuda_available": torch.cuda.is_available(),
+            "device": str(device),
+            "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+            "fallback": fallback,
+        }
+    )
+    inputs = spec["inputs"]
+    outputs = spec["outputs"]
+    while True:
+        raw = read_exact(4)
+        if raw is None:
+            return
+        (length,) = struct.unpack("<I", raw)
+        header = json.loads(read_exact(length))
+        tensors = {}
+        for t in header["tensors"]:
+            data = bytearray(read_exact(t["nbytes"])) if t["nbytes"] else bytearray()
+            dtype = DTYPES[t["datatype"]]
+            load_dtype = torch.uint8 if dtype == torch.bool else dtype
+            value = torch.frombuffer(data, dtype=load_dtype) if data else torch.empty(0, dtype=load_dtype)
+            value = value.reshape(t["shape"])
+            tensors[t["name"]] = value.to(torch.bool) if dtype == torch.bool else value
+        try:
+            args = [tensors[i["name"]].to(device) for i in inputs]
+            with torch.inference_mode():
+                result = named_outputs(model(*args), outputs)
+            wanted = header.get("outputs") or [o["name"] for o in outputs]
+            declared = {o["name"]: o["datatype"] for o in outputs}
+            out_headers, buffers = [], []
+            for name in wanted:
+                value = result[name]
+                if not isinstance(value, torch.Tensor):
+                    raise ValueError("output '%s' is a %s, not a tensor" % (name, type(value).__name__))
+                datatype = DATATYPES.get(value.dtype)
+                if datatype != declared[name]:
+                    raise ValueError(
+                        "output '%s' is %s but config.yaml declares %s" % (name, value.dtype, declared[name])
+                    )
+                buf = to_bytes(value)
+                out_headers.append(
+                    {"name": name, "datatype": datatype, "shape": list(value.shape), "nbytes": len(buf)}
+                )
+                buffers.append(buf)
+        except Exception as exc:  # noqa: BLE001 - the reason goes back to the daemon
+            send({"ok": False, "error": last_line(exc)})
+            continue
+        send({"ok": True, "tensors": out_headers}, buffers)
+
+
+if __name__ == "__main__":
+    main()
