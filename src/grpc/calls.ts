@@ -8,9 +8,17 @@ import type {
   ServerWritableStream,
   sendUnaryData,
 } from '@grpc/grpc-js'
-import { status } from '@grpc/grpc-js'
+import { Metadata, status } from '@grpc/grpc-js'
+import type { Context } from '@opentelemetry/api'
 import type { CoreLogger } from '../core/logger.js'
 import type { HelixMetrics } from '../core/metrics.js'
+import {
+  callerContext,
+  endWithError,
+  startRequestSpan,
+  traceparentOf,
+  tracingEnabled,
+} from '../core/tracing.js'
 import type { CallAuth } from './call-auth.js'
 import { statusName, toServiceError } from './status.js'
 
@@ -65,6 +73,13 @@ export function finishCall(
   }
 }
 
+const traceContexts = new WeakMap<object, Context>()
+
+/** The call's span context while tracing is on (helix.yaml tracing.enabled), for the inference core. */
+export function callTraceContext(call: object): Context | undefined {
+  return traceContexts.get(call)
+}
+
 /** A unary handler from an async function: errors map once to their status (status.ts), every call is counted. */
 export function unary<Req, Res>(
   context: GrpcContext,
@@ -73,15 +88,27 @@ export function unary<Req, Res>(
 ): handleUnaryCall<Req, Res> {
   return (call, callback: sendUnaryData<Res>) => {
     const started = performance.now()
+    // Tracing: a server span under the caller's traceparent metadata, returned in the response metadata.
+    const traced = tracingEnabled()
+      ? startRequestSpan(method, callerContext(call.metadata.get('traceparent')[0]), { 'rpc.method': method })
+      : undefined
+    if (traced) {
+      traceContexts.set(call, traced.context)
+      const returned = new Metadata()
+      returned.set('traceparent', traceparentOf(traced.span))
+      call.sendMetadata(returned)
+    }
     handle(call).then(
       (response) => {
         callback(null, response)
         finishCall(context, method, started, status.OK)
+        traced?.span.end()
       },
       (err: unknown) => {
         const answer = toServiceError(err)
         callback(answer)
         finishCall(context, method, started, answer.code, err)
+        if (traced) endWithError(traced.span, err)
       },
     )
   }

@@ -16,6 +16,7 @@ import { errorsPlugin } from './plugins/errors.js'
 import { metricsPlugin } from './plugins/metrics.js'
 import { type RequestLogPolicy, requestLogPlugin } from './plugins/request-log.js'
 import { securityPlugin } from './plugins/security.js'
+import { tracingPlugin } from './plugins/tracing.js'
 import { healthRoutes } from './routes/health.js'
 import { inferRoutes } from './routes/infer.js'
 import { modelRoutes } from './routes/models.js'
@@ -99,6 +100,7 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   // The database and Redis are opened by the identity layer (src/core/identity) before the app is built.
   await app.register(bodyParsersPlugin, { bodyLimit })
   await app.register(errorsPlugin)
+  await app.register(tracingPlugin)
   await app.register(requestLogPlugin, { policy: options.requestLog })
   await app.register(metricsPlugin, { metrics: options.metrics ?? new HelixMetrics(options.service) })
   await app.register(securityPlugin)

@@ -97,7 +97,11 @@ export class HelixModelService implements ModelService {
     }
     // Routing, validation and enqueueing happen in one synchronous stretch, so a reload that swaps
     // the routing table can never leave a request between an old table and a draining scheduler.
-    const pending = scheduler.enqueue(prepared, { signal: request.signal, timeoutMs: request.timeoutMs })
+    const pending = scheduler.enqueue(prepared, {
+      signal: request.signal,
+      timeoutMs: request.timeoutMs,
+      ...(request.traceContext ? { trace: request.traceContext } : {}),
+    })
     const shadow =
       request.version === undefined ? shadowCopy(entry, slot.version, request, this.logger) : undefined
     const result = await pending

@@ -1,4 +1,6 @@
+import type { Context, Span } from '@opentelemetry/api'
 import { HelixError } from '../../shared/errors.js'
+import { endWithError, recordingSpan, startBatchSpan, startChildSpan } from '../tracing.js'
 import { concatInputs, splitOutputs } from './batcher.js'
 import type { CancelSignal } from './cancel-signal.js'
 import { backendFailed, cancelled, inferTimeout, modelNotReady, QueueFullError } from './errors.js'
@@ -52,6 +54,9 @@ interface Pending {
   resolve: (result: ScheduledResult) => void
   reject: (error: unknown) => void
   cleanup: () => void
+  /** The request span's context (tracing on and sampled) and its open queue span. */
+  trace?: Context
+  queueSpan?: Span
 }
 
 const now = () => performance.now()
@@ -103,7 +108,7 @@ export class Scheduler {
 
   enqueue(
     request: PreparedRequest,
-    options: { signal?: CancelSignal; timeoutMs?: number } = {},
+    options: { signal?: CancelSignal; timeoutMs?: number; trace?: Context } = {},
   ): Promise<ScheduledResult> {
     const { model } = this.options
     if (!this.accepting) return Promise.reject(modelNotReady(model, 'it is unloading'))
@@ -143,9 +148,14 @@ export class Scheduler {
           options.signal?.removeEventListener('abort', onAbort)
         },
       }
+      if (recordingSpan(options.trace)) {
+        pending.trace = options.trace
+        pending.queueSpan = startChildSpan('queue', options.trace as Context)
+      }
       // A queued request that times out or is cancelled leaves the queue at once; a running one is
       // answered at once and its share of the batch result is dropped.
       const giveUp = (error: HelixError) => {
+        if (pending.queueSpan?.isRecording()) endWithError(pending.queueSpan, error)
         if (pending.state === 'queued') this.remove(pending)
         pending.reject(error)
       }
@@ -175,7 +185,10 @@ export class Scheduler {
   abort(reason: string): void {
     this.accepting = false
     this.queuedItems = 0
-    for (const pending of this.queue.splice(0)) pending.reject(modelNotReady(this.options.model, reason))
+    for (const pending of this.queue.splice(0)) {
+      pending.queueSpan?.end()
+      pending.reject(modelNotReady(this.options.model, reason))
+    }
     this.clearTimer()
     this.checkDrained()
   }
@@ -213,6 +226,7 @@ export class Scheduler {
   private expireOverdue(): void {
     const at = now()
     for (const overdue of this.queue.filter((p) => p.deadline <= at)) {
+      overdue.queueSpan?.end()
       this.remove(overdue)
       overdue.reject(inferTimeout(this.options.model, overdue.timeoutMs, 'queued'))
     }
@@ -315,11 +329,34 @@ export class Scheduler {
     return Math.min(cap, Math.max(1, Math.ceil(inFlight / perInstance)))
   }
 
+  /**
+   * Tracing (only for batches holding a sampled request): ends the queue spans, starts the batch's
+   * span (linking every traced request it serves) and a compute span under each request.
+   */
+  private batchSpans(batch: Pending[], batchSize: number): Span[] | undefined {
+    if (!batch.some((p) => p.trace)) return undefined
+    const traced = batch.filter((p) => p.trace)
+    const spans: Span[] = []
+    for (const p of traced) {
+      p.queueSpan?.end()
+      spans.push(startChildSpan('compute', p.trace as Context))
+    }
+    spans.push(
+      startBatchSpan(
+        this.options.model,
+        traced.map((p) => p.trace as Context),
+        { 'helix.batch_size': batchSize, 'helix.batch_requests': batch.length },
+      ),
+    )
+    return spans
+  }
+
   private async runBatch(batch: Pending[]): Promise<void> {
     const started = now()
     for (const p of batch) p.state = 'running'
     const batchSize = batch.reduce((n, p) => n + p.request.batchSize, 0)
     this.runningItems += batchSize
+    const spans = this.batchSpans(batch, batchSize)
     try {
       const wanted = unionOutputs(batch)
       const outputs = await this.options.execute(concatInputs(batch.map((p) => p.request)), wanted)
@@ -330,6 +367,7 @@ export class Scheduler {
         batch.map((p) => p.request.batchSize),
       )
       const finished = now()
+      if (spans) for (const span of spans) span.end()
       for (const [i, p] of batch.entries()) {
         // Inline sessions (worker_threads: false) compute on the main thread, so deadline timers
         // cannot fire during their runs; check here so a late answer is still a timeout, as promised.
@@ -346,6 +384,7 @@ export class Scheduler {
       }
     } catch (err) {
       const error = err instanceof HelixError ? err : backendFailed(this.options.model, err)
+      if (spans) for (const span of spans) endWithError(span, error)
       for (const p of batch) p.reject(error)
     } finally {
       this.batches++

@@ -1,3 +1,4 @@
+import type { Context } from '@opentelemetry/api'
 import type { CancelSignal } from './cancel-signal.js'
 
 /**
@@ -110,6 +111,8 @@ export interface InferRequest {
   releaseInputs?: () => void
   /** Request headers (lower-case names); a model's `sticky_header` is read from here before routingKey. */
   headers?: Record<string, string | string[] | undefined>
+  /** The request span's context when tracing is on: queue, batch and compute spans hang under it. */
+  traceContext?: Context
 }
 
 export interface InferTiming {

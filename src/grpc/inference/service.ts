@@ -6,7 +6,14 @@ import type { InferResult, ModelService } from '../../core/infer/types.js'
 import { UserError } from '../../shared/errors.js'
 import { PACKAGE_VERSION } from '../../shared/package-version.js'
 import { metadataHeaders, metadataValue } from '../call-auth.js'
-import { bidiStream, type GrpcContext, httpEquivalent, requestIdOf, unary } from '../calls.js'
+import {
+  bidiStream,
+  callTraceContext,
+  type GrpcContext,
+  httpEquivalent,
+  requestIdOf,
+  unary,
+} from '../calls.js'
 import { toServiceError } from '../status.js'
 import {
   decodeInferRequest,
@@ -82,7 +89,9 @@ export function inferenceService(service: ModelService, context: GrpcContext): U
       await auth.chargeItems(principal, items)
       try {
         const timeoutMs = options.deadline ? deadlineMs(options.deadline) : undefined
+        const traceContext = callTraceContext(call)
         answered = await service.infer({
+          ...(traceContext ? { traceContext } : {}),
           ...decoded.request,
           headers: metadataHeaders(call.metadata),
           signal: options.signal,

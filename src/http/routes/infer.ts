@@ -63,6 +63,7 @@ export async function inferRoutes(instance: FastifyInstance, options: { service:
         // A model's sticky_header (A/B assignment) is read from these.
         headers: request.headers,
         signal: cancel,
+        ...(request.traceContext ? { traceContext: request.traceContext } : {}),
         // A binary-extension body goes back to its pool once the core is done with the tensors in it.
         releaseInputs: () => {
           request.rawBody?.release()
