@@ -72,6 +72,7 @@ describe.skipIf(!hasPythonTorch())('PyTorch backend (TorchScript in Python worke
     await addTorchModel(repo, 'named', models.files.named, MIX_CONFIG)
     await addTorchModel(repo, 'slow', models.files.slow, ONE_IO('y'))
     await addTorchModel(repo, 'raises', models.files.raises, ONE_IO('y'))
+    await addTorchModel(repo, 'auto', models.files.mix, { ...MIX_CONFIG, device: 'auto' })
     await addTorchModel(repo, 'noconfig', models.files.mix, { device: 'cpu' })
     await addTorchModel(repo, 'wrongcount', models.files.mix, {
       ...MIX_CONFIG,
@@ -146,6 +147,14 @@ describe.skipIf(!hasPythonTorch())('PyTorch backend (TorchScript in Python worke
         { name: 'z', datatype: 'FP32', shape: [-1, 4] },
       ],
     })
+  })
+
+  it('device auto without CUDA falls back to the CPU visibly (index and health)', async () => {
+    const row = service.index().find((r) => r.name === 'auto')
+    expect(row).toMatchObject({ state: 'READY', executionProvider: 'cpu', device: 'cpu' })
+    expect(row?.fallbackReason).toMatch(/^torch\.cuda\.is_available\(\) is False \(torch \S+, CUDA build/)
+    const res = await jsonInfer('auto', mixInputs())
+    expect(maxAbsDiff(res.json().outputs[0].data, expected[0])).toBeLessThanOrEqual(1e-5)
   })
 
   it('answers REST JSON exactly as torch does directly (tuple outputs by position)', async () => {
