@@ -35,6 +35,7 @@ export const CHART_FILES = [
   'templates/ingress-grpc.yaml',
   'templates/hpa.yaml',
   'templates/pdb.yaml',
+  'templates/networkpolicy.yaml',
 ] as const
 
 export function helmValues(config: HelixConfig, version: string): HelmValues {

@@ -113,6 +113,13 @@ function checkObject(o: K8sObject): void {
       expect(o.spec.minAvailable ?? o.spec.maxUnavailable).toBeDefined()
       expect(Object.keys(o.spec.selector.matchLabels).length).toBeGreaterThan(0)
       break
+    case 'NetworkPolicy':
+      expect(o.apiVersion).toBe('networking.k8s.io/v1')
+      expect(Object.keys(o.spec.podSelector.matchLabels).length).toBeGreaterThan(0)
+      for (const rule of o.spec.ingress) {
+        for (const p of rule.ports) expect(Number.isInteger(p.port) && p.protocol === 'TCP').toBe(true)
+      }
+      break
     default:
       throw new Error(`unexpected kind ${o.kind}`)
   }
@@ -153,12 +160,13 @@ describe('helm chart', () => {
     }
   })
 
-  it('renders with default values into valid objects: Deployment, Service, ConfigMap, PDB', async () => {
+  it('renders with default values into valid objects: Deployment, Service, ConfigMap, PDB, NetworkPolicy', async () => {
     const objects = await helmTemplate(chartDir)
     for (const o of objects) checkObject(o)
     expect(objects.map((o) => o.kind).sort()).toEqual([
       'ConfigMap',
       'Deployment',
+      'NetworkPolicy',
       'PodDisruptionBudget',
       'Service',
     ])
@@ -183,6 +191,34 @@ describe('helm chart', () => {
     expect(byKind(objects, 'Service')!.spec.selector).toEqual(deployment.spec.selector.matchLabels)
   })
 
+  it('admits traffic to the HTTP and gRPC ports only, from networkPolicy.from; egress when listed', async () => {
+    const open = byKind(await helmTemplate(chartDir), 'NetworkPolicy')!
+    const deployment = byKind(await helmTemplate(chartDir), 'Deployment')!
+    expect(open.spec.podSelector.matchLabels).toEqual(deployment.spec.selector.matchLabels)
+    expect(open.spec.policyTypes).toEqual(['Ingress'])
+    const ports = deployment.spec.template.spec.containers[0].ports.map(
+      (p: { containerPort: number }) => p.containerPort,
+    )
+    expect(open.spec.ingress).toEqual([{ ports: ports.map((port: number) => ({ port, protocol: 'TCP' })) }])
+    const from = [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'ingress-nginx' } } }]
+    const egress = [{ to: [{ ipBlock: { cidr: '10.0.0.0/8' } }], ports: [{ port: 5432, protocol: 'TCP' }] }]
+    const closed = byKind(
+      await helmTemplate(chartDir, (v) => {
+        v.networkPolicy = { enabled: true, from, egress }
+        ;(v.grpc as { enabled: boolean }).enabled = false
+      }),
+      'NetworkPolicy',
+    )!
+    expect(closed.spec.policyTypes).toEqual(['Ingress', 'Egress'])
+    expect(closed.spec.ingress[0].from).toEqual(from)
+    expect(closed.spec.ingress[0].ports).toHaveLength(1)
+    expect(closed.spec.egress).toEqual(egress)
+    const none = await helmTemplate(chartDir, (v) => {
+      v.networkPolicy = { enabled: false }
+    })
+    expect(byKind(none, 'NetworkPolicy')).toBeUndefined()
+  })
+
   it('renders GPU, ingress and autoscaling when enabled', async () => {
     const objects = await helmTemplate(chartDir, (v) => {
       Object.assign(v.gpu as object, { enabled: true, count: 2 })
@@ -198,6 +234,7 @@ describe('helm chart', () => {
       'Deployment',
       'HorizontalPodAutoscaler',
       'Ingress',
+      'NetworkPolicy',
       'PodDisruptionBudget',
       'Service',
     ])

@@ -41,6 +41,7 @@ const ALL_FILES = [
   'helm/helix/templates/ingress-grpc.yaml',
   'helm/helix/templates/hpa.yaml',
   'helm/helix/templates/pdb.yaml',
+  'helm/helix/templates/networkpolicy.yaml',
   'monitoring/prometheus.yml',
   'monitoring/rules.yml',
   'monitoring/alertmanager.yml',
