@@ -3,11 +3,15 @@ import { readFile, writeFile } from 'node:fs/promises'
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
+import { Metadata } from '@grpc/grpc-js'
 import { request } from 'undici'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { silentLogger } from '../../src/core/logger.js'
+import { startTracing } from '../../src/core/tracing.js'
 import { loadRuntimeConfig } from '../../src/http/serve-config.js'
 import { serve } from '../../src/http/server.js'
 import { HelixHome } from '../../src/shared/home.js'
+import { bytesOf, testGrpc } from '../grpc/fixtures.js'
 import { tempDir } from '../helpers/cli.js'
 import { addModel, addToRepository } from '../helpers/onnx-models.js'
 
@@ -260,5 +264,52 @@ describe('tracing (OpenTelemetry over OTLP/HTTP to a local receiver)', () => {
         message: expect.stringContaining(key),
       })
     }
+  })
+
+  it('traces a gRPC ModelInfer call under the caller traceparent metadata and returns its own', async () => {
+    receiver.spans = []
+    const tracing = await startTracing(
+      { enabled: true, endpoint, sampling_ratio: 1, service_name: 'helix' },
+      silentLogger,
+    )
+    const t = await testGrpc()
+    let returned: unknown
+    try {
+      const metadata = new Metadata()
+      metadata.set('traceparent', `00-${CALLER_TRACE}-${CALLER_SPAN}-01`)
+      const raw = t.inference.raw.ModelInfer as (
+        req: unknown,
+        md: Metadata,
+        opts: object,
+        cb: (err: Error | null) => void,
+      ) => { on(event: 'metadata', listener: (md: Metadata) => void): void }
+      await new Promise<void>((resolve, reject) => {
+        const call = raw.call(
+          t.inference.raw,
+          {
+            model_name: 'add',
+            inputs: [
+              { name: 'a', datatype: 'FP32', shape: [1, 4] },
+              { name: 'b', datatype: 'FP32', shape: [1, 4] },
+            ],
+            raw_input_contents: [bytesOf(new Float32Array([1, 2, 3, 4])), bytesOf(new Float32Array(4))],
+          },
+          metadata,
+          {},
+          (err) => (err ? reject(err) : resolve()),
+        )
+        call.on('metadata', (md) => {
+          returned = md.get('traceparent')[0]
+        })
+      })
+    } finally {
+      await t.close()
+      await tracing.shutdown()
+    }
+    expect(String(returned)).toMatch(new RegExp(`^00-${CALLER_TRACE}-[\\da-f]{16}-01$`))
+    const server = receiver.spans.find((s) => s.parentSpanId === CALLER_SPAN) as OtlpSpan
+    expect(server).toMatchObject({ traceId: CALLER_TRACE, spanId: String(returned).split('-')[2], kind: 2 })
+    const children = receiver.spans.filter((s) => s.parentSpanId === server.spanId).map((s) => s.name)
+    expect(children.sort()).toEqual(['batch', 'compute', 'queue'])
   })
 })
