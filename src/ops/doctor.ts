@@ -15,6 +15,7 @@ import type { CertificateSummary } from '../state/certs/summary.js'
 import { readDaemonRecord } from '../state/daemon-record.js'
 import { withDatabase } from '../state/db/connect.js'
 import { type CheckResult, fail, ok, warn } from './check.js'
+import { checkPytorch } from './doctor-pytorch.js'
 import { currentKeyAge } from './jwt-key-age.js'
 
 const GiB = 1024 ** 3
@@ -412,6 +413,7 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
     checkCertificates(home, config, now),
     checkJwtKeyAge(home, config, now),
     checkDiskSpace(home),
+    checkPytorch(home, config),
     ...(options.extraChecks ?? []).map((c) => c()),
   ])
   if (options.database !== false) checks.push(...(await checkDatabase(home, config)))
