@@ -10,6 +10,7 @@ import { parseMemorySize } from '../core/infer/memory-budget.js'
 import { HelixModelService } from '../core/infer/model-service.js'
 import type { ModelService } from '../core/infer/types.js'
 import { HelixMetrics } from '../core/metrics.js'
+import { BusinessMetrics } from '../core/monitoring/business-metrics.js'
 import { GpuMetrics } from '../core/monitoring/gpu-metrics.js'
 import { startTracing } from '../core/tracing.js'
 import type { HelixConfig } from '../shared/config.js'
@@ -328,6 +329,7 @@ export async function serve(
     intervalMs: config.helix.monitoring.gpu_interval_ms,
   })
   void gpuMetrics.start()
+  if (identity) new BusinessMetrics(metrics.registry, config.helix.monitoring.max_key_series).attach(identity)
   let daemon: Daemon
   try {
     daemon = await startDaemon(config, service, logger, {

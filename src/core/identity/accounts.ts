@@ -105,6 +105,7 @@ export async function createAccount(
     displayName: account.displayName ?? null,
     role: account.role ?? 'user',
   })
+  deps.events?.('user.create')
   await audit(deps, {
     action: 'user.create',
     actorUserId: origin.actorUserId ?? row.id,

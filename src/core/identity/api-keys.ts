@@ -136,6 +136,7 @@ export async function createKey(
     quotaPeriod: request.quotaPeriod ?? null,
     expiresAt: request.expiresAt ?? null,
   })
+  deps.events?.('apikey.create')
   await repos.audit.recordAudit(deps.db, {
     action: 'apikey.create',
     actorUserId: actor.userId ?? null,
@@ -194,6 +195,7 @@ export async function rotateKey(
     graceUntil: new Date(Date.now() + grace * 1000),
   })
   if (!row) throw notFound(`API key ${id}`)
+  deps.events?.('apikey.rotate')
   await repos.audit.recordAudit(deps.db, {
     action: 'apikey.rotate',
     actorUserId: actor.userId ?? null,
@@ -214,6 +216,7 @@ export async function revokeKey(
 ): Promise<ApiKeyInfo> {
   const existing = await ownedKey(deps, actor, id)
   const row = (await repos.apiKeys.revokeApiKey(deps.db, existing.id)) ?? existing
+  deps.events?.('apikey.revoke')
   await repos.audit.recordAudit(deps.db, {
     action: 'apikey.revoke',
     actorUserId: actor.userId ?? null,

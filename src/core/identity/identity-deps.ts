@@ -28,6 +28,8 @@ export interface IdentityDeps {
   apiKeyCache?: ApiKeyCache
   /** Writes buffered request logs now (before an erasure). */
   flushUsage?: () => Promise<void>
+  /** Told the action of each audited sign-up, sign-in and key change (the daemon's metrics count them). */
+  events?: (action: string) => void
   log?: CoreLogger
 }
 

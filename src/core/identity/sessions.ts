@@ -116,6 +116,7 @@ export async function login(
       ? await verifyPassword(user.password_hash, credentials.password)
       : await verifyAgainstDummy(credentials.password, params)
   if (!user || !ok || user.disabled_at) {
+    deps.events?.('auth.login_failed')
     await repos.audit.recordAudit(deps.db, {
       action: 'auth.login_failed',
       actorUserId: user?.id ?? null,
@@ -134,6 +135,7 @@ export async function login(
     await repos.users.setPasswordHash(deps.db, user.id, await hashPassword(credentials.password, params))
   }
   const tokens = await issueSession(deps, user, origin)
+  deps.events?.('auth.login')
   await repos.audit.recordAudit(deps.db, {
     action: 'auth.login',
     actorUserId: user.id,

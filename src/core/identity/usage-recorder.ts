@@ -22,6 +22,8 @@ export class UsageRecorder {
   private requests: RequestLogEntry[] = []
   private readonly timer: NodeJS.Timeout
   private flushing: Promise<void> = Promise.resolve()
+  /** Told of each recorded request (the daemon's per-key metrics). */
+  observer: ((entry: RequestLogEntry) => void) | undefined
 
   constructor(
     private readonly db: DatabasePool,
@@ -37,6 +39,7 @@ export class UsageRecorder {
   record(entry: RequestLogEntry & { served: boolean }): void {
     const { served, ...request } = entry
     this.requests.push(request)
+    this.observer?.(request)
     if (request.apiKeyId) {
       const c = this.counters.get(request.apiKeyId) ?? { requests: 0, errors: 0, items: 0 }
       c.requests += 1

@@ -1,0 +1,174 @@
+import { Counter, Gauge, type Registry } from 'prom-client'
+import type { Identity } from '../identity/identity.js'
+import type { RateLimitDecision, RateLimiter, RateLimitPolicy } from '../limits/limiter.js'
+
+/** The key_id label of keys beyond the cap. */
+export const OTHER_KEYS = 'other'
+
+interface KeyModelChildren {
+  ok: Counter.Internal
+  error: Counter.Internal
+  items: Counter.Internal
+}
+
+/**
+ * Business series: requests, errors and items per API key id and model, sign-ups, sign-ins, key
+ * events, rate-limit and quota refusals, quota use. Counted where the identity layer already records
+ * usage (one place for REST and gRPC). Only the key's id is a label, never its secret; after
+ * `maxKeys` distinct ids the rest fold into key_id="other" so a flood of keys cannot flood Prometheus.
+ * Label children are cached per key and model, so a request costs two map look-ups and two increments.
+ */
+export class BusinessMetrics {
+  private readonly keyRequests: Counter<'key_id' | 'model' | 'outcome'>
+  private readonly keyItems: Counter<'key_id' | 'model'>
+  private readonly usersRegistered: Counter
+  private readonly logins: Counter<'outcome'>
+  private readonly keyEvents: Counter<'event'>
+  private readonly rateLimitedTotal: Counter<'limit'>
+  private readonly quotaRejections: Counter
+  private readonly quotaUsed: Gauge<'key_id'>
+  private readonly children = new Map<string, Map<string, KeyModelChildren>>()
+  private readonly quotaKeys = new Set<string>()
+
+  constructor(
+    registry: Registry,
+    private readonly maxKeys = 500,
+  ) {
+    const registers = [registry]
+    this.keyRequests = new Counter({
+      name: 'helix_key_requests_total',
+      help: 'Requests per API key id (key_id="other" beyond the cap; "none" for signed-in users) and model, by outcome (ok, error).',
+      labelNames: ['key_id', 'model', 'outcome'] as const,
+      registers,
+    })
+    this.keyItems = new Counter({
+      name: 'helix_key_items_total',
+      help: 'Items (batch rows) served per API key id and model.',
+      labelNames: ['key_id', 'model'] as const,
+      registers,
+    })
+    this.usersRegistered = new Counter({
+      name: 'helix_users_registered_total',
+      help: 'Accounts created (registration or by an administrator) since the daemon started.',
+      registers,
+    })
+    this.logins = new Counter({
+      name: 'helix_logins_total',
+      help: 'Password sign-ins by outcome (ok, failed).',
+      labelNames: ['outcome'] as const,
+      registers,
+    })
+    this.keyEvents = new Counter({
+      name: 'helix_api_keys_events_total',
+      help: 'API keys created, revoked and rotated.',
+      labelNames: ['event'] as const,
+      registers,
+    })
+    this.rateLimitedTotal = new Counter({
+      name: 'helix_rate_limited_total',
+      help: 'Requests refused by a rate limit, by limit (per-ip, per-ip-auth, per-key, login-failures-per-account).',
+      labelNames: ['limit'] as const,
+      registers,
+    })
+    this.quotaRejections = new Counter({
+      name: 'helix_quota_rejections_total',
+      help: 'Requests refused because an API key used up its request or item quota.',
+      registers,
+    })
+    this.quotaUsed = new Gauge({
+      name: 'helix_quota_used_ratio',
+      help: 'Share used of an API key quota (requests or items, the one checked last) in its current period, for keys with a quota.',
+      labelNames: ['key_id'] as const,
+      registers,
+    })
+    for (const outcome of ['ok', 'failed']) this.logins.inc({ outcome }, 0)
+    for (const event of ['created', 'revoked', 'rotated']) this.keyEvents.inc({ event }, 0)
+    this.usersRegistered.inc(0)
+    this.quotaRejections.inc(0)
+  }
+
+  private keyLabel(keyId: string | null, known: Set<string> | Map<string, unknown>): string {
+    if (keyId === null) return 'none'
+    if (known.has(keyId) || known.size < this.maxKeys) return keyId
+    return OTHER_KEYS
+  }
+
+  /** One answered request of a key (or a signed-in user: key_id="none") on a model. */
+  request(keyId: string | null, model: string | null, ok: boolean, items: number): void {
+    const key = this.keyLabel(keyId, this.children)
+    let byModel = this.children.get(key)
+    if (!byModel) {
+      byModel = new Map()
+      this.children.set(key, byModel)
+    }
+    const modelLabel = model ?? 'none'
+    let c = byModel.get(modelLabel)
+    if (!c) {
+      c = {
+        ok: this.keyRequests.labels(key, modelLabel, 'ok'),
+        error: this.keyRequests.labels(key, modelLabel, 'error'),
+        items: this.keyItems.labels(key, modelLabel),
+      }
+      byModel.set(modelLabel, c)
+    }
+    if (ok) {
+      c.ok.inc()
+      if (items > 0) c.items.inc(items)
+    } else c.error.inc()
+  }
+
+  /** An audited identity action (user.create, auth.login, apikey.revoke, ...). */
+  event(action: string): void {
+    switch (action) {
+      case 'user.create':
+        return this.usersRegistered.inc()
+      case 'auth.login':
+        return this.logins.inc({ outcome: 'ok' })
+      case 'auth.login_failed':
+        return this.logins.inc({ outcome: 'failed' })
+      case 'apikey.create':
+        return this.keyEvents.inc({ event: 'created' })
+      case 'apikey.revoke':
+        return this.keyEvents.inc({ event: 'revoked' })
+      case 'apikey.rotate':
+        return this.keyEvents.inc({ event: 'rotated' })
+    }
+  }
+
+  /** One rate-limiter decision: refusals counted by limit, quota checks kept as a used ratio. */
+  decision(key: string, policy: RateLimitPolicy, decision: RateLimitDecision): void {
+    const quota = policy.name.startsWith('quota-')
+    if (!decision.allowed) {
+      if (quota) this.quotaRejections.inc()
+      else this.rateLimitedTotal.inc({ limit: policy.name })
+    }
+    if (!quota || !key.startsWith('key:')) return
+    // Quota keys are key:<id>:<period start>[:items].
+    const keyId = key.slice(4, key.indexOf(':', 4))
+    const label = this.keyLabel(keyId, this.quotaKeys)
+    this.quotaKeys.add(label)
+    const used = policy.limit > 0 ? Math.min(1, (policy.limit - decision.remaining) / policy.limit) : 0
+    this.quotaUsed.set({ key_id: label }, used)
+  }
+
+  /** A limiter that reports each decision here and otherwise is `limiter`. */
+  observe(limiter: RateLimiter): RateLimiter {
+    return {
+      check: async (key, policy, cost) => {
+        const decision = await limiter.check(key, policy, cost)
+        this.decision(key, policy, decision)
+        return decision
+      },
+      close: () => limiter.close(),
+    }
+  }
+
+  /** Counts what the identity layer records: usage per request, audited actions, limiter decisions. */
+  attach(identity: Identity): void {
+    identity.limiter = this.observe(identity.limiter)
+    identity.deps.limiter = identity.limiter
+    identity.deps.events = (action) => this.event(action)
+    identity.recorder.observer = (entry) =>
+      this.request(entry.apiKeyId ?? null, entry.model ?? null, entry.status < 400, entry.items ?? 0)
+  }
+}
