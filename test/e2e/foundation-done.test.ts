@@ -43,6 +43,7 @@ describe.skipIf(!hasTool('openssl') || !hasTool('nginx'))(
         'monitoring/rules.yml',
         'monitoring/alertmanager.yml',
         'monitoring/grafana-dashboard.json',
+        'monitoring/vector.yaml',
       ]) {
         expect(created, file).toContain(file)
       }

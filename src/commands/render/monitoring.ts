@@ -5,7 +5,7 @@ import { HelixCommand } from '../../shared/base-command.js'
 
 export default class RenderMonitoring extends HelixCommand<RenderReport> {
   static summary =
-    'Re-render monitoring/: prometheus.yml, rules.yml, alertmanager.yml, grafana-dashboard.json.'
+    'Re-render monitoring/: prometheus.yml, rules.yml, alertmanager.yml, grafana-dashboard.json, vector.yaml (log shipping).'
   static examples = ['<%= config.bin %> render monitoring', '<%= config.bin %> render monitoring --json']
 
   async run(): Promise<RenderReport> {

@@ -293,7 +293,7 @@ export function alertmanagerValues(home: HelixHome, config: HelixConfig): Alertm
   }
 }
 
-/** monitoring/: Prometheus config and rules, Alertmanager routing, a Grafana dashboard. */
+/** monitoring/: Prometheus config and rules, Alertmanager routing, a Grafana dashboard, a Vector log-shipping config. */
 export function planMonitoring(home: HelixHome, config: HelixConfig): RenderedFile[] {
   const file = (name: string, values: object): RenderedFile => ({
     path: join(home.monitoringDir, name),
@@ -307,5 +307,7 @@ export function planMonitoring(home: HelixHome, config: HelixConfig): RenderedFi
     // Inline Slack URLs and PagerDuty keys are secrets: the file is then readable by its owner only.
     { ...file('alertmanager.yml', amValues), mode: amInlineSecret ? 0o600 : undefined },
     file('grafana-dashboard.json', { panels: DASHBOARD_PANELS }),
+    // Log shipping: the daemon's JSON lines to Elasticsearch and/or Loki, fields mapped.
+    file('vector.yaml', {}),
   ]
 }

@@ -46,6 +46,7 @@ const ALL_FILES = [
   'monitoring/rules.yml',
   'monitoring/alertmanager.yml',
   'monitoring/grafana-dashboard.json',
+  'monitoring/vector.yaml',
 ]
 
 describe('renderArtifacts (helix init)', () => {
@@ -127,18 +128,19 @@ describe('rerenderArtifact and renderOne (helix render)', () => {
         'monitoring/rules.yml',
         'monitoring/alertmanager.yml',
         'monitoring/grafana-dashboard.json',
+        'monitoring/vector.yaml',
       ],
       updated: [],
       unchanged: [],
     })
-    expect((await rerenderArtifact(home, parseConfig({}), 'monitoring')).unchanged).toHaveLength(4)
+    expect((await rerenderArtifact(home, parseConfig({}), 'monitoring')).unchanged).toHaveLength(5)
     const changed = await rerenderArtifact(
       home,
       parseConfig({ admin_email: 'ops@example.com' }),
       'monitoring',
     )
     expect(changed.updated).toEqual(['monitoring/alertmanager.yml'])
-    expect(changed.unchanged).toHaveLength(3)
+    expect(changed.unchanged).toHaveLength(4)
   })
 
   it('refuses an uninitialised directory and writes nothing', async () => {
