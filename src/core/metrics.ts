@@ -1,6 +1,7 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client'
 import { isHelixError } from '../shared/errors.js'
 import type { InferResult, ModelService } from './infer/types.js'
+import { registerEventLoopUtilization } from './monitoring/apm-metrics.js'
 
 /** The face a request came through, as the protocol label says it. */
 export type Protocol = 'rest' | 'grpc'
@@ -155,6 +156,10 @@ export class HelixMetrics {
         }
       },
     })
-    if (options.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: 'helix_' })
+    if (options.defaultMetrics !== false) {
+      // Process CPU and memory, heap, GC durations, event-loop lag percentiles; utilisation beside them.
+      collectDefaultMetrics({ register: this.registry, prefix: 'helix_' })
+      registerEventLoopUtilization(this.registry)
+    }
   }
 }

@@ -9,7 +9,13 @@ import { type Identity, openIdentity } from '../core/identity/identity.js'
 import { parseMemorySize } from '../core/infer/memory-budget.js'
 import { HelixModelService } from '../core/infer/model-service.js'
 import type { ModelService } from '../core/infer/types.js'
+import { RedisRateLimiter } from '../core/limits/redis-limiter.js'
 import { HelixMetrics } from '../core/metrics.js'
+import {
+  registerDatabaseMetrics,
+  registerJwtKeyMetrics,
+  registerRedisMetrics,
+} from '../core/monitoring/apm-metrics.js'
 import { BusinessMetrics } from '../core/monitoring/business-metrics.js'
 import { GpuMetrics } from '../core/monitoring/gpu-metrics.js'
 import { startTracing } from '../core/tracing.js'
@@ -329,7 +335,14 @@ export async function serve(
     intervalMs: config.helix.monitoring.gpu_interval_ms,
   })
   void gpuMetrics.start()
-  if (identity) new BusinessMetrics(metrics.registry, config.helix.monitoring.max_key_series).attach(identity)
+  const stopProbes: (() => void)[] = [() => gpuMetrics.stop()]
+  if (identity) {
+    stopProbes.push(registerDatabaseMetrics(metrics.registry, identity.deps.db))
+    registerJwtKeyMetrics(metrics.registry, home, config.helix.jwt.rotate_after_days)
+    if (identity.limiter instanceof RedisRateLimiter)
+      stopProbes.push(registerRedisMetrics(metrics.registry, identity.limiter))
+    new BusinessMetrics(metrics.registry, config.helix.monitoring.max_key_series).attach(identity)
+  }
   let daemon: Daemon
   try {
     daemon = await startDaemon(config, service, logger, {
@@ -364,7 +377,7 @@ export async function serve(
   options.onReady?.(daemon.url)
   if (pretty && options.quietAfterReady) pretty.minLevel = LEVEL_VALUES.warn
   const signal = await stopped
-  gpuMetrics.stop()
+  for (const stop of stopProbes) stop()
   await workerPool.close()
   await tracing.shutdown()
   await new Promise<void>((resolve) => logger.flush(() => resolve()))

@@ -60,6 +60,13 @@ export class RedisRateLimiter implements RateLimiter {
     return decide(policy, Number(result[0]), Number(result[1]))
   }
 
+  /** Seconds one PING takes (helix_redis_roundtrip_seconds); throws when Redis does not answer. */
+  async roundTrip(): Promise<number> {
+    const started = performance.now()
+    await this.redis.ping()
+    return (performance.now() - started) / 1000
+  }
+
   async close(): Promise<void> {
     await this.redis.quit().catch(() => this.redis.disconnect())
   }
