@@ -2,6 +2,7 @@
 // (`helix init`), the embedded PostgreSQL, migrations, an API key with the infer and models:read scopes, and the
 // daemon with authentication and rate limiting on, served on an ephemeral loopback port.
 import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { createServer } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseDocument } from 'yaml'
@@ -13,6 +14,20 @@ import { HELIX_BIN, helixBench, runNode } from './processes.js'
  * measured) without refusing any.
  */
 const BENCH_LIMIT_PER_MIN = 100_000_000
+
+/**
+ * BENCH_TRACING=1 turns tracing on (sampling ratio BENCH_TRACING_RATIO, default 1) with the spans
+ * sent to this OTLP/HTTP receiver, which reads and acknowledges them: the cost of tracing.
+ */
+async function otlpSink() {
+  const server = createServer((req, res) => {
+    req.resume()
+    req.on('end', () => res.writeHead(200, { 'content-type': 'application/json' }).end('{}'))
+  })
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve))
+  server.unref()
+  return `http://127.0.0.1:${server.address().port}/v1/traces`
+}
 
 export async function serveModels(models, { auth = true } = {}) {
   const dir = await mkdtemp(join(tmpdir(), 'helix-bench-'))
@@ -27,6 +42,11 @@ export async function serveModels(models, { auth = true } = {}) {
     const doc = parseDocument(await readFile(config, 'utf8'))
     doc.setIn(['rate_limit', 'per_key_per_min'], BENCH_LIMIT_PER_MIN)
     doc.setIn(['rate_limit', 'per_ip_per_min'], BENCH_LIMIT_PER_MIN)
+    if (process.env.BENCH_TRACING) {
+      doc.setIn(['tracing', 'enabled'], true)
+      doc.setIn(['tracing', 'endpoint'], await otlpSink())
+      doc.setIn(['tracing', 'sampling_ratio'], Number(process.env.BENCH_TRACING_RATIO ?? 1))
+    }
     await writeFile(config, doc.toString())
     await runNode([HELIX_BIN, 'db', 'start', '--dir', dir])
     await runNode([HELIX_BIN, 'db', 'migrate', '--dir', dir])
