@@ -46,9 +46,15 @@ def read_exact(n):
     return b"".join(chunks)
 
 
+class ConfigMismatch(ValueError):
+    """What the model returned disagrees with config.yaml (the message says how)."""
+
+
 def last_line(exc):
     """One line for the daemon: the exception; for TorchScript's errors, the last line of the
     interpreter's traceback they carry (the exception the scripted code raised)."""
+    if isinstance(exc, ConfigMismatch):
+        return str(exc)
     lines = [l.strip() for l in "".join(traceback.format_exception_only(type(exc), exc)).splitlines()]
     lines = [l for l in lines if l]
     line = lines[-1] if lines else repr(exc)
@@ -108,14 +114,14 @@ def named_outputs(result, outputs):
     names = [o["name"] for o in outputs]
     if isinstance(result, torch.Tensor):
         if len(names) != 1:
-            raise ValueError(
+            raise ConfigMismatch(
                 "the model returned one tensor but config.yaml declares %d outputs (%s)"
                 % (len(names), ", ".join(names))
             )
         return {names[0]: result}
     if isinstance(result, (tuple, list)):
         if len(result) != len(names):
-            raise ValueError(
+            raise ConfigMismatch(
                 "the model returned %d tensors but config.yaml declares %d outputs (%s)"
                 % (len(result), len(names), ", ".join(names))
             )
@@ -123,12 +129,12 @@ def named_outputs(result, outputs):
     if isinstance(result, dict):
         missing = [n for n in names if n not in result]
         if missing:
-            raise ValueError(
+            raise ConfigMismatch(
                 "the model's output dict has no %s (it has %s)"
                 % (", ".join(repr(m) for m in missing), ", ".join(repr(k) for k in result))
             )
         return {n: result[n] for n in names}
-    raise ValueError("the model returned a %s; expected a tensor, a tuple or a dict of tensors" % type(result).__name__)
+    raise ConfigMismatch("the model returned a %s; expected a tensor, a tuple or a dict of tensors" % type(result).__name__)
 
 
 def main():
@@ -177,10 +183,10 @@ def main():
             for name in wanted:
                 value = result[name]
                 if not isinstance(value, torch.Tensor):
-                    raise ValueError("output '%s' is a %s, not a tensor" % (name, type(value).__name__))
+                    raise ConfigMismatch("output '%s' is a %s, not a tensor" % (name, type(value).__name__))
                 datatype = DATATYPES.get(value.dtype)
                 if datatype != declared[name]:
-                    raise ValueError(
+                    raise ConfigMismatch(
                         "output '%s' is %s but config.yaml declares %s" % (name, value.dtype, declared[name])
                     )
                 buf = to_bytes(value)

@@ -6,19 +6,24 @@ import { HelixCommand } from '../../shared/base-command.js'
 
 export default class ModelsAdd extends HelixCommand<AddedModel> {
   static summary =
-    'Copy an ONNX model into the repository as a new version, after checking onnxruntime loads it.'
+    'Copy an ONNX or TorchScript model into the repository as a new version, after checking it loads.'
   static description =
-    'Writes models/NAME/VERSION/model.onnx atomically (temp directory + rename): on failure nothing is left behind.'
+    'Writes models/NAME/VERSION/model.onnx (or model.pt) atomically (temp directory + rename): on failure nothing is left behind. A .pt file is loaded by the PyTorch worker (backends.pytorch.python) with the config.yaml that names its inputs and outputs, and the warmup is run through it.'
   static examples = [
     '<%= config.bin %> models add cls ./ch_ppocr_mobile_v2.0_cls_infer.onnx',
     '<%= config.bin %> models add cls ./cls-v2.onnx --version 2',
+    '<%= config.bin %> models add mlp ./mlp.pt --config ./config.yaml',
   ]
   static args = {
     name: Args.string({ description: 'Model name (letters, digits, . _ -).', required: true }),
-    path: Args.string({ description: 'Path of the .onnx file.', required: true }),
+    path: Args.string({ description: 'Path of the .onnx or TorchScript .pt file.', required: true }),
   }
   static flags = {
     version: Flags.integer({ description: 'Version number (default: the next one).', min: 1 }),
+    config: Flags.string({
+      description:
+        "The model's config.yaml, checked and written to models/NAME/config.yaml (a .pt model needs one naming its inputs and outputs).",
+    }),
   }
 
   async run(): Promise<AddedModel> {
@@ -26,6 +31,8 @@ export default class ModelsAdd extends HelixCommand<AddedModel> {
     const config = await this.config_()
     const added = await addModel(repositoryDir(this.home, config), args.name, args.path, {
       version: flags.version,
+      ...(flags.config ? { config: flags.config } : {}),
+      pytorch: config.backends.pytorch,
     })
     this.log(renderAdded(added))
     return added

@@ -1,11 +1,16 @@
 import { randomBytes } from 'node:crypto'
-import { copyFile, mkdir, open, rename, rm, stat } from 'node:fs/promises'
-import { join, resolve } from 'node:path'
+import { copyFile, mkdir, open, readFile, rename, rm, stat, writeFile } from 'node:fs/promises'
+import { extname, join, resolve } from 'node:path'
 import * as ort from 'onnxruntime-node'
 import { firstLine, UserError } from '../../shared/errors.js'
+import { BackendLoadError } from '../backends/onnx-backend.js'
 import { specFromMetadata } from '../backends/onnx-tensors.js'
-import { MODEL_FILE, MODEL_NAME_PATTERN, readRepositoryModel } from './repository.js'
+import { PytorchBackend, type PytorchSettings } from '../backends/pytorch/pytorch-backend.js'
+import { silentLogger } from '../logger.js'
+import { type ModelConfig, ModelConfigError, parseModelConfig } from './model-config.js'
+import { CONFIG_FILE, MODEL_FILE, MODEL_NAME_PATTERN, readRepositoryModel } from './repository.js'
 import type { TensorSpec } from './types.js'
+import { warmupRequests } from './warmup.js'
 
 export interface AddedModel {
   name: string
@@ -61,25 +66,87 @@ export async function validateOnnxFile(
 }
 
 /**
+ * Loads a TorchScript file in the PyTorch backend's worker on the CPU with the model's config.yaml
+ * (which names its inputs and outputs) and runs the warmup through it; returns the signature.
+ */
+export async function validateTorchScriptFile(
+  path: string,
+  config: ModelConfig,
+  settings: PytorchSettings = {},
+): Promise<{ inputs: TensorSpec[]; outputs: TensorSpec[] }> {
+  const backend = new PytorchBackend({
+    modelPath: path,
+    config,
+    device: 'cpu',
+    settings,
+    label: path,
+    logger: silentLogger,
+  })
+  try {
+    await backend.load()
+    const { inputs, outputs } = backend.describe()
+    for (const sample of warmupRequests(inputs, config)) await backend.run(sample)
+    return { inputs, outputs }
+  } catch (err) {
+    const reason = err instanceof BackendLoadError ? err.reason : firstLine((err as Error).message)
+    throw new UserError('MODEL_INVALID', `PyTorch cannot serve ${path}: ${reason}`, {
+      hint: 'Check the TorchScript file (torch.jit.save) and that config.yaml declares its inputs and outputs (name, datatype, dims) in forward() order.',
+      cause: err,
+    })
+  } finally {
+    await backend.dispose()
+  }
+}
+
+/** The config.yaml to validate against: --config's file, else the model's own, else none. */
+async function configFor(
+  repositoryDir: string,
+  name: string,
+  configPath: string | undefined,
+): Promise<{ text: string | undefined; config: ModelConfig }> {
+  const path = configPath ? resolve(configPath) : join(repositoryDir, name, CONFIG_FILE)
+  const text = await readFile(path, 'utf8').catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT' && !configPath) return undefined
+    throw new UserError('MODEL_INVALID', `Cannot read ${path}: ${err.message}`, {
+      hint: 'Give the path of the model config.yaml.',
+    })
+  })
+  try {
+    return { text, config: text === undefined ? {} : parseModelConfig(text, path) }
+  } catch (err) {
+    if (!(err instanceof ModelConfigError)) throw err
+    throw new UserError('MODEL_INVALID', err.message, {
+      hint: 'See the config.yaml keys in docs/getting-started.md (Your first model).',
+    })
+  }
+}
+
+/**
  * Copies a model file into the repository as <name>/<version>/model.onnx, after onnxruntime has
- * loaded it. All or nothing: the file goes to a hidden temp directory first, fsynced, and the
+ * loaded it (a .pt file: model.pt, after the PyTorch worker has loaded it and run the warmup).
+ * With a config file, it becomes the model's config.yaml. All or nothing: the file goes to a hidden temp directory first, fsynced, and the
  * directory is renamed into place; on any failure nothing is left behind.
  */
 export async function addModel(
   repositoryDir: string,
   name: string,
   source: string,
-  options: { version?: number } = {},
+  options: { version?: number; config?: string; pytorch?: PytorchSettings } = {},
 ): Promise<AddedModel> {
   checkName(name)
   const sourcePath = resolve(source)
   const info = await stat(sourcePath).catch(() => undefined)
   if (!info?.isFile()) {
     throw new UserError('MODEL_FILE_NOT_FOUND', `No model file at ${sourcePath}.`, {
-      hint: 'Give the path of an .onnx file.',
+      hint: 'Give the path of an .onnx file or a TorchScript .pt file.',
     })
   }
-  const signature = await validateOnnxFile(sourcePath)
+  const torch = extname(sourcePath).toLowerCase() === '.pt'
+  const modelFileName = torch ? 'model.pt' : MODEL_FILE
+  const { text: configText, config } = await configFor(repositoryDir, name, options.config)
+  const signature = torch
+    ? await validateTorchScriptFile(sourcePath, config, options.pytorch)
+    : await validateOnnxFile(sourcePath)
   const existing = await readRepositoryModel(repositoryDir, name)
   const version = options.version ?? Math.max(0, ...(existing?.versions ?? [])) + 1
   if (!Number.isSafeInteger(version) || version < 1) {
@@ -99,17 +166,22 @@ export async function addModel(
   const target = join(modelDir, String(version))
   try {
     await mkdir(temp)
-    await copyFile(sourcePath, join(temp, MODEL_FILE))
-    const handle = await open(join(temp, MODEL_FILE), 'r')
+    await copyFile(sourcePath, join(temp, modelFileName))
+    const handle = await open(join(temp, modelFileName), 'r')
     await handle.sync().finally(() => handle.close())
     // rename() refuses a non-empty target, so a concurrent add of the same version loses cleanly.
     await rename(temp, target)
+    if (options.config && configText !== undefined) {
+      const configTemp = join(modelDir, `.${CONFIG_FILE}-${randomBytes(6).toString('hex')}`)
+      await writeFile(configTemp, configText)
+      await rename(configTemp, join(modelDir, CONFIG_FILE))
+    }
   } catch (err) {
     await rm(temp, { recursive: true, force: true })
     if (createdModelDir) await rm(modelDir, { recursive: true, force: true })
     throw err
   }
-  return { name, version: String(version), path: join(target, MODEL_FILE), ...signature }
+  return { name, version: String(version), path: join(target, modelFileName), ...signature }
 }
 
 /**
