@@ -5,6 +5,7 @@ import { UserError } from '../../shared/errors.js'
 import type { HelixHome } from '../../shared/home.js'
 import { renderTemplate } from '../../shared/templates.js'
 import { CERT_FILES, certPath } from '../../state/certs/cert-files.js'
+import { DETAIL_PANELS } from './dashboard-panels.js'
 import { checkEmail, checkServerName, checkUpstream } from './render-inputs.js'
 import type { RenderedFile } from './rendered-file.js'
 
@@ -61,6 +62,8 @@ export interface DashboardPanel {
   type: 'timeseries' | 'stat'
   unit: string
   targets: { expr: string; legend: string }[]
+  /** When the panel shows nothing on a healthy install (no GPU, auth off); absent: it always has data. */
+  mayBeEmpty?: string
 }
 
 /** The Grafana dashboard: one panel per question an operator asks first. */
@@ -123,6 +126,7 @@ export const DASHBOARD_PANELS: DashboardPanel[] = [
     unit: 'd',
     targets: [{ expr: 'min by (cert) (helix_cert_expiry_seconds) / 86400', legend: '{{cert}}' }],
   },
+  ...DETAIL_PANELS,
 ]
 
 export function prometheusValues(home: HelixHome, config: HelixConfig): PrometheusValues {
