@@ -18,6 +18,8 @@ export interface BackendDescription {
    * free during a run, so the scheduler may hand each instance its next batch while one computes.
    */
   computesOffEventLoop?: boolean
+  /** The model's platform as KServe metadata names it (Triton's names); onnxruntime_onnx when absent. */
+  platform?: string
   /** Why the provider differs from what the policy preferred (auto fell back to the CPU). */
   fallbackReason?: string
 }

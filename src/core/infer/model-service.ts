@@ -54,7 +54,7 @@ export class HelixModelService implements ModelService {
         .readySlots(entry)
         .map((s) => s.version)
         .sort(byVersion),
-      platform: 'onnxruntime_onnx',
+      platform: description.platform ?? 'onnxruntime_onnx',
       inputs: description.inputs,
       outputs: description.outputs,
       executionProvider: description.executionProvider,

@@ -137,7 +137,7 @@ describe.skipIf(!hasPythonTorch())('PyTorch backend (TorchScript in Python worke
     expect(res.statusCode).toBe(200)
     expect(res.json()).toMatchObject({
       name: 'mix',
-      platform: expect.any(String),
+      platform: 'pytorch_libtorch',
       inputs: [
         { name: 'a', datatype: 'FP32', shape: [-1, 4] },
         { name: 'b', datatype: 'FP32', shape: [-1, 4] },

@@ -204,6 +204,7 @@ export class PytorchBackend implements Backend {
     return {
       inputs: this.inputs,
       outputs: this.outputs,
+      platform: 'pytorch_libtorch',
       executionProvider: device.startsWith('cuda') ? 'cuda' : 'cpu',
       device,
       instances: Math.max(1, this.slots.length),
