@@ -124,6 +124,7 @@ export const DASHBOARD_PANELS: DashboardPanel[] = [
     description: 'Days until each certificate expires (`helix certs rotate` renews).',
     type: 'stat',
     unit: 'd',
+    mayBeEmpty: 'no helix certificates made yet',
     targets: [{ expr: 'min by (cert) (helix_cert_expiry_seconds) / 86400', legend: '{{cert}}' }],
   },
   ...DETAIL_PANELS,
