@@ -1,5 +1,7 @@
 import {
   type Context,
+  DiagLogLevel,
+  diag,
   type Link,
   ROOT_CONTEXT,
   type Span,
@@ -7,6 +9,7 @@ import {
   SpanStatusCode,
   trace,
 } from '@opentelemetry/api'
+import { UserError } from '../shared/errors.js'
 import type { CoreLogger } from './logger.js'
 
 /** helix.yaml `tracing`: OTLP/HTTP export of the daemon's spans. */
@@ -47,6 +50,11 @@ function tracer() {
  */
 export async function startTracing(settings: TracingSettings, logger: CoreLogger): Promise<RunningTracing> {
   if (!settings.enabled) return { shutdown: async () => {} }
+  // Not echoed: the URL may hold credentials.
+  if (!URL.canParse(settings.endpoint))
+    throw new UserError('CONFIG_INVALID', 'tracing.endpoint in helix.yaml is not a valid URL.', {
+      hint: 'Give the OTLP/HTTP traces endpoint of a collector, e.g. http://127.0.0.1:4318/v1/traces.',
+    })
   const [
     { BasicTracerProvider, BatchSpanProcessor, ParentBasedSampler, TraceIdRatioBasedSampler },
     otlp,
@@ -66,10 +74,22 @@ export async function startTracing(settings: TracingSettings, logger: CoreLogger
     spanProcessors: [new BatchSpanProcessor(exporter, { scheduledDelayMillis: 1000 })],
   })
   trace.setGlobalTracerProvider(provider)
+  // Failed exports (collector down) are warned about at most once a minute.
+  let warnedAt = Number.NEGATIVE_INFINITY
+  const warn = (message: string) => {
+    if (performance.now() - warnedAt < 60_000) return
+    warnedAt = performance.now()
+    logger.warn({ err: message }, 'tracing: export to the collector failed')
+  }
+  diag.setLogger(
+    { error: warn, warn, info: () => {}, debug: () => {}, verbose: () => {} },
+    { logLevel: DiagLogLevel.WARN, suppressOverrideMessage: true },
+  )
   on = true
-  // The endpoint only: headers may carry a collector's credentials.
+  // Neither headers nor URL credentials: they may be a collector's secrets.
+  const shown = new URL(settings.endpoint)
   logger.info(
-    { endpoint: settings.endpoint, samplingRatio: settings.sampling_ratio },
+    { endpoint: `${shown.origin}${shown.pathname}`, samplingRatio: settings.sampling_ratio },
     'tracing on (OTLP/HTTP)',
   )
   return {
@@ -80,6 +100,7 @@ export async function startTracing(settings: TracingSettings, logger: CoreLogger
         .catch((err: Error) => logger.warn({ err: err.message }, 'tracing shutdown failed'))
       // Lets a later start in the same process register its own provider.
       trace.disable()
+      diag.disable()
     },
   }
 }

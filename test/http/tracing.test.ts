@@ -264,6 +264,13 @@ describe('tracing (OpenTelemetry over OTLP/HTTP to a local receiver)', () => {
         message: expect.stringContaining(key),
       })
     }
+    // Past the schema's pattern, yet no URL: refused when tracing starts, the URL not echoed.
+    await expect(
+      startTracing(
+        { enabled: true, endpoint: 'http://[secret', sampling_ratio: 1, service_name: 'helix' },
+        silentLogger,
+      ),
+    ).rejects.toMatchObject({ code: 'CONFIG_INVALID', message: expect.not.stringContaining('secret') })
   })
 
   it('traces a gRPC ModelInfer call under the caller traceparent metadata and returns its own', async () => {
