@@ -320,6 +320,28 @@ describe('attacks refused by a running daemon', () => {
       expect(load.status).toBeLessThan(500)
     })
 
+    it('a NUL in a model name from the URL does not lose the request log and usage of its batch', async () => {
+      const key = await createKey(d.identity.deps, CLI_ACTOR, { name: 'bookkeeping', scopes: ['infer'] })
+      const before = await world.db.query(
+        'SELECT count(*)::int AS n FROM request_log WHERE api_key_id = $1',
+        [key.id],
+      )
+      // Both land in one batch of the usage recorder (flushed every 50 ms here).
+      const [good, nul] = await Promise.all([infer(key.key), infer(key.key, 'add%00x')])
+      expect(good.status).toBe(200)
+      expect([400, 404]).toContain(nul.status)
+      await d.identity.recorder.flush()
+      const after = await world.db.query('SELECT count(*)::int AS n FROM request_log WHERE api_key_id = $1', [
+        key.id,
+      ])
+      expect(after.rows[0].n - before.rows[0].n).toBe(2)
+      const usage = await world.db.query(
+        'SELECT sum(requests)::int AS n FROM api_key_usage WHERE key_id = $1',
+        [key.id],
+      )
+      expect(usage.rows[0].n).toBe(2)
+    })
+
     it('a request id that would inject headers is replaced; a bare CR in a header is refused', async () => {
       const res = await fetch(`${url}/v2/health/live`, {
         headers: { 'x-request-id': 'abc%0d%0aSet-Cookie:%20pwned=1' },

@@ -110,13 +110,24 @@ const LOG_COLUMNS = [
   'user_agent',
 ] as const
 
-const COPY_ESCAPES: Record<string, string> = { '\\': '\\\\', '\t': '\\t', '\n': '\\n', '\r': '\\r' }
+const COPY_ESCAPES: Record<string, string> = {
+  '\\': '\\\\',
+  '\t': '\\t',
+  '\n': '\\n',
+  '\r': '\\r',
+  // PostgreSQL text cannot hold NUL: a client-chosen value with one (a model name from the URL, a
+  // User-Agent) would fail the whole batch's COPY and lose every request and usage count in it.
+  '\0': '\uFFFD',
+}
+/** Longest text kept per field: client-chosen values (User-Agent, names in URLs) can be long. */
+const MAX_FIELD_CHARS = 1024
 
-/** One value in COPY's text format: \N for NULL, backslash escapes for \\ TAB LF CR. */
-function copyValue(value: string | number | Date | null | undefined): string {
+/** One value in COPY's text format: \N for NULL, backslash escapes for \\ TAB LF CR, NUL replaced. */
+export function copyValue(value: string | number | Date | null | undefined): string {
   if (value === null || value === undefined) return '\\N'
-  const text = value instanceof Date ? value.toISOString() : String(value)
-  return /[\\\t\n\r]/.test(text) ? text.replace(/[\\\t\n\r]/g, (c) => COPY_ESCAPES[c]) : text
+  let text = value instanceof Date ? value.toISOString() : String(value)
+  if (text.length > MAX_FIELD_CHARS) text = text.slice(0, MAX_FIELD_CHARS)
+  return /[\\\t\n\r\0]/.test(text) ? text.replace(/[\\\t\n\r\0]/g, (c) => COPY_ESCAPES[c]) : text
 }
 
 /** The buffered requests as COPY text rows, in LOG_COLUMNS order. */
