@@ -15,7 +15,7 @@ const ownCpuSeconds = () => {
 /**
  * Serves `modelPath` as model `cls` with `config` (written to config.yaml) and prepares the load:
  * `concurrency` connections each sending `item` (one item of `itemShape`, input `input`, output
- * `output`). `measure(ms, warmupMs)` runs the load; `cpuSeconds()` is daemon + bench process CPU.
+ * `output`); `modelFile` is model.onnx or, for the PyTorch backend, model.pt. `measure(ms, warmupMs)` runs the load; `cpuSeconds()` is daemon + bench process CPU.
  */
 export async function startServedModel({
   modelPath,
@@ -26,10 +26,11 @@ export async function startServedModel({
   itemShape,
   concurrency,
   nodeArgs = [],
+  modelFile = 'model.onnx',
 }) {
   const dir = await mkdtemp(join(tmpdir(), 'helix-bench-'))
   await mkdir(join(dir, 'models', 'cls', '1'), { recursive: true })
-  await copyFile(modelPath, join(dir, 'models', 'cls', '1', 'model.onnx'))
+  await copyFile(modelPath, join(dir, 'models', 'cls', '1', modelFile))
   const yaml = Object.entries(config).map(([k, v]) => `${k}: ${JSON.stringify(v)}`)
   await writeFile(join(dir, 'models', 'cls', 'config.yaml'), `${yaml.join('\n')}\n`)
   // startDaemon runs it with --no-auth: this measures inference, not authentication (bench/auth-overhead.js).
