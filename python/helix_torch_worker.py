@@ -13,6 +13,7 @@ and out: {"ok": true, "tensors": [...]} + bytes, or {"ok": false, "error": line}
 """
 
 import json
+import os
 import struct
 import sys
 import traceback
@@ -23,7 +24,11 @@ INSTALL_HINT = (
 )
 
 stdin = sys.stdin.buffer
-stdout = sys.stdout.buffer
+# The frames get their own copy of the pipe; file descriptor 1 becomes stderr, so whatever the model
+# prints (TorchScript's print writes to C++ stdout) goes to stderr, never into a frame.
+stdout = os.fdopen(os.dup(1), "wb")
+os.dup2(2, 1)
+sys.stdout = sys.stderr
 
 
 def send(header, buffers=()):

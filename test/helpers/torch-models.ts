@@ -41,6 +41,7 @@ class Slow(torch.nn.Module):
 
 class Raises(torch.nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        print("raises: forward called")  # TorchScript prints to stdout: must not break the frames
         if bool(x.sum() < 0):
             raise RuntimeError("negative input refused")
         return x + 1.0

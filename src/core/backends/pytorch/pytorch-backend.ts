@@ -168,7 +168,8 @@ export class PytorchBackend implements Backend {
       if (worker.alive) throw err // the model raised: BACKEND_FAILED with its message
       const reason = (err as Error).message
       logger.error({ model: label, pid: worker.pid, reason }, `${label}: ${reason}; restarting it`)
-      if (!this.disposed) void this.workerOf(slot).catch(() => {})
+      if (this.disposed) throw modelNotReady(label, reason)
+      void this.workerOf(slot).catch(() => {})
       throw modelNotReady(label, `${reason}; the worker is being restarted`)
     } finally {
       clearTimeout(timer)
