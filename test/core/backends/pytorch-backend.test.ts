@@ -73,6 +73,7 @@ describe.skipIf(!hasPythonTorch())('PyTorch backend (TorchScript in Python worke
     await addTorchModel(repo, 'slow', models.files.slow, ONE_IO('y'))
     await addTorchModel(repo, 'raises', models.files.raises, ONE_IO('y'))
     await addTorchModel(repo, 'auto', models.files.mix, { ...MIX_CONFIG, device: 'auto' })
+    await addTorchModel(repo, 'cudaonly', models.files.mix, { ...MIX_CONFIG, device: 'cuda', gpu: 0 })
     await addTorchModel(repo, 'noconfig', models.files.mix, { device: 'cpu' })
     await addTorchModel(repo, 'wrongcount', models.files.mix, {
       ...MIX_CONFIG,
@@ -155,6 +156,14 @@ describe.skipIf(!hasPythonTorch())('PyTorch backend (TorchScript in Python worke
     expect(row?.fallbackReason).toMatch(/^torch\.cuda\.is_available\(\) is False \(torch \S+, CUDA build/)
     const res = await jsonInfer('auto', mixInputs())
     expect(maxAbsDiff(res.json().outputs[0].data, expected[0])).toBeLessThanOrEqual(1e-5)
+  })
+
+  it('device cuda without CUDA leaves the model UNAVAILABLE saying why (no silent CPU)', () => {
+    const row = service.index().find((r) => r.name === 'cudaonly')
+    expect(row).toMatchObject({ state: 'UNAVAILABLE' })
+    expect(row?.reason).toMatch(
+      /^RuntimeError: device: cuda was asked for but torch\.cuda\.is_available\(\) is False \(torch \S+, CUDA build/,
+    )
   })
 
   it('answers REST JSON exactly as torch does directly (tuple outputs by position)', async () => {
