@@ -1,4 +1,13 @@
-import type { DashboardPanel } from './monitoring-values.js'
+/** One panel of the Grafana dashboard. */
+export interface DashboardPanel {
+  title: string
+  description: string
+  type: 'timeseries' | 'stat'
+  unit: string
+  targets: { expr: string; legend: string }[]
+  /** When the panel shows nothing on a healthy install (no GPU, auth off); absent: it always has data. */
+  mayBeEmpty?: string
+}
 
 const p95 = (metric: string, by: string) =>
   `histogram_quantile(0.95, sum by (le, ${by}) (rate(${metric}_bucket[5m])))`

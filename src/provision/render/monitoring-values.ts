@@ -5,7 +5,7 @@ import { UserError } from '../../shared/errors.js'
 import type { HelixHome } from '../../shared/home.js'
 import { renderTemplate } from '../../shared/templates.js'
 import { CERT_FILES, certPath } from '../../state/certs/cert-files.js'
-import { DETAIL_PANELS } from './dashboard-panels.js'
+import { type DashboardPanel, DETAIL_PANELS } from './dashboard-panels.js'
 import { checkEmail, checkServerName, checkUpstream } from './render-inputs.js'
 import type { RenderedFile } from './rendered-file.js'
 
@@ -56,15 +56,7 @@ export interface AlertmanagerValues {
   pagerduty?: { routingKey: AlertSecret; url?: string }
 }
 
-export interface DashboardPanel {
-  title: string
-  description: string
-  type: 'timeseries' | 'stat'
-  unit: string
-  targets: { expr: string; legend: string }[]
-  /** When the panel shows nothing on a healthy install (no GPU, auth off); absent: it always has data. */
-  mayBeEmpty?: string
-}
+export type { DashboardPanel }
 
 /** The Grafana dashboard: one panel per question an operator asks first. */
 export const DASHBOARD_PANELS: DashboardPanel[] = [
