@@ -3,6 +3,9 @@ import { isHelixError } from '../shared/errors.js'
 import type { InferResult, ModelService } from './infer/types.js'
 import { registerEventLoopUtilization } from './monitoring/apm-metrics.js'
 
+/** The model or version label of requests that named one the repository does not have. */
+export const UNKNOWN_NAME = '(unknown)'
+
 /** The face a request came through, as the protocol label says it. */
 export type Protocol = 'rest' | 'grpc'
 
@@ -90,7 +93,16 @@ export class HelixMetrics {
   /** One failed inference, counted under its error code (INTERNAL for anything that is not a HelixError). */
   inferenceFailed(protocol: Protocol, model: string, version: string | undefined, err: unknown): void {
     const status = isHelixError(err) ? err.code : 'INTERNAL'
-    this.inferenceRequests.inc({ model, version: version ?? '', status, protocol })
+    // A model or version the repository does not have was named by the client: as a label it would
+    // let anyone create series at will, so such requests share one.
+    const noModel = status === 'MODEL_NOT_FOUND'
+    const noVersion = noModel || status === 'VERSION_NOT_FOUND'
+    this.inferenceRequests.inc({
+      model: noModel ? UNKNOWN_NAME : model,
+      version: noVersion && version ? UNKNOWN_NAME : (version ?? ''),
+      status,
+      protocol,
+    })
   }
 
   constructor(

@@ -4,6 +4,9 @@ import type { RateLimitDecision, RateLimiter, RateLimitPolicy } from '../limits/
 
 /** The key_id label of keys beyond the cap. */
 export const OTHER_KEYS = 'other'
+/** Requests on model names that never served one (or beyond MAX_MODELS names). */
+export const OTHER_MODELS = '(other)'
+const MAX_MODELS = 1000
 
 interface KeyModelChildren {
   ok: Counter.Internal
@@ -29,6 +32,8 @@ export class BusinessMetrics {
   private readonly quotaUsed: Gauge<'key_id'>
   private readonly children = new Map<string, Map<string, KeyModelChildren>>()
   private readonly quotaKeys = new Set<string>()
+  /** Model names that have served a request, the only ones used as labels. */
+  private readonly models = new Set<string>()
 
   constructor(
     registry: Registry,
@@ -93,6 +98,19 @@ export class BusinessMetrics {
     return OTHER_KEYS
   }
 
+  /**
+   * The model label of a request. The name comes from the client (the URL or the body), so a name
+   * becomes a label only once a request on it succeeded (the model exists), and at most MAX_MODELS of
+   * them; failures on names never served, such as a flood of random ones, count as model="(other)".
+   */
+  private modelLabel(model: string | null, ok: boolean): string {
+    if (model === null) return 'none'
+    if (this.models.has(model)) return model
+    if (!ok || this.models.size >= MAX_MODELS) return OTHER_MODELS
+    this.models.add(model)
+    return model
+  }
+
   /** One answered request of a key (or a signed-in user: key_id="none") on a model. */
   request(keyId: string | null, model: string | null, ok: boolean, items: number): void {
     const key = this.keyLabel(keyId, this.children)
@@ -101,7 +119,7 @@ export class BusinessMetrics {
       byModel = new Map()
       this.children.set(key, byModel)
     }
-    const modelLabel = model ?? 'none'
+    const modelLabel = this.modelLabel(model, ok)
     let c = byModel.get(modelLabel)
     if (!c) {
       c = {
@@ -119,20 +137,15 @@ export class BusinessMetrics {
 
   /** An audited identity action (user.create, auth.login, apikey.revoke, ...). */
   event(action: string): void {
-    switch (action) {
-      case 'user.create':
-        return this.usersRegistered.inc()
-      case 'auth.login':
-        return this.logins.inc({ outcome: 'ok' })
-      case 'auth.login_failed':
-        return this.logins.inc({ outcome: 'failed' })
-      case 'apikey.create':
-        return this.keyEvents.inc({ event: 'created' })
-      case 'apikey.revoke':
-        return this.keyEvents.inc({ event: 'revoked' })
-      case 'apikey.rotate':
-        return this.keyEvents.inc({ event: 'rotated' })
+    const counted: Record<string, () => void> = {
+      'user.create': () => this.usersRegistered.inc(),
+      'auth.login': () => this.logins.inc({ outcome: 'ok' }),
+      'auth.login_failed': () => this.logins.inc({ outcome: 'failed' }),
+      'apikey.create': () => this.keyEvents.inc({ event: 'created' }),
+      'apikey.revoke': () => this.keyEvents.inc({ event: 'revoked' }),
+      'apikey.rotate': () => this.keyEvents.inc({ event: 'rotated' }),
     }
+    if (Object.hasOwn(counted, action)) counted[action]()
   }
 
   /** One rate-limiter decision: refusals counted by limit, quota checks kept as a used ratio. */

@@ -84,6 +84,23 @@ describe('business metrics (real PostgreSQL, REST through the identity layer)', 
     expect(value(after, 'helix_api_keys_events_total{event="revoked"}')).toBe(1)
   })
 
+  it('model names a client makes up never become series: failures on models never served count as (other)', async () => {
+    const k = await createKey(identity.deps, CLI_ACTOR, { name: 'prober', scopes: ['infer'] })
+    const made = Array.from({ length: 50 }, (_, i) => `made-up-model-${i}`)
+    for (const name of made) expect((await infer(k.key, name)).statusCode).toBe(404)
+    expect((await infer(k.key, 'add')).statusCode).toBe(200)
+    const text = await metrics.registry.metrics()
+    for (const name of made)
+      expect(
+        text,
+        text
+          .split('\n')
+          .filter((l) => l.includes(name))
+          .join('\n'),
+      ).not.toContain(name)
+    expect(value(text, `helix_key_requests_total{key_id="other",model="(other)",outcome="error"}`)).toBe(50)
+  })
+
   it('counts sign-ups, sign-ins ok and failed', async () => {
     await createAccount(identity.deps, { email: 'ada@example.test', password: PASSWORD })
     const login = (password: string) =>

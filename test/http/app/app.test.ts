@@ -240,7 +240,7 @@ describe('cross-cutting behaviour', () => {
       /helix_inference_requests_total\{model="add",version="1",status="success",protocol="rest"\} [1-9]/,
     )
     expect(text).toMatch(
-      /helix_inference_requests_total\{model="nope",version="",status="MODEL_NOT_FOUND",protocol="rest"\} 1/,
+      /helix_inference_requests_total\{model="\(unknown\)",version="",status="MODEL_NOT_FOUND",protocol="rest"\} 1/,
     )
     expect(text).toMatch(/helix_inference_queue_depth\{model="cls",version="1"\} 0/)
     expect(text).toMatch(/helix_inference_queue_capacity\{model="slow",version="1"\} 1\n/)
