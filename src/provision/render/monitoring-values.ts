@@ -13,7 +13,7 @@ export interface PrometheusValues {
   targets: string[]
   scheme: 'http' | 'https'
   tls?: { caFile: string; certFile?: string; keyFile?: string }
-  /** With auth on and no metrics port: the file (beside prometheus.yml) holding a key with the metrics scope. */
+  /** With auth on and no metrics port: monitoring/metrics.key (absolute: helix monitor up runs a copy elsewhere), a key with the metrics scope. */
   credentialsFile?: string
   /** Auth is on, no metrics port, and that file is not there yet: prometheus.yml says how to make it. */
   credentialsMissing?: boolean
@@ -131,7 +131,7 @@ export function prometheusValues(home: HelixHome, config: HelixConfig): Promethe
   return {
     ...(config.auth.enabled
       ? existsSync(join(home.monitoringDir, 'metrics.key'))
-        ? { credentialsFile: 'metrics.key' }
+        ? { credentialsFile: join(home.monitoringDir, 'metrics.key') }
         : { credentialsMissing: true }
       : {}),
     targets: config.nginx.upstreams.map(checkUpstream),
