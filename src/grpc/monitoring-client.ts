@@ -1,7 +1,6 @@
 import {
   type Client,
   type ClientReadableStream,
-  credentials,
   Metadata,
   type ServiceError,
 } from '@grpc/grpc-js'

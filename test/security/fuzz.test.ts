@@ -84,6 +84,7 @@ const HOSTILE_STRINGS = [
   '..%2F..%2Fetc%2Fpasswd',
   'a\u0000b',
   'line\r\nSet-Cookie: x=1',
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: a Log4Shell probe, sent as text on purpose.
   '${jndi:ldap://127.0.0.1/a}',
   '{{7*7}}',
   '%s%s%s%n',

@@ -118,7 +118,7 @@ function parseHead(text: string): { seq: string; hash: string } {
       'INVALID_INPUT',
       `--expect-head must be SEQ:HASH as helix audit verify prints it, not "${text}".`,
       {
-        hint: 'For example --expect-head 41:' + '9f'.repeat(32) + '.',
+        hint: `For example --expect-head 41:${'9f'.repeat(32)}.`,
       },
     )
   }
