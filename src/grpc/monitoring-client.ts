@@ -1,9 +1,4 @@
-import {
-  type Client,
-  type ClientReadableStream,
-  Metadata,
-  type ServiceError,
-} from '@grpc/grpc-js'
+import { type Client, type ClientReadableStream, Metadata, type ServiceError } from '@grpc/grpc-js'
 import { Failure, UserError } from '../shared/errors.js'
 import { type ClientConstructor, channelCredentials, type GrpcHealthOptions } from './health-client.js'
 import { loadProtos } from './protos.js'
