@@ -1,9 +1,10 @@
 import { copyFile, cp, mkdir, rm } from 'node:fs/promises'
 import { join } from 'node:path'
-import { execa, type ResultPromise } from 'execa'
+import { execa } from 'execa'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { HELIX_BIN, runHelix, runHelixJson, tempDir } from '../helpers/cli.js'
 import { CLS_MODEL_PATH } from '../helpers/onnx-models.js'
+import { type Served, startServe } from '../helpers/serve.js'
 
 /**
  * The disaster-recovery drill of docs/operations: back up the database, the JWT keys, helix.yaml,
@@ -17,36 +18,13 @@ const PASSWORD = 'correct horse battery staple'
 const shape = [1, 3, 48, 192]
 const input = Array.from({ length: shape.reduce((a, b) => a * b, 1) }, (_, i) => Math.sin(i / 17))
 
-interface Served {
-  url: string
-  child: ResultPromise
-}
-
 async function serve(dir: string): Promise<Served> {
-  const child = execa('node', [HELIX_BIN, 'serve', '--dir', dir, '--port', '0', '--no-grpc'], {
-    reject: false,
-    env: { HELIX_DIR: undefined },
-    stdin: 'ignore',
-    all: true,
-  })
-  let output = ''
-  const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`helix serve did not start:\n${output}`)), 90_000)
-    child.all?.on('data', (chunk: Buffer) => {
-      output += chunk
-      const match = /helix serve listening on (\S+)/.exec(output)
-      if (match) {
-        clearTimeout(timer)
-        resolve(match[1])
-      }
-    })
-    child.then((r) => reject(new Error(`helix serve exited ${r.exitCode}:\n${output}`)))
-  })
+  const served = await startServe(dir, ['--no-grpc'], { auth: true, timeoutMs: 90_000 })
   for (let i = 0; i < 600; i++) {
-    if ((await fetch(`${url}/v2/health/ready`).catch(() => undefined))?.ok) return { url, child }
+    if ((await fetch(`${served.url}/v2/health/ready`).catch(() => undefined))?.ok) return served
     await new Promise((r) => setTimeout(r, 100))
   }
-  throw new Error(`helix serve never became ready:\n${output}`)
+  throw new Error(`helix serve never became ready:\n${served.output()}`)
 }
 
 async function stop(served: Served | undefined): Promise<void> {

@@ -7,36 +7,7 @@ import { request } from 'undici'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { HELIX_BIN, runHelix, tempDir } from '../helpers/cli.js'
 import { addModel, addToRepository, CLS_MODEL_PATH } from '../helpers/onnx-models.js'
-
-/** A real `helix serve` child process and the URL it printed. */
-interface Served {
-  url: string
-  child: ResultPromise
-  output: () => string
-}
-
-async function startServe(dir: string, args: string[] = []): Promise<Served> {
-  const child = execa('node', [HELIX_BIN, 'serve', '--dir', dir, '--port', '0', '--no-auth', ...args], {
-    reject: false,
-    env: { HELIX_DIR: undefined },
-    stdin: 'ignore',
-    all: true,
-  })
-  let output = ''
-  const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`helix serve did not start:\n${output}`)), 60_000)
-    child.all?.on('data', (chunk: Buffer) => {
-      output += chunk
-      const match = /helix serve listening on (\S+)/.exec(output)
-      if (match) {
-        clearTimeout(timer)
-        resolve(match[1])
-      }
-    })
-    child.then((r) => reject(new Error(`helix serve exited ${r.exitCode}:\n${output}`)))
-  })
-  return { url, child, output: () => output }
-}
+import { startServe } from '../helpers/serve.js'
 
 async function waitForReady(url: string, tls?: Record<string, unknown>) {
   for (let i = 0; i < 300; i++) {
