@@ -46,8 +46,8 @@ describe('render commands (in process)', () => {
 
   it.each([
     [RenderDocker, 'docker', 7],
-    [RenderHelm, 'helm', 11],
-    [RenderMonitoring, 'monitoring', 4],
+    [RenderHelm, 'helm', 12],
+    [RenderMonitoring, 'monitoring', 5],
   ] as const)('render %s creates its files', async (command, artifact, count) => {
     stdout.length = 0
     const report = await command.run(['--dir', helixDir], ROOT)
