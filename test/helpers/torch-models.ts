@@ -53,6 +53,18 @@ torch.jit.save(torch.jit.script(Slow()), out + "/slow.pt")
 torch.jit.save(torch.jit.script(Raises()), out + "/raises.pt")
 `
 
+/** What config.yaml declares for mix.pt and named.pt: two FP32[4] inputs, outputs y FP32[3] and z FP32[4]. */
+export const MIX_IO = {
+  inputs: [
+    { name: 'a', datatype: 'FP32', dims: [4] },
+    { name: 'b', datatype: 'FP32', dims: [4] },
+  ],
+  outputs: [
+    { name: 'y', datatype: 'FP32', dims: [3] },
+    { name: 'z', datatype: 'FP32', dims: [4] },
+  ],
+}
+
 export interface TorchModels {
   dir: string
   /** model.pt files by name: mix (tuple), named (dict), slow, raises. */

@@ -12,6 +12,7 @@ import { DEBIAN_PYTHON, hasPythonTorch } from '../../helpers/tools.js'
 import {
   addTorchModel,
   buildTorchModels,
+  MIX_IO,
   type TorchModels,
   torchReference,
 } from '../../helpers/torch-models.js'
@@ -22,14 +23,7 @@ const MIX_CONFIG = {
   device: 'cpu',
   max_batch_size: 16,
   max_queue_delay_ms: 50,
-  inputs: [
-    { name: 'a', datatype: 'FP32', dims: [4] },
-    { name: 'b', datatype: 'FP32', dims: [4] },
-  ],
-  outputs: [
-    { name: 'y', datatype: 'FP32', dims: [3] },
-    { name: 'z', datatype: 'FP32', dims: [4] },
-  ],
+  ...MIX_IO,
 }
 const ONE_IO = (name: string) => ({
   device: 'cpu',

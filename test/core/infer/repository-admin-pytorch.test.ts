@@ -5,19 +5,12 @@ import { stringify } from 'yaml'
 import { addModel } from '../../../src/core/infer/repository-admin.js'
 import { tempDir } from '../../helpers/cli.js'
 import { hasPythonTorch } from '../../helpers/tools.js'
-import { buildTorchModels, type TorchModels } from '../../helpers/torch-models.js'
+import { buildTorchModels, MIX_IO, type TorchModels } from '../../helpers/torch-models.js'
 import { rejection } from './service-helpers.js'
 
 const MIX = {
   max_batch_size: 8,
-  inputs: [
-    { name: 'a', datatype: 'FP32', dims: [4] },
-    { name: 'b', datatype: 'FP32', dims: [4] },
-  ],
-  outputs: [
-    { name: 'y', datatype: 'FP32', dims: [3] },
-    { name: 'z', datatype: 'FP32', dims: [4] },
-  ],
+  ...MIX_IO,
 }
 
 describe.skipIf(!hasPythonTorch())('helix models add for TorchScript (model.pt)', () => {
