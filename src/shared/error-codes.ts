@@ -35,6 +35,10 @@ export const ERROR_KINDS = {
   UNAUTHENTICATED: 'unauthenticated',
   FORBIDDEN: 'forbidden',
   MODEL_NOT_FOUND: 'not_found',
+  // A text route asked a model of another task (an embeddings model for chat, a tensor model for text).
+  MODEL_WRONG_TASK: 'invalid_input',
+  // A prompt (plus the asked completion) longer than the model's context.
+  CONTEXT_TOO_LONG: 'invalid_input',
   VERSION_NOT_FOUND: 'not_found',
   NOT_FOUND: 'not_found',
   // Usage, audit and rate-limit reads with authentication off: no identity layer keeps them, as the

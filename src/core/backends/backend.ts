@@ -1,3 +1,4 @@
+import type { TextEngine } from '../generate/types.js'
 import type { Tensor, TensorSpec } from '../infer/types.js'
 
 /** Device policy of a model: where it may run, and whether falling back to the CPU is allowed. */
@@ -36,4 +37,6 @@ export interface Backend {
   /** Releases sessions and device memory; safe to call twice. */
   dispose(): Promise<void>
   describe(): BackendDescription
+  /** Set by text-model backends (Hugging Face–format folders): generation and embeddings. */
+  readonly text?: TextEngine
 }

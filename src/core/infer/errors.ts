@@ -72,3 +72,21 @@ export function modelLoadFailed(model: string, reasons: string[]): Failure {
     details: { reasons },
   })
 }
+
+/** A text route asked a model that serves another task (or tensors only). */
+export function wrongTask(model: string, serves: string, wanted: string | undefined): UserError {
+  return new UserError(
+    'MODEL_WRONG_TASK',
+    `Model '${model}' serves ${serves}${wanted ? `, not ${wanted}` : ''}.`,
+    { hint: 'List the text models and their tasks with GET /v1/models.' },
+  )
+}
+
+/** A prompt (with the completion it asks for) longer than the model's context. */
+export function contextTooLong(model: string, tokens: number, limit: number): UserError {
+  return new UserError(
+    'CONTEXT_TOO_LONG',
+    `The request needs ${tokens} tokens but model '${model}' has a context of ${limit}.`,
+    { hint: 'Shorten the prompt or ask for fewer tokens (max_tokens).' },
+  )
+}

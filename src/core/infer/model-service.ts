@@ -1,11 +1,19 @@
 import { type CoreLogger, silentLogger } from '../logger.js'
-import { modelNotFound } from './errors.js'
+import { modelNotFound, wrongTask } from './errors.js'
 import { prepareRequest } from './input-validation.js'
 import { type LifecycleOptions, ModelLifecycle } from './model-lifecycle.js'
 import { byVersion, ModelTable } from './model-table.js'
 import { ResponseCache } from './response-cache.js'
 import { routeRequest, shadowCopy } from './router.js'
-import type { InferRequest, InferResult, ModelIndexEntry, ModelMetadata, ModelService } from './types.js'
+import type {
+  InferRequest,
+  InferResult,
+  ModelIndexEntry,
+  ModelMetadata,
+  ModelService,
+  TextTarget,
+  TextTargetRequest,
+} from './types.js'
 
 export interface ModelServiceOptions extends LifecycleOptions {
   logger?: CoreLogger
@@ -113,6 +121,29 @@ export class HelixModelService implements ModelService {
       else request.releaseInputs()
     }
     return answer(result.outputs, result.timing)
+  }
+
+  async text(request: TextTargetRequest): Promise<TextTarget> {
+    let entry = this.table.get(request.model)
+    if (this.lifecycle.loadsOnDemand(entry)) entry = await this.lifecycle.loadOnDemand(request.model)
+    if (!entry) throw modelNotFound(request.model)
+    entry.lastUsed = ++this.clock
+    const slot = routeRequest(this.table, entry, { ...request, inputs: [] })
+    const engine = slot.serving.backend.text
+    if (!engine) throw wrongTask(entry.name, 'a tensor model', request.task)
+    if (request.task && engine.info.task !== request.task)
+      throw wrongTask(entry.name, engine.info.task, request.task)
+    return { modelName: entry.name, modelVersion: slot.version, engine }
+  }
+
+  textModels(): TextTarget[] {
+    const targets: TextTarget[] = []
+    for (const entry of this.table.entries())
+      for (const slot of this.table.readySlots(entry)) {
+        const engine = slot.serving.backend.text
+        if (engine) targets.push({ modelName: entry.name, modelVersion: slot.version, engine })
+      }
+    return targets
   }
 
   load(model: string): Promise<void> {

@@ -1,4 +1,5 @@
 import type { Context } from '@opentelemetry/api'
+import type { TextEngine, TextTask } from '../generate/types.js'
 import type { CancelSignal } from './cancel-signal.js'
 
 /**
@@ -115,6 +116,21 @@ export interface InferRequest {
   traceContext?: Context
 }
 
+export interface TextTargetRequest {
+  model: string
+  version?: string
+  /** What the caller needs; a model of another task is refused with MODEL_WRONG_TASK. */
+  task?: TextTask
+  routingKey?: string
+  headers?: Record<string, string | string[] | undefined>
+}
+
+export interface TextTarget {
+  modelName: string
+  modelVersion: string
+  engine: TextEngine
+}
+
 export interface InferTiming {
   /** Time spent waiting in the scheduler queue. */
   queueMs: number
@@ -152,6 +168,14 @@ export interface ModelService {
   modelReady(model: string, version?: string): boolean
   index(options?: { readyOnly?: boolean }): ModelIndexEntry[]
   infer(request: InferRequest): Promise<InferResult>
+  /**
+   * A text model's engine (src/core/generate), routed like infer (a version, or the traffic policy
+   * with routingKey/headers) and loaded on demand. Throws MODEL_NOT_FOUND, VERSION_NOT_FOUND,
+   * MODEL_NOT_READY, and MODEL_WRONG_TASK when the model is not a text model or not of `task`.
+   */
+  text(request: TextTargetRequest): Promise<TextTarget>
+  /** Every ready text-model version (GET /v1/models). */
+  textModels(): TextTarget[]
   /** (Re)loads a model from the repository without dropping in-flight requests. */
   load(model: string): Promise<void>
   unload(model: string): Promise<void>
