@@ -1,4 +1,6 @@
-import { extname } from 'node:path'
+import { dirname, extname } from 'node:path'
+import { isTextModelDir, TEXT_MODEL_FILE } from '../generate/hf-folder.js'
+import { TextBackend } from '../generate/text-backend.js'
 import type { GpuDiscovery } from '../gpu/nvidia-smi.js'
 import type { GpuReservations } from '../gpu/placement.js'
 import type { ModelConfig } from '../infer/model-config.js'
@@ -66,13 +68,29 @@ export function pytorchBackend(options: BackendOptions): Backend {
   })
 }
 
+/** A Hugging Face–format folder (onnx/model.onnx beside tokenizer.json): text generation or embeddings. */
+export function textBackend(options: BackendOptions): Backend {
+  const { config } = options
+  return new TextBackend({
+    modelPath: options.modelPath,
+    config,
+    device: config.device ?? options.defaultDevice,
+    ...(config.gpu !== undefined ? { gpu: config.gpu } : {}),
+    label: options.label,
+    logger: options.logger,
+    discoverGpus: options.discoverGpus,
+    reservations: options.reservations,
+  })
+}
+
 export type { PytorchSettings }
 
 /** The backends by model format; the scheduler and the service see only the Backend interface. */
-export const BACKENDS = { onnx: onnxBackend, pytorch: pytorchBackend } as const satisfies Record<
-  string,
-  BackendFactory
->
+export const BACKENDS = {
+  onnx: onnxBackend,
+  pytorch: pytorchBackend,
+  text: textBackend,
+} as const satisfies Record<string, BackendFactory>
 
 export type ModelFormat = keyof typeof BACKENDS
 
@@ -80,5 +98,6 @@ const FORMAT_BY_EXTENSION: Record<string, ModelFormat> = { '.onnx': 'onnx', '.pt
 
 /** The format of a model file, from its name (model.onnx → onnx); undefined when no backend serves it. */
 export function formatOf(modelPath: string): ModelFormat | undefined {
+  if (modelPath.endsWith(TEXT_MODEL_FILE) && isTextModelDir(dirname(dirname(modelPath)))) return 'text'
   return FORMAT_BY_EXTENSION[extname(modelPath).toLowerCase()]
 }

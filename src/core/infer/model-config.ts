@@ -129,6 +129,43 @@ export const ModelConfigSchema = Type.Object(
     intra_op_threads: Type.Optional(Type.Integer({ minimum: 0, maximum: 1024 })),
     /** onnxruntime inter-op threads per session. */
     inter_op_threads: Type.Optional(Type.Integer({ minimum: 0, maximum: 1024 })),
+    /**
+     * Text models (a Hugging Face–format folder as the version): the task and the limits of the
+     * generation scheduler and the embeddings batcher. Everything is derived or defaulted when absent.
+     */
+    text: Type.Optional(
+      Type.Object(
+        {
+          /** embeddings | chat | text-classification; inferred from the graph when unambiguous. */
+          task: Type.Optional(
+            Type.Union([
+              Type.Literal('embeddings'),
+              Type.Literal('chat'),
+              Type.Literal('text-classification'),
+            ]),
+          ),
+          /** Longest prompt + completion in tokens; default the config.json max_position_embeddings (≤ 32768). */
+          max_context: Type.Optional(Type.Integer({ minimum: 2, maximum: 1_048_576 })),
+          /** Most new tokens one request may ask for (default 1024, never past the context). */
+          max_new_tokens: Type.Optional(Type.Integer({ minimum: 1 })),
+          /** Sequences decoded together in the running batch (default 16). */
+          max_sequences: Type.Optional(Type.Integer({ minimum: 1, maximum: 1024 })),
+          /** Requests waiting for a place in the running batch before 429 (default 256). */
+          max_waiting: Type.Optional(Type.Integer({ minimum: 1 })),
+          /** Tokens per forward pass: prefill chunks and embedding batches, padding included (default 4096). */
+          max_batch_tokens: Type.Optional(Type.Integer({ minimum: 16 })),
+          /** Memory the running batch's KV cache may take, in MiB (default 1024). */
+          kv_cache_mb: Type.Optional(Type.Integer({ minimum: 1 })),
+          /** Embedding pooling; default from 1_Pooling/config.json, else mean. */
+          pooling: Type.Optional(Type.Union([Type.Literal('mean'), Type.Literal('cls')])),
+          /** L2-normalise embeddings (default true). */
+          normalize: Type.Optional(Type.Boolean()),
+          /** The model was trained to allow shorter embeddings (Matryoshka): `dimensions` may ask for them. */
+          truncatable_dimensions: Type.Optional(Type.Boolean()),
+        },
+        { additionalProperties: false },
+      ),
+    ),
     queue: Type.Optional(
       Type.Object(
         {

@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs'
 import { readdir, readFile, stat } from 'node:fs/promises'
 import { join } from 'node:path'
+import { isTextModelDir, TEXT_MODEL_FILE } from '../generate/hf-folder.js'
 
 export const MODEL_FILE = 'model.onnx'
 /** The model files a version directory may hold, by backend: ONNX first, then TorchScript. */
@@ -59,9 +60,11 @@ export async function scanRepository(repositoryDir: string): Promise<RepositoryM
   return models.filter((m): m is RepositoryModel => m !== undefined)
 }
 
-/** Path of a version's model file: model.onnx, or model.pt when only that exists. */
+/** Path of a version's model file: model.onnx, onnx/model.onnx of a text model, or model.pt when only that exists. */
 export function modelFile(model: RepositoryModel, version: number): string {
   const dir = join(model.dir, String(version))
+  // A Hugging Face–format folder (Optimum, transformers.js exports) keeps its graph in onnx/.
+  if (isTextModelDir(dir)) return join(dir, TEXT_MODEL_FILE)
   const found = MODEL_FILES.find((file) => existsSync(join(dir, file)))
   return join(dir, found ?? MODEL_FILE)
 }
