@@ -63,6 +63,7 @@ export class TextTokenizer {
   }
 
   decode(ids: number[], skipSpecialTokens = true): string {
+    if (ids.length === 0) return ''
     return this.tokenizer.decode(ids, { skip_special_tokens: skipSpecialTokens })
   }
 
