@@ -199,7 +199,8 @@ export class KvBatch {
     const all = logits.data as Float32Array
     const vocab = Number(logits.dims[2])
     const steps = Number(logits.dims[1])
-    // Only the last position of each row is sampled from.
+    // Only the last position of each row is sampled from: a decode step's logits are that already.
+    if (steps === 1) return { logits: all, vocab }
     const last = new Float32Array(B * vocab)
     for (let b = 0; b < B; b++) {
       const from = (b * steps + steps - 1) * vocab
