@@ -26,6 +26,7 @@ export function renderAdded(added: AddedModel): string {
     `Added ${added.name} version ${added.version} at ${added.path}`,
     `  inputs:  ${added.inputs.map(spec).join(', ')}`,
     `  outputs: ${added.outputs.map(spec).join(', ')}`,
+    ...(added.task ? [`  task:    ${added.task} (served under /v1 with the OpenAI API)`] : []),
     `A running daemon picks it up with \`helix models load ${added.name}\`.`,
   ].join('\n')
 }

@@ -1,11 +1,14 @@
 import { randomBytes } from 'node:crypto'
-import { copyFile, mkdir, open, readFile, rename, rm, stat, writeFile } from 'node:fs/promises'
-import { extname, join, resolve } from 'node:path'
+import { copyFile, cp, mkdir, open, readFile, rename, rm, stat, writeFile } from 'node:fs/promises'
+import { extname, join, relative, resolve } from 'node:path'
 import * as ort from 'onnxruntime-node'
 import { firstLine, UserError } from '../../shared/errors.js'
 import { BackendLoadError } from '../backends/onnx-backend.js'
 import { specFromMetadata } from '../backends/onnx-tensors.js'
 import { PytorchBackend, type PytorchSettings } from '../backends/pytorch/pytorch-backend.js'
+import { isTextModelDir, TEXT_MODEL_FILE, TOKENIZER_FILE } from '../generate/hf-folder.js'
+import { TextBackend } from '../generate/text-backend.js'
+import { GpuReservations } from '../gpu/placement.js'
 import { silentLogger } from '../logger.js'
 import { type ModelConfig, ModelConfigError, parseModelConfig } from './model-config.js'
 import { CONFIG_FILE, MODEL_FILE, MODEL_NAME_PATTERN, readRepositoryModel } from './repository.js'
@@ -18,6 +21,8 @@ export interface AddedModel {
   path: string
   inputs: TensorSpec[]
   outputs: TensorSpec[]
+  /** A text model's task (embeddings, chat, text-classification). */
+  task?: string
 }
 
 export interface RemovedModel {
@@ -122,6 +127,53 @@ async function configFor(
 }
 
 /**
+ * Loads a Hugging Face–format folder as the daemon would (tokenizer, chat template, graph, task) on
+ * the CPU; returns the graph's signature and the task.
+ */
+export async function validateTextFolder(
+  dir: string,
+  config: ModelConfig,
+): Promise<{ inputs: TensorSpec[]; outputs: TensorSpec[]; task: string }> {
+  const backend = new TextBackend({
+    modelPath: join(dir, TEXT_MODEL_FILE),
+    config,
+    device: 'cpu',
+    label: dir,
+    logger: silentLogger,
+    discoverGpus: async () => ({ gpus: [] }),
+    reservations: new GpuReservations(),
+  })
+  try {
+    await backend.load()
+    const { inputs, outputs } = backend.describe()
+    return { inputs, outputs, task: backend.text?.info.task ?? 'unknown' }
+  } catch (err) {
+    const reason = err instanceof BackendLoadError ? err.reason : firstLine((err as Error).message)
+    throw new UserError('MODEL_INVALID', `helix cannot serve the text model in ${dir}: ${reason}`, {
+      hint: 'Export it with Optimum or transformers.js (onnx/model.onnx with past_key_values for chat, last_hidden_state for embeddings), or set text.task in config.yaml.',
+      cause: err,
+    })
+  } finally {
+    await backend.dispose()
+  }
+}
+
+/**
+ * Copies a text-model folder: its JSON and tokenizer files, sentence-transformers' module folders,
+ * and onnx/model.onnx with its external data; other ONNX variants (fp16, quantized) stay behind.
+ */
+async function copyTextFolder(source: string, target: string): Promise<void> {
+  await cp(source, target, {
+    recursive: true,
+    filter: (path) => {
+      const inOnnx = relative(join(source, 'onnx'), path)
+      if (inOnnx.startsWith('..') || inOnnx === '') return true
+      return inOnnx === 'model.onnx' || inOnnx.startsWith('model.onnx_data')
+    },
+  })
+}
+
+/**
  * Copies a model file into the repository as <name>/<version>/model.onnx, after onnxruntime has
  * loaded it (a .pt file: model.pt, after the PyTorch worker has loaded it and run the warmup).
  * With a config file, it becomes the model's config.yaml. All or nothing: the file goes to a hidden temp directory first, fsynced, and the
@@ -136,17 +188,25 @@ export async function addModel(
   checkName(name)
   const sourcePath = resolve(source)
   const info = await stat(sourcePath).catch(() => undefined)
-  if (!info?.isFile()) {
-    throw new UserError('MODEL_FILE_NOT_FOUND', `No model file at ${sourcePath}.`, {
-      hint: 'Give the path of an .onnx file or a TorchScript .pt file.',
+  const folder = info?.isDirectory() === true
+  if (folder && !isTextModelDir(sourcePath)) {
+    throw new UserError('MODEL_INVALID', `${sourcePath} is not a Hugging Face–format ONNX folder.`, {
+      hint: `A text model folder holds config.json, ${TOKENIZER_FILE}, tokenizer_config.json and ${TEXT_MODEL_FILE} (an Optimum or transformers.js export).`,
     })
   }
-  const torch = extname(sourcePath).toLowerCase() === '.pt'
-  const modelFileName = torch ? 'model.pt' : MODEL_FILE
+  if (!folder && !info?.isFile()) {
+    throw new UserError('MODEL_FILE_NOT_FOUND', `No model file at ${sourcePath}.`, {
+      hint: 'Give the path of an .onnx file, a TorchScript .pt file, or a Hugging Face–format ONNX folder.',
+    })
+  }
+  const torch = !folder && extname(sourcePath).toLowerCase() === '.pt'
+  const modelFileName = folder ? TEXT_MODEL_FILE : torch ? 'model.pt' : MODEL_FILE
   const { text: configText, config } = await configFor(repositoryDir, name, options.config)
-  const signature = torch
-    ? await validateTorchScriptFile(sourcePath, config, options.pytorch)
-    : await validateOnnxFile(sourcePath)
+  const signature = folder
+    ? await validateTextFolder(sourcePath, config)
+    : torch
+      ? await validateTorchScriptFile(sourcePath, config, options.pytorch)
+      : await validateOnnxFile(sourcePath)
   const existing = await readRepositoryModel(repositoryDir, name)
   const version = options.version ?? Math.max(0, ...(existing?.versions ?? [])) + 1
   if (!Number.isSafeInteger(version) || version < 1) {
@@ -165,8 +225,11 @@ export async function addModel(
   const temp = join(modelDir, `.add-${randomBytes(6).toString('hex')}`)
   const target = join(modelDir, String(version))
   try {
-    await mkdir(temp)
-    await copyFile(sourcePath, join(temp, modelFileName))
+    if (folder) await copyTextFolder(sourcePath, temp)
+    else {
+      await mkdir(temp)
+      await copyFile(sourcePath, join(temp, modelFileName))
+    }
     const handle = await open(join(temp, modelFileName), 'r')
     await handle.sync().finally(() => handle.close())
     // rename() refuses a non-empty target, so a concurrent add of the same version loses cleanly.
