@@ -126,10 +126,15 @@ export class GenerationScheduler {
     }
   }
 
-  /** Queues a sequence and streams its events; leaving the iteration early cancels it. */
-  async *submit(input: SequenceInput, signal?: { aborted: boolean }): AsyncGenerator<GenerationEvent> {
+  /**
+   * Queues a sequence (QUEUE_FULL is thrown here, before anything streams) and returns its events;
+   * leaving the iteration early cancels it.
+   */
+  submit(input: SequenceInput, signal?: { aborted: boolean }): AsyncGenerator<GenerationEvent> {
     if (this.closed) throw cancelled(this.label)
-    if (this.waitingCount >= this.limits.maxWaiting) {
+    // Requests that take a free place at the next step are not waiting.
+    const free = Math.max(0, this.limits.maxSequences - this.running.length)
+    if (this.waitingCount >= this.limits.maxWaiting + free) {
       const ahead = this.waitingCount + this.running.length
       const retry = Math.max(1, Math.ceil((ahead / this.limits.maxSequences) * this.meanSequenceSeconds))
       throw new QueueFullError(
@@ -143,6 +148,10 @@ export class GenerationScheduler {
     this.waiting.set(input.key, queue)
     this.waitingCount++
     this.kick()
+    return this.stream(seq, signal)
+  }
+
+  private async *stream(seq: Sequence, signal?: { aborted: boolean }): AsyncGenerator<GenerationEvent> {
     try {
       for (;;) {
         if (signal?.aborted) return
