@@ -1,5 +1,6 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client'
 import { isHelixError } from '../shared/errors.js'
+import type { GenerationStats, TextEngine } from './generate/types.js'
 import type { InferResult, ModelService } from './infer/types.js'
 import { registerEventLoopUtilization } from './monitoring/apm-metrics.js'
 
@@ -11,6 +12,28 @@ export type Protocol = 'rest' | 'grpc'
 
 /** Buckets of the per-request queue and compute histograms: 0.5 ms to 2.5 s. */
 const INFERENCE_SECONDS_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5]
+
+/** Buckets of time to first token: prefill plus queueing, 10 ms to 30 s. */
+const FIRST_TOKEN_SECONDS_BUCKETS = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30]
+/** Buckets of the gap between two tokens of one sequence: one decode step, 1 ms to 2.5 s. */
+const INTER_TOKEN_SECONDS_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5]
+
+/** The text API a request came through (a bounded label). */
+export type TextEndpoint = 'chat' | 'completions' | 'embeddings' | 'generate' | 'generate_stream' | 'realtime'
+
+/** How a text request ended: a finish reason, or how it did not finish. */
+export type TextOutcome = 'stop' | 'length' | 'none' | 'error' | 'cancelled'
+
+export type TokenKind = 'prompt' | 'completion'
+
+/**
+ * The generation scheduler's live figures of one engine, or undefined while the engine does not
+ * report them. The hook the text gauges read: it takes them from an engine's `stats()` method.
+ */
+export function generationStatsOf(engine: TextEngine): GenerationStats | undefined {
+  const reporting = engine as TextEngine & { stats?: () => GenerationStats }
+  return typeof reporting.stats === 'function' ? reporting.stats() : undefined
+}
 
 /**
  * The daemon's Prometheus metrics. The names are a contract: the generated alert rules and Grafana
@@ -79,6 +102,73 @@ export class HelixMetrics {
     buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
     registers: [this.registry],
   })
+
+  readonly textFirstToken = new Histogram({
+    name: 'helix_text_time_to_first_token_seconds',
+    help: 'Time from a generation request received to the first token of each of its sequences, by model.',
+    labelNames: ['model'] as const,
+    buckets: FIRST_TOKEN_SECONDS_BUCKETS,
+    registers: [this.registry],
+  })
+
+  readonly textInterToken = new Histogram({
+    name: 'helix_text_inter_token_latency_seconds',
+    help: 'Time between two consecutive tokens of one sequence, by model.',
+    labelNames: ['model'] as const,
+    buckets: INTER_TOKEN_SECONDS_BUCKETS,
+    registers: [this.registry],
+  })
+
+  readonly textTokens = new Counter({
+    name: 'helix_text_tokens_total',
+    help: 'Tokens of text models by model and kind (prompt: read, completion: generated).',
+    labelNames: ['model', 'kind'] as const,
+    registers: [this.registry],
+  })
+
+  readonly textRequests = new Counter({
+    name: 'helix_text_requests_total',
+    help: 'Text-model requests by model, endpoint (chat, completions, embeddings, generate, generate_stream, realtime) and finish_reason (stop, length; none for embeddings; error, cancelled).',
+    labelNames: ['model', 'endpoint', 'finish_reason'] as const,
+    registers: [this.registry],
+  })
+
+  /**
+   * Told of every text request's tokens with the caller's API key id (null without one); the daemon
+   * points it at the per-key business series, which bound their labels (monitoring/business-metrics.ts).
+   */
+  onTextTokens?: (keyId: string | null, model: string, kind: TokenKind, tokens: number) => void
+
+  /** Token timing of one model's generations, as the API face sees it. */
+  tokenTiming(model: string): { firstToken(seconds: number): void; interToken(seconds: number): void } {
+    const first = this.textFirstToken.labels(model)
+    const gap = this.textInterToken.labels(model)
+    return { firstToken: (s) => first.observe(s), interToken: (s) => gap.observe(s) }
+  }
+
+  /**
+   * One text request that reached a model (`model` is the repository's name, never the client's
+   * text, so labels stay bounded): its outcome and its tokens.
+   */
+  textDone(
+    model: string,
+    endpoint: TextEndpoint,
+    outcome: TextOutcome,
+    tokens: { prompt: number; completion: number },
+    keyId: string | null = null,
+  ): void {
+    this.textRequests.inc({ model, endpoint, finish_reason: outcome })
+    for (const kind of ['prompt', 'completion'] as const) {
+      if (tokens[kind] <= 0) continue
+      this.textTokens.inc({ model, kind }, tokens[kind])
+      this.onTextTokens?.(keyId, model, kind, tokens[kind])
+    }
+  }
+
+  /** A text request that failed before a model took it (unknown model, wrong task, bad body). */
+  textRefused(endpoint: TextEndpoint): void {
+    this.textRequests.inc({ model: UNKNOWN_NAME, endpoint, finish_reason: 'error' })
+  }
 
   /** One answered inference: its outcome, queue and compute time, and the batch it ran in. */
   inferenceDone(protocol: Protocol, result: InferResult): void {
@@ -166,6 +256,45 @@ export class HelixMetrics {
             entry.state === 'READY' ? 1 : 0,
           )
         }
+      },
+    })
+    // The generation scheduler of each ready text-model version (generationStatsOf is the hook).
+    const textStats = () =>
+      (service.textModels?.() ?? []).flatMap((t) => {
+        const stats = generationStatsOf(t.engine)
+        return stats ? [{ labels: { model: t.modelName, version: t.modelVersion }, stats }] : []
+      })
+    new Gauge({
+      name: 'helix_text_sequences',
+      help: 'Sequences of a text-model version by state: running (in the batch) or waiting (queued).',
+      labelNames: ['model', 'version', 'state'] as const,
+      registers: [this.registry],
+      collect() {
+        this.reset()
+        for (const { labels, stats } of textStats()) {
+          this.set({ ...labels, state: 'running' }, stats.running)
+          this.set({ ...labels, state: 'waiting' }, stats.waiting)
+        }
+      },
+    })
+    new Gauge({
+      name: 'helix_text_kv_cache_bytes',
+      help: 'KV-cache bytes in use by a text-model version.',
+      labelNames: ['model', 'version'] as const,
+      registers: [this.registry],
+      collect() {
+        this.reset()
+        for (const { labels, stats } of textStats()) this.set(labels, stats.kvCacheBytes)
+      },
+    })
+    new Gauge({
+      name: 'helix_text_kv_cache_budget_bytes',
+      help: 'KV-cache bytes a text-model version may use; past it new sequences wait.',
+      labelNames: ['model', 'version'] as const,
+      registers: [this.registry],
+      collect() {
+        this.reset()
+        for (const { labels, stats } of textStats()) this.set(labels, stats.kvCacheBudgetBytes)
       },
     })
     if (options.defaultMetrics !== false) {

@@ -17,9 +17,11 @@ import { metricsPlugin } from './plugins/metrics.js'
 import { type RequestLogPolicy, requestLogPlugin } from './plugins/request-log.js'
 import { securityPlugin } from './plugins/security.js'
 import { tracingPlugin } from './plugins/tracing.js'
+import { generateRoutes } from './routes/generate.js'
 import { healthRoutes } from './routes/health.js'
 import { inferRoutes } from './routes/infer.js'
 import { modelRoutes } from './routes/models.js'
+import { openaiRoutes } from './routes/openai.js'
 import { opsRoutes } from './routes/ops.js'
 import { repositoryRoutes } from './routes/repository.js'
 
@@ -110,6 +112,8 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   await app.register(healthRoutes, { service })
   await app.register(modelRoutes, { service })
   await app.register(inferRoutes, { service })
+  await app.register(generateRoutes, { service })
+  await app.register(openaiRoutes, { service })
   await app.register(repositoryRoutes, { service })
   await app.register(opsRoutes)
   return app

@@ -6,9 +6,10 @@ import type { BaseScope, ScopeRequirement } from '../core/identity/scopes.js'
  * - 'public': anyone (signing in, key discovery, the API description, scraping);
  * - 'signed-in': any valid credential (the caller's own account and keys);
  * - a scope, with the model it concerns taken from the :model parameter or from the JSON body's
- *   "model" (OpenAI-style routes, checked once the body is parsed).
+ *   "model" (OpenAI-style routes, checked once the body is parsed), or 'any': the scope for at least
+ *   one model (a listing the route narrows to the models the credential may use).
  */
-export type Access = 'public' | 'signed-in' | { scope: BaseScope; model?: 'param' | 'body' }
+export type Access = 'public' | 'signed-in' | { scope: BaseScope; model?: 'param' | 'body' | 'any' }
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -23,7 +24,7 @@ export const UNDECLARED: Access = { scope: 'admin' }
 export type RouteAccess =
   | { kind: 'public' }
   | { kind: 'signed-in' }
-  | { kind: 'scope'; need: ScopeRequirement; modelFromBody?: boolean }
+  | { kind: 'scope'; need: ScopeRequirement; modelFromBody?: boolean; anyModel?: boolean }
 
 /**
  * @param declared the route's `config.access`
@@ -42,6 +43,7 @@ export function routeAccess(
   const access = declared ?? UNDECLARED
   if (access === 'public' || access === 'signed-in') return { kind: access }
   if (access.model === 'body') return { kind: 'scope', need: { scope: access.scope }, modelFromBody: true }
+  if (access.model === 'any') return { kind: 'scope', need: { scope: access.scope }, anyModel: true }
   return {
     kind: 'scope',
     need: { scope: access.scope, ...(access.model === 'param' ? { model: params.model } : {}) },

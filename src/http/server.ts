@@ -341,7 +341,9 @@ export async function serve(
     registerJwtKeyMetrics(metrics.registry, home, config.helix.jwt.rotate_after_days)
     if (identity.limiter instanceof RedisRateLimiter)
       stopProbes.push(registerRedisMetrics(metrics.registry, identity.limiter))
-    new BusinessMetrics(metrics.registry, config.helix.monitoring.max_key_series).attach(identity)
+    const business = new BusinessMetrics(metrics.registry, config.helix.monitoring.max_key_series)
+    business.attach(identity)
+    metrics.onTextTokens = (keyId, model, kind, count) => business.tokens(keyId, model, kind, count)
   }
   let daemon: Daemon
   try {

@@ -24,6 +24,7 @@ interface KeyModelChildren {
 export class BusinessMetrics {
   private readonly keyRequests: Counter<'key_id' | 'model' | 'outcome'>
   private readonly keyItems: Counter<'key_id' | 'model'>
+  private readonly keyTokens: Counter<'key_id' | 'model' | 'kind'>
   private readonly usersRegistered: Counter
   private readonly logins: Counter<'outcome'>
   private readonly keyEvents: Counter<'event'>
@@ -50,6 +51,12 @@ export class BusinessMetrics {
       name: 'helix_key_items_total',
       help: 'Items (batch rows) served per API key id and model.',
       labelNames: ['key_id', 'model'] as const,
+      registers,
+    })
+    this.keyTokens = new Counter({
+      name: 'helix_key_tokens_total',
+      help: 'Text-model tokens per API key id and model, by kind (prompt, completion).',
+      labelNames: ['key_id', 'model', 'kind'] as const,
       registers,
     })
     this.usersRegistered = new Counter({
@@ -133,6 +140,16 @@ export class BusinessMetrics {
       c.ok.inc()
       if (items > 0) c.items.inc(items)
     } else c.error.inc()
+  }
+
+  /**
+   * Tokens a key's text request read or generated (HelixMetrics.onTextTokens). The model served the
+   * request, and key ids fold into key_id="other" past the cap as the request series do.
+   */
+  tokens(keyId: string | null, model: string, kind: 'prompt' | 'completion', count: number): void {
+    const key = this.keyLabel(keyId, this.children)
+    if (!this.children.has(key)) this.children.set(key, new Map())
+    this.keyTokens.inc({ key_id: key, model: this.modelLabel(model, true), kind }, count)
   }
 
   /** An audited identity action (user.create, auth.login, apikey.revoke, ...). */

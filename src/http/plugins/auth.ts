@@ -5,9 +5,10 @@ import { forbidden, missingCredentials } from '../../core/identity/auth-errors.j
 import { authenticateCredential, bearerCredential } from '../../core/identity/authenticator.js'
 import type { IdentityDeps } from '../../core/identity/identity-deps.js'
 import type { Principal } from '../../core/identity/principal.js'
-import { allows } from '../../core/identity/scopes.js'
+import { allows, type ScopeRequirement } from '../../core/identity/scopes.js'
 import type { UsageRecorder } from '../../core/identity/usage-recorder.js'
 import * as repos from '../../state/db/repositories/index.js'
+import { parseModelRef } from '../openai/model-ref.js'
 import { type RouteAccess, routeAccess } from '../route-access.js'
 import type { HttpRateLimits } from './rate-limit.js'
 
@@ -81,6 +82,17 @@ export function itemsOf(body: unknown): number {
   return b.input === undefined ? 0 : 1
 }
 
+/** Whether the scopes grant `scope` for at least one model (infer:<model> counts for infer). */
+function scopeForSomeModel(scopes: readonly string[], scope: ScopeRequirement['scope']): boolean {
+  return allows(scopes, { scope }) || (scope === 'infer' && scopes.some((s) => s.startsWith('infer:')))
+}
+
+/** The repository model a request concerns: the :model parameter or the body's "model" (`name[:version]`). */
+function requestModel(params: { model?: string }, body: unknown): string | null {
+  const named = params.model ?? (body as { model?: unknown } | undefined)?.model
+  return typeof named === 'string' ? parseModelRef(named).name : null
+}
+
 /**
  * The authentication hook of the daemon: per-IP limits on every request; on protected routes a Bearer
  * API key or access JWT (401 with WWW-Authenticate when missing or bad), the key's limits and quota
@@ -119,7 +131,9 @@ export function identityHooks(deps: IdentityDeps, guard: HttpRateLimits, recorde
     await guard.byPrincipal(reply, principal)
     if (access.kind === 'scope') {
       const need = access.need
-      if (!permitted(principal, need)) {
+      // A model named in the body is checked once it is parsed (preHandler); a listing narrows itself.
+      const some = access.modelFromBody || access.anyModel
+      if (!(some ? scopeForSomeModel(principal.scopes, need.scope) : permitted(principal, need))) {
         reply.header('www-authenticate', `${REALM}, error="insufficient_scope", scope="${need.scope}"`)
         throw forbidden(lacking(need))
       }
@@ -131,8 +145,10 @@ export function identityHooks(deps: IdentityDeps, guard: HttpRateLimits, recorde
     const principal = request.principal
     if (!principal) return
     const access = accessOf.get(request)
-    const model = (request.body as { model?: unknown } | undefined)?.model
-    if (access?.kind === 'scope' && access.modelFromBody && typeof model === 'string') {
+    const named = (request.body as { model?: unknown } | undefined)?.model
+    // A specific version is named `name:version`; scopes and key model lists name the model.
+    const model = typeof named === 'string' ? parseModelRef(named).name : undefined
+    if (access?.kind === 'scope' && access.modelFromBody && model !== undefined) {
       if (!allows(principal.scopes, { scope: 'infer', model }) || !modelAllowed(principal, model)) {
         reply.header('www-authenticate', `${REALM}, error="insufficient_scope", scope="infer:${model}"`)
         throw forbidden(`This credential may not call model ${model}.`)
@@ -156,7 +172,7 @@ export function identityHooks(deps: IdentityDeps, guard: HttpRateLimits, recorde
       apiKeyId: principal.keyId ?? null,
       method: request.method,
       route,
-      model: params.model ?? null,
+      model: requestModel(params, request.body),
       modelVersion: params.version ?? null,
       status,
       durationMs: reply.elapsedTime,

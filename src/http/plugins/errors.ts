@@ -2,12 +2,14 @@ import type { FastifyError, FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import type { ErrorKind } from '../../shared/error-codes.js'
 import { isHelixError } from '../../shared/errors.js'
+import { isOpenAIPath, openaiErrorBody } from '../openai/error-shape.js'
 import { recordFailure } from './request-log.js'
 
 /**
  * The one table from error kinds to HTTP statuses. Typed by ErrorKind, so a new kind cannot be left
  * unmapped; codes reach it through their kind (shared/error-codes.ts). Every error answer is
- * {"error": "message"}; only 'internal' hides its message.
+ * {"error": "message"}, except on the OpenAI-compatible /v1 paths, which answer OpenAI's
+ * {"error": {"message", "type", "param", "code"}} with the same status; only 'internal' hides its message.
  */
 export const HTTP_STATUS: Readonly<Record<ErrorKind, number>> = {
   invalid_input: 400,
@@ -86,10 +88,16 @@ export const errorsPlugin = fp(
         ...(answer.status >= 500 ? { err } : {}),
       })
       if (answer.retryAfter !== undefined) reply.header('retry-after', String(answer.retryAfter))
-      reply.code(answer.status).type('application/json; charset=utf-8').send({ error: answer.message })
+      const body = isOpenAIPath(request.url)
+        ? openaiErrorBody(err, answer, request.url)
+        : { error: answer.message }
+      reply.code(answer.status).type('application/json; charset=utf-8').send(body)
     })
     app.setNotFoundHandler((request, reply) => {
-      reply.code(404).send({ error: `No route ${request.method} ${request.url.split('?')[0]}.` })
+      const message = `No route ${request.method} ${request.url.split('?')[0]}.`
+      if (!isOpenAIPath(request.url)) return reply.code(404).send({ error: message })
+      const error = { message, type: 'not_found_error', param: null, code: 'unknown_url' }
+      return reply.code(404).send({ error })
     })
   },
   { name: 'helix-errors', fastify: '5.x' },
