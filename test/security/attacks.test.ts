@@ -216,16 +216,31 @@ describe('attacks refused by a running daemon', () => {
         })
         expect([401, 403], `${method} ${path}`).toContain(res.status)
       }
-      // Key management: never more scope than the key holds, never another user's keys.
-      const minted = await fetch(`${url}/auth/apikeys`, {
-        method: 'POST',
-        headers: { ...bearer(inferKey.key), 'content-type': 'application/json' },
-        body: JSON.stringify({ name: 'escalate', scopes: ['admin'] }),
+      // Key management: an inference key manages no keys at all (not even a narrower one for its
+      // owner, nor a list of its owner's keys); a signed-in user sees only their own keys.
+      for (const scopes of [['admin'], ['infer']]) {
+        const minted = await fetch(`${url}/auth/apikeys`, {
+          method: 'POST',
+          headers: { ...bearer(inferKey.key), 'content-type': 'application/json' },
+          body: JSON.stringify({ name: 'escalate', scopes }),
+        })
+        expect(minted.status, scopes.join()).toBe(403)
+      }
+      const listedByKey = await fetch(`${url}/auth/apikeys?all=true`, { headers: bearer(inferKey.key) })
+      expect(listedByKey.status).toBe(403)
+      const revoked = await fetch(`${url}/auth/apikeys/${inferKey.id}`, {
+        method: 'DELETE',
+        headers: bearer(inferKey.key),
       })
-      expect(minted.status).toBe(403)
-      const listed = await fetch(`${url}/auth/apikeys?all=true`, { headers: bearer(inferKey.key) })
+      expect(revoked.status).toBe(403)
+      // A fresh session: the refresh-reuse test may have ended the first one.
+      const session = (await (await login('mallory.victim@example.test', PASSWORD)).json()) as {
+        access_token: string
+      }
+      const listed = await fetch(`${url}/auth/apikeys?all=true`, { headers: bearer(session.access_token) })
+      expect(listed.status).toBe(200)
       const owners = ((await listed.json()) as { user_id: string | null }[]).map((k) => k.user_id)
-      expect(new Set(owners)).toEqual(new Set([decodeJwt(access).sub]))
+      expect(new Set(owners)).toEqual(new Set([decodeJwt(session.access_token).sub]))
       const narrow = await createKey(d.identity.deps, CLI_ACTOR, { name: 'narrow', scopes: ['infer:other'] })
       expect((await infer(narrow.key, 'add')).status).toBe(403)
     })

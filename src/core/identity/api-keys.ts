@@ -13,6 +13,20 @@ export interface KeyActor {
   /** Scopes the actor holds; keys they create cannot exceed them. */
   scopes: readonly string[]
   actor: string
+  /**
+   * The caller is an API key (not a signed-in user): without the admin scope it cannot create, list,
+   * rotate or revoke keys, so a leaked inference key cannot mint itself successors or learn its
+   * owner's other keys. Reading its own usage stays allowed.
+   */
+  viaApiKey?: boolean
+}
+
+/** Key management needs a signed-in user or an admin key (see KeyActor.viaApiKey). */
+function requireKeyManager(actor: KeyActor): void {
+  if (actor.viaApiKey && !actor.admin)
+    throw forbidden(
+      'API keys cannot manage API keys unless they have the admin scope: sign in (POST /auth/login) and use the access token.',
+    )
 }
 
 export const CLI_ACTOR: KeyActor = { admin: true, scopes: ['admin'], actor: 'cli' }
@@ -114,6 +128,7 @@ export async function createKey(
   request: NewKeyRequest,
   origin: RequestOrigin = {},
 ): Promise<CreatedKey> {
+  requireKeyManager(actor)
   const scopes = parseScopes(request.scopes)
   if (!actor.admin && !canGrant(actor.scopes, scopes)) {
     throw forbidden('A key cannot have scopes its creator does not hold.')
@@ -160,6 +175,7 @@ export async function listKeys(
   actor: KeyActor,
   options: { userId?: string; includeRevoked?: boolean } = {},
 ): Promise<ApiKeyInfo[]> {
+  requireKeyManager(actor)
   const userId = actor.admin ? options.userId : (actor.userId ?? undefined)
   if (!actor.admin && !userId) return []
   const rows = await repos.apiKeys.listApiKeys(deps.db, {
@@ -180,6 +196,7 @@ export async function rotateKey(
   options: { graceSeconds?: number } = {},
   origin: RequestOrigin = {},
 ): Promise<CreatedKey> {
+  requireKeyManager(actor)
   const existing = await ownedKey(deps, actor, id)
   if (existing.revoked_at) throw notFound(`API key ${id}`)
   const grace = options.graceSeconds ?? deps.config.auth.api_key_grace_s
@@ -214,6 +231,7 @@ export async function revokeKey(
   id: string,
   origin: RequestOrigin = {},
 ): Promise<ApiKeyInfo> {
+  requireKeyManager(actor)
   const existing = await ownedKey(deps, actor, id)
   const row = (await repos.apiKeys.revokeApiKey(deps.db, existing.id)) ?? existing
   deps.events?.('apikey.revoke')

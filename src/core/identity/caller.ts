@@ -31,5 +31,6 @@ export function keyActorOf(principal: Principal | undefined): KeyActor {
     admin: principal?.scopes.includes('admin') ?? false,
     scopes: principal?.scopes ?? [],
     actor: principal?.kind === 'apikey' ? `apikey:${principal.keyId}` : `user:${principal?.userId}`,
+    ...(principal?.kind === 'apikey' ? { viaApiKey: true } : {}),
   }
 }
