@@ -105,7 +105,8 @@ export async function createAccount(
     displayName: account.displayName ?? null,
     role: account.role ?? 'user',
   })
-  deps.events?.('user.create')
+  // An account made by someone else (an administrator, the CLI) is not a sign-up.
+  deps.events?.(origin.actor ? 'user.create' : 'user.register')
   await audit(deps, {
     action: 'user.create',
     actorUserId: origin.actorUserId ?? row.id,

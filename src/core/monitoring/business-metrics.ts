@@ -61,7 +61,8 @@ export class BusinessMetrics {
     })
     this.usersRegistered = new Counter({
       name: 'helix_users_registered_total',
-      help: 'Accounts created (registration or by an administrator) since the daemon started.',
+      help: 'Accounts created since the daemon started, by how: self (POST /auth/register) or admin.',
+      labelNames: ['via'] as const,
       registers,
     })
     this.logins = new Counter({
@@ -155,7 +156,8 @@ export class BusinessMetrics {
   /** An audited identity action (user.create, auth.login, apikey.revoke, ...). */
   event(action: string): void {
     const counted: Record<string, () => void> = {
-      'user.create': () => this.usersRegistered.inc(),
+      'user.register': () => this.usersRegistered.inc({ via: 'self' }),
+      'user.create': () => this.usersRegistered.inc({ via: 'admin' }),
       'auth.login': () => this.logins.inc({ outcome: 'ok' }),
       'auth.login_failed': () => this.logins.inc({ outcome: 'failed' }),
       'apikey.create': () => this.keyEvents.inc({ event: 'created' }),

@@ -149,7 +149,7 @@ export const DETAIL_PANELS: DashboardPanel[] = [
     mayBeEmpty: 'authentication off',
     targets: [
       { expr: 'sum by (outcome) (increase(helix_logins_total[1h]))', legend: 'sign-in {{outcome}}' },
-      { expr: 'sum(increase(helix_users_registered_total[1h]))', legend: 'sign-ups' },
+      { expr: 'sum(increase(helix_users_registered_total{via="self"}[1h]))', legend: 'sign-ups' },
       { expr: 'sum by (event) (increase(helix_api_keys_events_total[1h]))', legend: 'key {{event}}' },
     ],
   },

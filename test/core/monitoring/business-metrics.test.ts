@@ -108,7 +108,10 @@ describe('business metrics (real PostgreSQL, REST through the identity layer)', 
     expect((await login(PASSWORD)).statusCode).toBe(200)
     expect((await login('wrong password entirely')).statusCode).toBe(401)
     const text = await metrics.registry.metrics()
-    expect(value(text, 'helix_users_registered_total')).toBe(1)
+    expect(value(text, 'helix_users_registered_total{via="self"}')).toBe(1)
+    // An administrator's account is counted apart from sign-ups.
+    await createAccount(identity.deps, { email: 'bob@example.test', password: PASSWORD }, { actor: 'cli' })
+    expect(value(await metrics.registry.metrics(), 'helix_users_registered_total{via="admin"}')).toBe(1)
     expect(value(text, 'helix_logins_total{outcome="ok"}')).toBe(1)
     expect(value(text, 'helix_logins_total{outcome="failed"}')).toBe(1)
   })
