@@ -63,6 +63,11 @@ const FORBIDDEN: Record<string, { layers: string[]; packages?: RegExp }> = {
   cli: { layers: ['commands'] },
   bench: { layers: ['commands', 'http', 'grpc', 'core', 'provision', 'ops'] },
   ops: { layers: ['commands'] },
+  // The realtime client is a library for callers of the daemon: the wire protocol (shared) and ws only.
+  client: {
+    layers: ['state', 'core', 'provision', 'http', 'grpc', 'cli', 'ops', 'commands', 'bench'],
+    packages: /^(fastify|@fastify\/.*|@grpc\/.*)$/,
+  },
 }
 
 /** Only the REST face may use the web framework. */
@@ -114,7 +119,19 @@ describe('import rules', () => {
   it('reads the whole tree', () => {
     expect(edges.length).toBeGreaterThan(500)
     expect(new Set(edges.map((e) => layer(e.from)))).toEqual(
-      new Set(['bench', 'cli', 'commands', 'core', 'grpc', 'http', 'ops', 'provision', 'shared', 'state']),
+      new Set([
+        'bench',
+        'cli',
+        'client',
+        'commands',
+        'core',
+        'grpc',
+        'http',
+        'ops',
+        'provision',
+        'shared',
+        'state',
+      ]),
     )
   })
 

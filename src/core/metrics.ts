@@ -8,7 +8,7 @@ import { registerEventLoopUtilization } from './monitoring/apm-metrics.js'
 export const UNKNOWN_NAME = '(unknown)'
 
 /** The face a request came through, as the protocol label says it. */
-export type Protocol = 'rest' | 'grpc'
+export type Protocol = 'rest' | 'grpc' | 'websocket'
 
 /** Buckets of the per-request queue and compute histograms: 0.5 ms to 2.5 s. */
 const INFERENCE_SECONDS_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5]
@@ -54,6 +54,33 @@ export class HelixMetrics {
     help: 'Time from request received to response sent, by method, route pattern and status code.',
     labelNames: ['method', 'route', 'status_code'] as const,
     buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [this.registry],
+  })
+
+  readonly realtimeConnections = new Gauge({
+    name: 'helix_realtime_connections',
+    help: 'Open WebSocket connections on /v1/realtime (authenticated or not yet).',
+    registers: [this.registry],
+  })
+
+  readonly realtimeFrames = new Counter({
+    name: 'helix_realtime_frames_total',
+    help: 'WebSocket frames on /v1/realtime by direction (in, out) and frame type (invalid: not a known frame).',
+    labelNames: ['direction', 'type'] as const,
+    registers: [this.registry],
+  })
+
+  readonly realtimeCloses = new Counter({
+    name: 'helix_realtime_closes_total',
+    help: 'Closed /v1/realtime connections by reason (client: a clean close, dropped, unauthenticated, revoked, expired, slow_consumer, heartbeat, taken_over, too_many).',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  })
+
+  readonly realtimeResumes = new Counter({
+    name: 'helix_realtime_resumes_total',
+    help: 'Resumes of /v1/realtime sessions by outcome (resumed, refused).',
+    labelNames: ['outcome'] as const,
     registers: [this.registry],
   })
 

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto'
 import type { IncomingMessage } from 'node:http'
 import type { SecureServerOptions } from 'node:http2'
 import type { ServerOptions as HttpsServerOptions } from 'node:https'
+import websocket from '@fastify/websocket'
 import Fastify, {
   type FastifyBaseLogger,
   type FastifyInstance,
@@ -10,6 +11,8 @@ import Fastify, {
 } from 'fastify'
 import type { ModelService } from '../core/infer/types.js'
 import { HelixMetrics } from '../core/metrics.js'
+import { REALTIME_CLOSE } from '../shared/realtime-protocol.js'
+import { openSocketAuth } from './auth/socket-auth.js'
 import { authPlugin, type HttpAuth } from './plugins/auth.js'
 import { bodyParsersPlugin } from './plugins/body-parsers.js'
 import { errorsPlugin } from './plugins/errors.js'
@@ -17,12 +20,14 @@ import { metricsPlugin } from './plugins/metrics.js'
 import { type RequestLogPolicy, requestLogPlugin } from './plugins/request-log.js'
 import { securityPlugin } from './plugins/security.js'
 import { tracingPlugin } from './plugins/tracing.js'
+import { DEFAULT_REALTIME_SETTINGS, type RealtimeSettings } from './realtime/settings.js'
 import { generateRoutes } from './routes/generate.js'
 import { healthRoutes } from './routes/health.js'
 import { inferRoutes } from './routes/infer.js'
 import { modelRoutes } from './routes/models.js'
 import { openaiRoutes } from './routes/openai.js'
 import { opsRoutes } from './routes/ops.js'
+import { realtimeRoutes } from './routes/realtime.js'
 import { repositoryRoutes } from './routes/repository.js'
 
 export interface BuildAppOptions {
@@ -49,6 +54,8 @@ export interface BuildAppOptions {
   metrics?: HelixMetrics
   /** Which answered requests get a log line; errors only by default. */
   requestLog?: RequestLogPolicy
+  /** Limits and timers of GET /v1/realtime (helix.yaml's realtime:); the defaults for what is absent. */
+  realtime?: Partial<RealtimeSettings>
 }
 
 /** Never log bodies, credentials or cookies (the request serializer logs no headers; this is the guard). */
@@ -100,6 +107,23 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   }) as unknown as FastifyInstance
 
   // The database and Redis are opened by the identity layer (src/core/identity) before the app is built.
+  const realtime = { ...DEFAULT_REALTIME_SETTINGS, ...options.realtime }
+  // First, so its onRoute hook sees every route (an upgrade to any other route is closed).
+  await app.register(websocket, {
+    options: { maxPayload: realtime.maxMessageBytes },
+    preClose(done) {
+      const sockets = app.websocketServer
+      for (const client of sockets.clients) client.close(REALTIME_CLOSE.goingAway, 'server shutting down')
+      // A client that does not read cannot take the close frame: it is cut off instead.
+      const force = setTimeout(() => {
+        for (const client of sockets.clients) client.terminate()
+      }, 2000)
+      sockets.close(() => {
+        clearTimeout(force)
+        done()
+      })
+    },
+  })
   await app.register(bodyParsersPlugin, { bodyLimit })
   await app.register(errorsPlugin)
   await app.register(tracingPlugin)
@@ -116,5 +140,8 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   await app.register(openaiRoutes, { service })
   await app.register(repositoryRoutes, { service })
   await app.register(opsRoutes)
+  // With an identity layer that has no socket face, nothing would check the auth frame: no route then.
+  const socketAuth = options.auth ? options.auth.socket : openSocketAuth
+  if (socketAuth) await app.register(realtimeRoutes, { service, auth: socketAuth, settings: realtime })
   return app
 }

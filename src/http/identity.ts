@@ -4,6 +4,7 @@ import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import type { Identity } from '../core/identity/identity.js'
 import { rateLimitGuard } from '../core/limits/guard.js'
+import { socketAuth } from './auth/socket-auth.js'
 import { type HttpAuth, identityHooks } from './plugins/auth.js'
 import { httpRateLimits } from './plugins/rate-limit.js'
 import { apiKeyRoutes } from './routes/apikeys.js'
@@ -67,5 +68,5 @@ export function httpAuthentication(identity: Identity): HttpAuth {
     },
     { name: 'helix-identity', fastify: '5.x' },
   )
-  return { authenticate: hooks.authenticate, routes }
+  return { authenticate: hooks.authenticate, routes, socket: socketAuth(identity) }
 }

@@ -36,6 +36,7 @@ import { runMigrations } from '../state/db/connect.js'
 import { type BuildAppOptions, buildApp, REDACTED_PATHS } from './app.js'
 import { httpAuthentication } from './identity.js'
 import { chooseLogFormat, LEVEL_VALUES, PrettyLogStream } from './pretty-log.js'
+import { realtimeSettings } from './realtime/settings.js'
 import { loadRuntimeConfig, type RuntimeConfig, type RuntimeTls, type ServeFlags } from './serve-config.js'
 
 export function httpsOptions(tls: RuntimeTls): HttpsServerOptions {
@@ -116,6 +117,7 @@ export async function startDaemon(
     timeouts: config.timeouts,
     trustProxy: config.trustProxy,
     requestLog: config.requestLog,
+    realtime: realtimeSettings(config.helix.realtime),
     loggerInstance: logger,
     ...(config.tls ? { https: httpsOptions(config.tls) } : {}),
   })

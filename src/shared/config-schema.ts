@@ -116,6 +116,30 @@ export const HelixConfigSchema = Type.Object(
       },
       { default: {} },
     ),
+    /** WebSocket streaming at GET /v1/realtime (docs/realtime.md). */
+    realtime: Type.Object(
+      {
+        /** Seconds a new socket has to send its auth frame before it is closed (4401). */
+        auth_timeout_s: Type.Number({ exclusiveMinimum: 0, default: 10 }),
+        /** Seconds between the daemon's pings; a socket that did not answer the last one is closed. */
+        heartbeat_s: Type.Number({ exclusiveMinimum: 0, default: 20 }),
+        /** Seconds a dropped session's unfinished requests keep running, their frames kept for a resume. */
+        resume_grace_s: Type.Number({ minimum: 0, default: 30 }),
+        /** Seconds between checks that a connected credential is neither revoked nor expired. */
+        credential_check_s: Type.Number({ exclusiveMinimum: 0, default: 30 }),
+        /** Largest frame a client may send, in bytes (larger ones close the socket with 1009). */
+        max_message_bytes: Type.Integer({ minimum: 1024, default: 16 * 1024 * 1024 }),
+        /** Unfinished requests one socket (session) may have. */
+        max_requests_per_socket: Type.Integer({ minimum: 1, default: 64 }),
+        /** Open sockets per API key or user. */
+        max_sockets_per_principal: Type.Integer({ minimum: 1, default: 32 }),
+        /** Bytes a client may leave unread before it is closed as a slow consumer (4008). */
+        max_send_queue_bytes: Type.Integer({ minimum: 65_536, default: 16 * 1024 * 1024 }),
+        /** Bytes of sent but unacknowledged frames kept per session for a resume. */
+        resume_buffer_bytes: Type.Integer({ minimum: 65_536, default: 8 * 1024 * 1024 }),
+      },
+      { default: {} },
+    ),
     logging: Type.Object(
       {
         /** Log lines of serve/up: pretty (one human line each), json, or auto (pretty on a terminal); env HELIX_LOG_FORMAT. */

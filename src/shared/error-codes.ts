@@ -45,6 +45,15 @@ export const ERROR_KINDS = {
   // REST /auth routes are absent then (404).
   AUTH_DISABLED: 'not_found',
   USER_EXISTS: 'conflict',
+  // WebSocket streaming (/v1/realtime): a request id the session already uses; more requests in flight
+  // than realtime.max_requests_per_socket; a resume naming no live session (unknown, expired, a wrong
+  // token or another principal all read the same); frames a resume asked for that are no longer held.
+  REQUEST_ID_IN_USE: 'conflict',
+  TOO_MANY_IN_FLIGHT: 'rate_limited',
+  SESSION_NOT_FOUND: 'not_found',
+  RESUME_GAP: 'conflict',
+  // The realtime client lost its connection and could not resume its session.
+  CONNECTION_LOST: 'unavailable',
   BODY_TOO_LARGE: 'too_large',
   UNSUPPORTED_MEDIA_TYPE: 'unsupported_media_type',
   RATE_LIMITED: 'rate_limited',

@@ -31,6 +31,7 @@ describe('templates/helix.yaml.eta', () => {
       'tls',
       'jwt',
       'server',
+      'realtime',
       'logging',
       'nginx',
       'database',

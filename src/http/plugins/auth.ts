@@ -8,6 +8,7 @@ import type { Principal } from '../../core/identity/principal.js'
 import { allows, type ScopeRequirement } from '../../core/identity/scopes.js'
 import type { UsageRecorder } from '../../core/identity/usage-recorder.js'
 import * as repos from '../../state/db/repositories/index.js'
+import type { SocketAuth } from '../auth/socket-auth.js'
 import { parseModelRef } from '../openai/model-ref.js'
 import { type RouteAccess, routeAccess } from '../route-access.js'
 import type { HttpRateLimits } from './rate-limit.js'
@@ -26,6 +27,8 @@ export type Authenticate = (request: FastifyRequest, reply: FastifyReply) => Pro
 export interface HttpAuth {
   authenticate: Authenticate
   routes?: FastifyPluginAsync
+  /** The same checks for GET /v1/realtime, whose credential comes in the first frame. */
+  socket?: SocketAuth
 }
 
 declare module 'fastify' {

@@ -1,0 +1,52 @@
+import type { EmbeddingsFrame } from '../../shared/realtime-protocol.js'
+import { callerKey, cancelledError, type RequestContext, type RequestOutcome } from './request-context.js'
+
+/** The inputs of an embeddings frame as the engine takes them: texts or token id arrays. */
+export function embeddingInputs(input: EmbeddingsFrame['input']): Array<string | number[]> {
+  if (typeof input === 'string') return [input]
+  if (input.every((item) => typeof item === 'number')) return [input as number[]]
+  return input as Array<string | number[]>
+}
+
+/** An embeddings frame: one result frame with OpenAI's `data` and `usage`. */
+export async function runEmbeddings(
+  frame: EmbeddingsFrame,
+  context: RequestContext,
+): Promise<RequestOutcome> {
+  const { service, metrics, session, stream, principal } = context
+  const key = callerKey(principal)
+  const { modelName, modelVersion, engine } = await service.text({
+    model: frame.model,
+    ...(frame.version !== undefined ? { version: frame.version } : {}),
+    task: 'embeddings',
+    ...(key ? { routingKey: key } : {}),
+    headers: context.headers,
+  })
+  const inputs = embeddingInputs(frame.input)
+  let result: Awaited<ReturnType<typeof engine.embed>>
+  try {
+    result = await engine.embed({
+      inputs,
+      ...(frame.dimensions !== undefined ? { dimensions: frame.dimensions } : {}),
+      ...(key ? { key } : {}),
+      signal: stream.cancel,
+    })
+  } catch (err) {
+    metrics.textDone(modelName, 'realtime', 'error', { prompt: 0, completion: 0 }, principal?.keyId ?? null)
+    throw stream.cancel.aborted ? cancelledError(stream) : err
+  }
+  if (stream.cancel.aborted) throw cancelledError(stream)
+  const prompt = result.promptTokens
+  metrics.textDone(modelName, 'realtime', 'none', { prompt, completion: 0 }, principal?.keyId ?? null)
+  session.emit(stream, 'result', {
+    model: modelName,
+    model_version: modelVersion,
+    data: result.embeddings.map((embedding, index) => ({
+      object: 'embedding',
+      index,
+      embedding: Array.from(embedding),
+    })),
+    usage: { prompt_tokens: prompt, total_tokens: prompt },
+  })
+  return { model: modelName, version: modelVersion, items: inputs.length, tokens: prompt }
+}
