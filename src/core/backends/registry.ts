@@ -1,4 +1,4 @@
-import { dirname, extname } from 'node:path'
+import { basename, dirname, extname } from 'node:path'
 import { isTextModelDir, TEXT_MODEL_FILE } from '../generate/hf-folder.js'
 import { TextBackend } from '../generate/text-backend.js'
 import type { GpuDiscovery } from '../gpu/nvidia-smi.js'
@@ -8,6 +8,8 @@ import type { CoreLogger } from '../logger.js'
 import type { Backend, DevicePolicy } from './backend.js'
 import { OnnxBackend } from './onnx-backend.js'
 import { PytorchBackend, type PytorchSettings } from './pytorch/pytorch-backend.js'
+import { TfjsBackend } from './tfjs/tfjs-backend.js'
+import { TFJS_MODEL_FILE } from './tfjs/tfjs-files.js'
 import type { WorkerPool } from './worker-pool.js'
 
 /** What the inference core gives any backend for one model version; each reads what applies to it. */
@@ -68,6 +70,18 @@ export function pytorchBackend(options: BackendOptions): Backend {
   })
 }
 
+/** TensorFlow.js (model.json + weight shards) in worker threads on tfjs's WebAssembly backend. */
+export function tfjsBackend(options: BackendOptions): Backend {
+  const { config } = options
+  return new TfjsBackend({
+    modelPath: options.modelPath,
+    config,
+    device: config.device ?? options.defaultDevice,
+    label: options.label,
+    logger: options.logger,
+  })
+}
+
 /** A Hugging Face–format folder (onnx/model.onnx beside tokenizer.json): text generation or embeddings. */
 export function textBackend(options: BackendOptions): Backend {
   const { config } = options
@@ -89,6 +103,7 @@ export type { PytorchSettings }
 export const BACKENDS = {
   onnx: onnxBackend,
   pytorch: pytorchBackend,
+  tfjs: tfjsBackend,
   text: textBackend,
 } as const satisfies Record<string, BackendFactory>
 
@@ -96,8 +111,9 @@ export type ModelFormat = keyof typeof BACKENDS
 
 const FORMAT_BY_EXTENSION: Record<string, ModelFormat> = { '.onnx': 'onnx', '.pt': 'pytorch' }
 
-/** The format of a model file, from its name (model.onnx → onnx); undefined when no backend serves it. */
+/** The format of a model file, from its name (model.onnx → onnx, model.json → tfjs); undefined when no backend serves it. */
 export function formatOf(modelPath: string): ModelFormat | undefined {
   if (modelPath.endsWith(TEXT_MODEL_FILE) && isTextModelDir(dirname(dirname(modelPath)))) return 'text'
+  if (basename(modelPath) === TFJS_MODEL_FILE) return 'tfjs'
   return FORMAT_BY_EXTENSION[extname(modelPath).toLowerCase()]
 }

@@ -1,11 +1,12 @@
 import { existsSync } from 'node:fs'
 import { readdir, readFile, stat } from 'node:fs/promises'
-import { join } from 'node:path'
+import { basename, join } from 'node:path'
+import { TFJS_MODEL_FILE, tfjsShardStats } from '../backends/tfjs/tfjs-files.js'
 import { isTextModelDir, TEXT_MODEL_FILE } from '../generate/hf-folder.js'
 
 export const MODEL_FILE = 'model.onnx'
-/** The model files a version directory may hold, by backend: ONNX first, then TorchScript. */
-export const MODEL_FILES = [MODEL_FILE, 'model.pt'] as const
+/** The model files a version directory may hold, by backend: ONNX first, then TorchScript, then TensorFlow.js. */
+export const MODEL_FILES = [MODEL_FILE, 'model.pt', 'model.json'] as const
 export const CONFIG_FILE = 'config.yaml'
 
 /** Model names are path segments and URL segments: keep them to a safe alphabet. */
@@ -60,7 +61,7 @@ export async function scanRepository(repositoryDir: string): Promise<RepositoryM
   return models.filter((m): m is RepositoryModel => m !== undefined)
 }
 
-/** Path of a version's model file: model.onnx, onnx/model.onnx of a text model, or model.pt when only that exists. */
+/** Path of a version's model file: model.onnx, onnx/model.onnx of a text model, or model.pt / model.json when only that exists. */
 export function modelFile(model: RepositoryModel, version: number): string {
   const dir = join(model.dir, String(version))
   // A Hugging Face–format folder (Optimum, transformers.js exports) keeps its graph in onnx/.
@@ -78,10 +79,13 @@ export async function versionFile(
   model: RepositoryModel,
   version: number,
 ): Promise<{ fingerprint: string; size: number } | undefined> {
-  const info = await stat(modelFile(model, version)).catch(() => undefined)
+  const path = modelFile(model, version)
+  const info = await stat(path).catch(() => undefined)
   if (!info?.isFile()) return undefined
+  // A TF.js model.json is a few kB: its weight shards are what a reload must notice and the budget count.
+  const shards = basename(path) === TFJS_MODEL_FILE ? await tfjsShardStats(path) : undefined
   return {
-    fingerprint: `${info.size}:${info.mtimeMs}:${info.ino}:${model.configText ?? ''}`,
-    size: info.size,
+    fingerprint: `${info.size}:${info.mtimeMs}:${info.ino}:${shards ? `${shards.stamp}:` : ''}${model.configText ?? ''}`,
+    size: info.size + (shards?.bytes ?? 0),
   }
 }
