@@ -6,12 +6,14 @@ import { firstLine, UserError } from '../../shared/errors.js'
 import { BackendLoadError } from '../backends/onnx-backend.js'
 import { specFromMetadata } from '../backends/onnx-tensors.js'
 import { PytorchBackend, type PytorchSettings } from '../backends/pytorch/pytorch-backend.js'
+import { TFJS_MODEL_FILE } from '../backends/tfjs/tfjs-files.js'
 import { isTextModelDir, TEXT_MODEL_FILE, TOKENIZER_FILE } from '../generate/hf-folder.js'
 import { TextBackend } from '../generate/text-backend.js'
 import { GpuReservations } from '../gpu/placement.js'
 import { silentLogger } from '../logger.js'
 import { type ModelConfig, ModelConfigError, parseModelConfig } from './model-config.js'
 import { CONFIG_FILE, MODEL_FILE, MODEL_NAME_PATTERN, readRepositoryModel } from './repository.js'
+import { copyTfjsModel, tfjsSource, validateTfjsModel } from './tfjs-admin.js'
 import type { TensorSpec } from './types.js'
 import { warmupRequests } from './warmup.js'
 
@@ -175,7 +177,8 @@ async function copyTextFolder(source: string, target: string): Promise<void> {
 
 /**
  * Copies a model file into the repository as <name>/<version>/model.onnx, after onnxruntime has
- * loaded it (a .pt file: model.pt, after the PyTorch worker has loaded it and run the warmup).
+ * loaded it (a .pt file: model.pt, after the PyTorch worker has loaded it and run the warmup; a
+ * TensorFlow.js model.json: model.json and its weight shards, after tfjs has loaded it and run the warmup).
  * With a config file, it becomes the model's config.yaml. All or nothing: the file goes to a hidden temp directory first, fsynced, and the
  * directory is renamed into place; on any failure nothing is left behind.
  */
@@ -188,25 +191,33 @@ export async function addModel(
   checkName(name)
   const sourcePath = resolve(source)
   const info = await stat(sourcePath).catch(() => undefined)
-  const folder = info?.isDirectory() === true
+  // A TensorFlow.js model.json, or a folder holding one (a text-model folder is checked first).
+  const tfjs = info?.isDirectory() && isTextModelDir(sourcePath) ? undefined : tfjsSource(sourcePath, info)
+  const folder = info?.isDirectory() === true && !tfjs
   if (folder && !isTextModelDir(sourcePath)) {
-    throw new UserError('MODEL_INVALID', `${sourcePath} is not a Hugging Face–format ONNX folder.`, {
-      hint: `A text model folder holds config.json, ${TOKENIZER_FILE}, tokenizer_config.json and ${TEXT_MODEL_FILE} (an Optimum or transformers.js export).`,
-    })
+    throw new UserError(
+      'MODEL_INVALID',
+      `${sourcePath} is neither a Hugging Face–format ONNX folder nor a TensorFlow.js model folder.`,
+      {
+        hint: `A text model folder holds config.json, ${TOKENIZER_FILE}, tokenizer_config.json and ${TEXT_MODEL_FILE} (an Optimum or transformers.js export); a TensorFlow.js folder holds ${TFJS_MODEL_FILE} and its weight shards.`,
+      },
+    )
   }
-  if (!folder && !info?.isFile()) {
+  if (!folder && !tfjs && !info?.isFile()) {
     throw new UserError('MODEL_FILE_NOT_FOUND', `No model file at ${sourcePath}.`, {
-      hint: 'Give the path of an .onnx file, a TorchScript .pt file, or a Hugging Face–format ONNX folder.',
+      hint: 'Give the path of an .onnx file, a TorchScript .pt file, a TensorFlow.js model.json (or its folder), or a Hugging Face–format ONNX folder.',
     })
   }
   const torch = !folder && extname(sourcePath).toLowerCase() === '.pt'
-  const modelFileName = folder ? TEXT_MODEL_FILE : torch ? 'model.pt' : MODEL_FILE
+  const modelFileName = tfjs ? TFJS_MODEL_FILE : folder ? TEXT_MODEL_FILE : torch ? 'model.pt' : MODEL_FILE
   const { text: configText, config } = await configFor(repositoryDir, name, options.config)
-  const signature = folder
-    ? await validateTextFolder(sourcePath, config)
-    : torch
-      ? await validateTorchScriptFile(sourcePath, config, options.pytorch)
-      : await validateOnnxFile(sourcePath)
+  const signature = tfjs
+    ? await validateTfjsModel(tfjs, config)
+    : folder
+      ? await validateTextFolder(sourcePath, config)
+      : torch
+        ? await validateTorchScriptFile(sourcePath, config, options.pytorch)
+        : await validateOnnxFile(sourcePath)
   const existing = await readRepositoryModel(repositoryDir, name)
   const version = options.version ?? Math.max(0, ...(existing?.versions ?? [])) + 1
   if (!Number.isSafeInteger(version) || version < 1) {
@@ -225,7 +236,8 @@ export async function addModel(
   const temp = join(modelDir, `.add-${randomBytes(6).toString('hex')}`)
   const target = join(modelDir, String(version))
   try {
-    if (folder) await copyTextFolder(sourcePath, temp)
+    if (tfjs) await copyTfjsModel(tfjs, temp)
+    else if (folder) await copyTextFolder(sourcePath, temp)
     else {
       await mkdir(temp)
       await copyFile(sourcePath, join(temp, modelFileName))
