@@ -36,6 +36,14 @@ export function generationStatsOf(engine: TextEngine): GenerationStats | undefin
 }
 
 /**
+ * Whether a version is unavailable on purpose: unloaded by an operator ("unloaded"), evicted by the
+ * memory budget ("unloaded: least recently used…"), or never loaded by models.load ("not loaded…").
+ */
+function isIntentional(reason: string | undefined): boolean {
+  return reason !== undefined && (reason.startsWith('unloaded') || reason.startsWith('not loaded'))
+}
+
+/**
  * The daemon's Prometheus metrics. The names are a contract: the generated alert rules and Grafana
  * dashboard query them. One registry per app so several apps (tests) never share counters.
  */
@@ -283,6 +291,18 @@ export class HelixMetrics {
             entry.state === 'READY' ? 1 : 0,
           )
         }
+      },
+    })
+    new Gauge({
+      name: 'helix_model_unloaded',
+      help: '1 for a model version an operator unloaded (or the memory budget evicted, or models.load left unloaded): not ready on purpose, so HelixModelNotReady stays quiet.',
+      labelNames: ['model', 'version'] as const,
+      registers: [this.registry],
+      collect() {
+        this.reset()
+        for (const entry of service.index())
+          if (entry.state === 'UNAVAILABLE' && isIntentional(entry.reason))
+            this.set({ model: entry.name, version: entry.version }, 1)
       },
     })
     // The generation scheduler of each ready text-model version (generationStatsOf is the hook).

@@ -13,8 +13,9 @@ import { hasTool } from '../helpers/tools.js'
 
 /**
  * Issue 16's end-to-end alert: a real `helix serve`, the Debian Prometheus and Alertmanager started by
- * `helix monitor up` on the files `helix render monitoring` wrote, a model unloaded so that
- * helix_model_ready goes 0 and HelixModelNotReady fires, and the alert arriving — then resolving —
+ * `helix monitor up` on the files `helix render monitoring` wrote, a model whose file breaks so that
+ * helix_model_ready goes 0 and HelixModelNotReady fires (an unload on purpose stays quiet), and the
+ * alert arriving — then resolving —
  * at a local SMTP server, a Slack-shaped webhook and a PagerDuty-shaped Events API v2 receiver.
  *
  * Only timings are changed in the rendered files (scrape and evaluation every second, the rule's
@@ -115,7 +116,9 @@ describe.skipIf(!tools.every(hasTool))('alerts end to end (helix serve, Promethe
     await writeFile(join(monitoring, 'prometheus.yml'), stringify(prom))
     const rules = parse(await readFile(join(monitoring, 'rules.yml'), 'utf8'))
     const notReady = rules.groups[0].rules.find((r: { alert: string }) => r.alert === 'HelixModelNotReady')
-    expect(notReady.expr).toBe('helix_model_ready == 0')
+    expect(notReady.expr).toBe(
+      'helix_model_ready == 0 unless on (job, instance, model, version) helix_model_unloaded == 1',
+    )
     notReady.for = '2s'
     await writeFile(join(monitoring, 'rules.yml'), stringify(rules))
     const am = parse(await readFile(join(monitoring, 'alertmanager.yml'), 'utf8'))
@@ -177,10 +180,25 @@ describe.skipIf(!tools.every(hasTool))('alerts end to end (helix serve, Promethe
     expect(again.stdout).toContain('Prometheus already running')
   }, 90_000)
 
-  it('an unloaded model fires HelixModelNotReady at e-mail, Slack and PagerDuty, then resolves', async () => {
+  it('a model that fails to load fires HelixModelNotReady at e-mail, Slack and PagerDuty, then resolves', async () => {
     const started = Date.now()
+    // Unloading on purpose pages nobody: helix_model_unloaded marks it and the rule stays quiet.
     const unload = await request(`${daemonUrl}/v2/repository/models/cls/unload`, { method: 'POST' })
     expect(unload.statusCode).toBe(200)
+    await waitFor('Prometheus to see the unload', async () => {
+      const { body } = await request(`${promUrl}/api/v1/query?query=helix_model_unloaded{model="cls"}`)
+      return ((await body.json()) as { data: { result: unknown[] } }).data.result.length === 1 || undefined
+    })
+    await new Promise((r) => setTimeout(r, 3000))
+    const quiet = await request(`${promUrl}/api/v1/query?query=ALERTS{alertname="HelixModelNotReady"}`)
+    expect(((await quiet.body.json()) as { data: { result: unknown[] } }).data.result).toEqual([])
+    // A model file that breaks does page: the load fails and the version is UNAVAILABLE for a reason.
+    const modelFile = join(home, 'models', 'cls', '1', 'model.onnx')
+    const good = await readFile(modelFile)
+    await writeFile(modelFile, 'not an onnx model')
+    const failed = await request(`${daemonUrl}/v2/repository/models/cls/load`, { method: 'POST' })
+    expect(failed.statusCode).toBe(500)
+    await writeFile(modelFile, good)
 
     const isOurs = (p: Posted, prefix: string) =>
       p.path.startsWith(prefix) && JSON.stringify(p.body).includes('HelixModelNotReady')
@@ -236,7 +254,7 @@ describe.skipIf(!tools.every(hasTool))('alerts end to end (helix serve, Promethe
     const resolvedMail = await smtp.next('oncall@example.com', 60_000)
     expect(textOf(resolvedMail.raw)).toMatch(/^Subject: \[RESOLVED\] HelixModelNotReady/m)
     console.log(
-      `alert delivered ${firedMs} ms after the unload, resolved ${Date.now() - started} ms after it`,
+      `alert delivered ${firedMs} ms after the failed load, resolved ${Date.now() - started} ms after it`,
     )
 
     const after = await runHelixJson<{ alerts: { name: string }[] }>(['monitor', 'status', '--dir', home])

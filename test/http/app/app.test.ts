@@ -246,7 +246,15 @@ describe('cross-cutting behaviour', () => {
     expect(text).toMatch(/helix_inference_queue_capacity\{model="slow",version="1"\} 1\n/)
     expect(text).toMatch(/helix_model_ready\{model="cls",version="1",provider="cpu"\} 1/)
     expect(text).toMatch(/helix_model_ready\{model="broken",version="1",provider="none"\} 0/)
+    // A model that failed to load is not marked as unloaded on purpose; one an operator unloads is.
+    expect(text).not.toMatch(/helix_model_unloaded\{model="broken"/)
     expect(text).toMatch(/helix_process_cpu_seconds_total/)
+    expect((await t.app.inject({ method: 'POST', url: '/v2/repository/models/cls/unload' })).statusCode).toBe(
+      200,
+    )
+    const after = (await t.app.inject({ method: 'GET', url: '/metrics' })).body
+    expect(after).toMatch(/helix_model_unloaded\{model="cls",version="1"\} 1/)
+    expect(after).toMatch(/helix_model_ready\{model="cls",version="1",provider="none"\} 0/)
   })
 })
 
