@@ -2,7 +2,7 @@
 // single-item FP32 requests through the binary tensor extension (binary output too).
 import { copyFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { basename, join } from 'node:path'
 import { startDaemon } from './daemon.js'
 import { startHttpLoad } from './http-load.js'
 import { processCpuSeconds } from './measure.js'
@@ -15,7 +15,8 @@ const ownCpuSeconds = () => {
 /**
  * Serves `modelPath` as model `cls` with `config` (written to config.yaml) and prepares the load:
  * `concurrency` connections each sending `item` (one item of `itemShape`, input `input`, output
- * `output`); `modelFile` is model.onnx or, for the PyTorch backend, model.pt. `measure(ms, warmupMs)` runs the load; `cpuSeconds()` is daemon + bench process CPU.
+ * `output`); `modelFile` is model.onnx or, for the PyTorch backend, model.pt (for TensorFlow.js,
+model.json, with its weight shards in `companions`, copied beside it under their own names). `measure(ms, warmupMs)` runs the load; `cpuSeconds()` is daemon + bench process CPU.
  */
 export async function startServedModel({
   modelPath,
@@ -27,10 +28,12 @@ export async function startServedModel({
   concurrency,
   nodeArgs = [],
   modelFile = 'model.onnx',
+  companions = [],
 }) {
   const dir = await mkdtemp(join(tmpdir(), 'helix-bench-'))
   await mkdir(join(dir, 'models', 'cls', '1'), { recursive: true })
   await copyFile(modelPath, join(dir, 'models', 'cls', '1', modelFile))
+  for (const file of companions) await copyFile(file, join(dir, 'models', 'cls', '1', basename(file)))
   const yaml = Object.entries(config).map(([k, v]) => `${k}: ${JSON.stringify(v)}`)
   await writeFile(join(dir, 'models', 'cls', 'config.yaml'), `${yaml.join('\n')}\n`)
   // startDaemon runs it with --no-auth: this measures inference, not authentication (bench/auth-overhead.js).

@@ -44,7 +44,7 @@ export async function validateTfjsModel(
   } catch (err) {
     const reason = err instanceof BackendLoadError ? err.reason : firstLine((err as Error).message)
     throw new UserError('MODEL_INVALID', `TensorFlow.js cannot serve ${path}: ${reason}`, {
-      hint: 'Give a model.json written by tensorflowjs_converter or model.save() with its weight shards beside it; see docs/model-formats.md for converting SavedModel, Keras and TFLite models.',
+      hint: 'Give a model.json written by tensorflowjs_converter or model.save() with its weight shards beside it; docs/getting-started.md (TensorFlow models) shows converting SavedModel, Keras and TFLite models.',
       cause: err,
     })
   } finally {
