@@ -166,7 +166,12 @@ ${rows
 
 Median **${median.toFixed(2)}**. "Backend alone" runs the same batches through the tfjs backend from
 Node without HTTP or the scheduler (the worker thread and its message passing): what the thread hop
-costs. tfjs directly per batch size in the last round: ${Object.entries(rows.at(-1).direct)
+costs. This MLP is cheap in tfjs-backend-wasm (${(1000 / rows.at(-1).bestRate).toFixed(2)} ms of one core per item at its best batch in the last round),
+about what serving one item over HTTP costs on this machine (0.10–0.14 ms of CPU, the served-vs-raw
+section), and the daemon, the load generator and the worker thread share the same cores that the
+direct loop has to itself: so served / direct is bounded near 0.5 here, and rises with heavier
+models (0.45–0.57 with 2048-wide hidden layers, BENCH_HIDDEN=2048, on the same loaded machine at
+16:24 UTC). tfjs directly per batch size in the last round: ${Object.entries(rows.at(-1).direct)
       .map(([bs, v]) => `${bs}: ${v.toFixed(0)}`)
       .join(', ')} items/s. The runtime the backend did not pick, tfjs-backend-cpu (plain JavaScript), ran
 the same model at batch ${bestBatch} at **${cpuRate.toFixed(0)}** items/s in this run
