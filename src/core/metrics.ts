@@ -116,6 +116,13 @@ export class HelixMetrics {
     registers: [this.registry],
   })
 
+  readonly busySeconds = new Counter({
+    name: 'helix_model_busy_seconds_total',
+    help: "Seconds a model version's instances spent computing batches (rate / instances = how busy they are).",
+    labelNames: ['model', 'version'] as const,
+    registers: [this.registry],
+  })
+
   readonly inferenceRequests = new Counter({
     name: 'helix_inference_requests_total',
     help: 'Inference requests by model, version that answered, outcome (success or an error code) and protocol (rest, grpc).',
@@ -213,6 +220,8 @@ export class HelixMetrics {
     this.inferenceQueue.observe(labels, queueMs / 1000)
     this.inferenceCompute.observe(labels, computeMs / 1000)
     this.batchSize.observe({ model: result.modelName }, batchSize)
+    // Each request of a batch adds its share, so a batch's compute time is counted once.
+    if (batchSize > 0) this.busySeconds.inc(labels, computeMs / 1000 / batchSize)
   }
 
   /** One failed inference, counted under its error code (INTERNAL for anything that is not a HelixError). */
@@ -262,6 +271,50 @@ export class HelixMetrics {
           if (entry.queueCapacity !== undefined)
             this.set({ model: entry.name, version: entry.version }, entry.queueCapacity)
         }
+      },
+    })
+    // Loads since the daemon started (the lifecycle keeps them): time, count, failures by kind.
+    const loads = () => service.loadStats?.() ?? []
+    new Counter({
+      name: 'helix_model_loads_total',
+      help: 'Model versions loaded (READY) since the daemon started.',
+      labelNames: ['model'] as const,
+      registers: [this.registry],
+      collect() {
+        this.reset()
+        for (const stats of loads()) this.inc({ model: stats.model }, stats.loads)
+      },
+    })
+    new Counter({
+      name: 'helix_model_load_seconds_total',
+      help: 'Seconds spent loading model versions (failed loads included).',
+      labelNames: ['model'] as const,
+      registers: [this.registry],
+      collect() {
+        this.reset()
+        for (const stats of loads()) this.inc({ model: stats.model }, stats.loadSeconds)
+      },
+    })
+    new Gauge({
+      name: 'helix_model_last_load_seconds',
+      help: 'Seconds the last load of a version of the model took, whatever its outcome.',
+      labelNames: ['model'] as const,
+      registers: [this.registry],
+      collect() {
+        this.reset()
+        for (const stats of loads()) this.set({ model: stats.model }, stats.lastLoadSeconds)
+      },
+    })
+    new Counter({
+      name: 'helix_model_load_failures_total',
+      help: 'Failed loads of model versions by reason: missing_file, memory_budget, device, config, warmup, invalid_model.',
+      labelNames: ['model', 'reason'] as const,
+      registers: [this.registry],
+      collect() {
+        this.reset()
+        for (const stats of loads())
+          for (const [reason, count] of Object.entries(stats.failures))
+            this.inc({ model: stats.model, reason }, count ?? 0)
       },
     })
     const certificates = options.certificates

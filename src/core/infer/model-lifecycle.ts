@@ -16,6 +16,7 @@ import type { CoreLogger } from '../logger.js'
 import { modelLoadFailed, modelNotFound, modelNotReady } from './errors.js'
 import { hasBatchDimension } from './input-validation.js'
 import { LoadLimiter } from './load-limiter.js'
+import { LoadStats } from './load-stats.js'
 import { estimateModelMemory, MiB } from './memory-budget.js'
 import { type ModelConfig, parseModelConfig } from './model-config.js'
 import { type ModelEntry, type ModelTable, unavailable, type VersionSlot } from './model-table.js'
@@ -107,6 +108,8 @@ export class ModelLifecycle {
   private readonly onDemand = new Map<string, Promise<void>>()
   /** Estimated bytes of loads admitted under the memory budget and not finished yet. */
   private reservedBytes = 0
+  /** Load times and failures by model (metrics). */
+  readonly loadStats = new LoadStats()
 
   constructor(
     private readonly table: ModelTable,
@@ -350,6 +353,23 @@ export class ModelLifecycle {
    * memory, no thread) is an UNAVAILABLE slot with its reason.
    */
   private async loadVersion(
+    name: string,
+    repo: RepositoryModel,
+    version: string,
+    config: ModelConfig,
+    file: { fingerprint: string; size: number } | undefined,
+  ): Promise<VersionSlot> {
+    const started = performance.now()
+    const slot = await this.loadVersionTimed(name, repo, version, config, file)
+    this.loadStats.record(
+      name,
+      (performance.now() - started) / 1000,
+      slot.state === 'READY' ? undefined : (slot.reason ?? 'unknown'),
+    )
+    return slot
+  }
+
+  private async loadVersionTimed(
     name: string,
     repo: RepositoryModel,
     version: string,

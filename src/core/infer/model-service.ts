@@ -1,6 +1,7 @@
 import { type CoreLogger, silentLogger } from '../logger.js'
 import { modelNotFound, wrongTask } from './errors.js'
 import { prepareRequest } from './input-validation.js'
+import type { ModelLoadStats } from './load-stats.js'
 import { type LifecycleOptions, ModelLifecycle } from './model-lifecycle.js'
 import { byVersion, ModelTable } from './model-table.js'
 import { ResponseCache } from './response-cache.js'
@@ -134,6 +135,10 @@ export class HelixModelService implements ModelService {
     if (request.task && engine.info.task !== request.task)
       throw wrongTask(entry.name, engine.info.task, request.task)
     return { modelName: entry.name, modelVersion: slot.version, engine }
+  }
+
+  loadStats(): ModelLoadStats[] {
+    return this.lifecycle.loadStats.list()
   }
 
   textModels(): TextTarget[] {

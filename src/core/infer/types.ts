@@ -1,6 +1,7 @@
 import type { Context } from '@opentelemetry/api'
 import type { TextEngine, TextTask } from '../generate/types.js'
 import type { CancelSignal } from './cancel-signal.js'
+import type { ModelLoadStats } from './load-stats.js'
 
 /**
  * The contract between the HTTP layer (routes, protocol codecs) and the inference core (model
@@ -174,6 +175,8 @@ export interface ModelService {
    * MODEL_NOT_READY, and MODEL_WRONG_TASK when the model is not a text model or not of `task`.
    */
   text(request: TextTargetRequest): Promise<TextTarget>
+  /** Load times and failures (by kind) of every model since start (metrics); absent: not tracked. */
+  loadStats?(): ModelLoadStats[]
   /** Every ready text-model version (GET /v1/models). */
   textModels(): TextTarget[]
   /** (Re)loads a model from the repository without dropping in-flight requests. */

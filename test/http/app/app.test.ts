@@ -246,6 +246,14 @@ describe('cross-cutting behaviour', () => {
     expect(text).toMatch(/helix_inference_queue_capacity\{model="slow",version="1"\} 1\n/)
     expect(text).toMatch(/helix_model_ready\{model="cls",version="1",provider="cpu"\} 1/)
     expect(text).toMatch(/helix_model_ready\{model="broken",version="1",provider="none"\} 0/)
+    // Per model: compute busy time, loads and their time, failed loads by reason.
+    expect(text).toMatch(/helix_model_busy_seconds_total\{model="add",version="1"\} [0-9.e-]+[1-9]/)
+    expect(text).toMatch(/helix_model_loads_total\{model="cls"\} 1$/m)
+    expect(text).toMatch(/helix_model_load_seconds_total\{model="cls"\} 0\.\d*[1-9]/)
+    expect(text).toMatch(/helix_model_last_load_seconds\{model="cls"\} 0\.\d*[1-9]/)
+    expect(text).toMatch(
+      /helix_model_load_failures_total\{model="broken",reason="invalid_model"\} [1-9]\d*$/m,
+    )
     // A model that failed to load is not marked as unloaded on purpose; one an operator unloads is.
     expect(text).not.toMatch(/helix_model_unloaded\{model="broken"/)
     expect(text).toMatch(/helix_process_cpu_seconds_total/)
