@@ -37,6 +37,32 @@ export const DETAIL_PANELS: DashboardPanel[] = [
     ],
   },
   {
+    title: 'Instance busy',
+    description:
+      'Per model version: the share of time its instances spend computing batches (busy seconds per second; more than 1 means several instances at work).',
+    type: 'timeseries',
+    unit: 'percentunit',
+    targets: [
+      {
+        expr: 'sum by (model, version) (rate(helix_model_busy_seconds_total[5m]))',
+        legend: '{{model}}:{{version}}',
+      },
+    ],
+  },
+  {
+    title: 'Model loads',
+    description: 'Per model: how long its last load took, and failed loads by reason.',
+    type: 'timeseries',
+    unit: 's',
+    targets: [
+      { expr: 'max by (model) (helix_model_last_load_seconds)', legend: '{{model}} last load' },
+      {
+        expr: 'sum by (model, reason) (increase(helix_model_load_failures_total[1h]))',
+        legend: '{{model}} failed: {{reason}}',
+      },
+    ],
+  },
+  {
     title: 'Inference outcomes',
     description: 'Inference requests per second by model, outcome (success or an error code) and protocol.',
     type: 'timeseries',
