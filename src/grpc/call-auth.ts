@@ -6,8 +6,10 @@ import type { Identity } from '../core/identity/identity.js'
 import { actorOf, type Principal } from '../core/identity/principal.js'
 import type { BaseScope, ScopeRequirement } from '../core/identity/scopes.js'
 import { type RateLimitGuard, rateLimitGuard, refuseIfLimited } from '../core/limits/guard.js'
+import { endWithError, startChildSpan } from '../core/tracing.js'
 import { clientAddressResolver } from '../shared/trusted-proxies.js'
 import * as repos from '../state/db/repositories/index.js'
+import { callTraceContext } from './call-trace.js'
 
 /**
  * What a gRPC method needs, declared next to its handler as REST routes declare `config.access`:
@@ -113,23 +115,36 @@ export function callAuth(identity: Identity): CallAuth {
   const clientOf = clientAddressResolver(config.server.trust_proxy)
   const clientAddress = (call: CallInfo) =>
     clientOf(peerAddress(call.getPeer()), metadataValue(call.metadata, 'x-forwarded-for'))
+  const authorizeCall: CallAuth['authorize'] = async (call, access, options = {}) => {
+    const ip = clientAddress(call)
+    refuseIfLimited(await guard.byIp(ip, options.credentialCall === true))
+    if (access === 'public') return undefined
+    if (options.restPath && matchesPublicPattern(options.restPath, config.auth.public_routes))
+      return undefined
+    if (!enabled && access !== 'signed-in') return undefined
+    const credential = bearerCredential(metadataValue(call.metadata, 'authorization'))
+    if (credential === undefined) throw missingCredentials()
+    const principal = await authenticateCredential(deps, credential)
+    refuseIfLimited(await guard.byPrincipal(principal))
+    if (access !== 'signed-in' && !('perMessage' in access)) requireAccess(principal, access)
+    return principal
+  }
 
   return {
     clientAddress,
 
     async authorize(call, access, options = {}) {
-      const ip = clientAddress(call)
-      refuseIfLimited(await guard.byIp(ip, options.credentialCall === true))
-      if (access === 'public') return undefined
-      if (options.restPath && matchesPublicPattern(options.restPath, config.auth.public_routes))
-        return undefined
-      if (!enabled && access !== 'signed-in') return undefined
-      const credential = bearerCredential(metadataValue(call.metadata, 'authorization'))
-      if (credential === undefined) throw missingCredentials()
-      const principal = await authenticateCredential(deps, credential)
-      refuseIfLimited(await guard.byPrincipal(principal))
-      if (access !== 'signed-in' && !('perMessage' in access)) requireAccess(principal, access)
-      return principal
+      // An 'auth' child span of the call's span when tracing is on, as the REST face has.
+      const parent = callTraceContext(call)
+      const span = parent ? startChildSpan('auth', parent) : undefined
+      try {
+        const principal = await authorizeCall(call, access, options)
+        span?.end()
+        return principal
+      } catch (err) {
+        if (span) endWithError(span, err)
+        throw err
+      }
     },
 
     async authorizeMessage(principal, need) {

@@ -9,7 +9,7 @@ import type {
   sendUnaryData,
 } from '@grpc/grpc-js'
 import { Metadata, status } from '@grpc/grpc-js'
-import type { Context } from '@opentelemetry/api'
+import type { Context, Span } from '@opentelemetry/api'
 import type { CoreLogger } from '../core/logger.js'
 import type { HelixMetrics } from '../core/metrics.js'
 import {
@@ -20,6 +20,7 @@ import {
   tracingEnabled,
 } from '../core/tracing.js'
 import type { CallAuth } from './call-auth.js'
+import { setCallTraceContext } from './call-trace.js'
 import { statusName, toServiceError } from './status.js'
 
 /** What every handler gets besides its call. */
@@ -73,11 +74,25 @@ export function finishCall(
   }
 }
 
-const traceContexts = new WeakMap<object, Context>()
+export { callTraceContext } from './call-trace.js'
 
-/** The call's span context while tracing is on (helix.yaml tracing.enabled), for the inference core. */
-export function callTraceContext(call: object): Context | undefined {
-  return traceContexts.get(call)
+/**
+ * Tracing: a server span under the caller's traceparent metadata, returned in the response metadata;
+ * undefined while tracing is off.
+ */
+function traceCall(
+  call: { metadata: Metadata; sendMetadata(metadata: Metadata): void },
+  method: string,
+): { span: Span; context: Context } | undefined {
+  if (!tracingEnabled()) return undefined
+  const traced = startRequestSpan(method, callerContext(call.metadata.get('traceparent')[0]), {
+    'rpc.method': method,
+  })
+  setCallTraceContext(call, traced.context)
+  const returned = new Metadata()
+  returned.set('traceparent', traceparentOf(traced.span))
+  call.sendMetadata(returned)
+  return traced
 }
 
 /** A unary handler from an async function: errors map once to their status (status.ts), every call is counted. */
@@ -88,16 +103,7 @@ export function unary<Req, Res>(
 ): handleUnaryCall<Req, Res> {
   return (call, callback: sendUnaryData<Res>) => {
     const started = performance.now()
-    // Tracing: a server span under the caller's traceparent metadata, returned in the response metadata.
-    const traced = tracingEnabled()
-      ? startRequestSpan(method, callerContext(call.metadata.get('traceparent')[0]), { 'rpc.method': method })
-      : undefined
-    if (traced) {
-      traceContexts.set(call, traced.context)
-      const returned = new Metadata()
-      returned.set('traceparent', traceparentOf(traced.span))
-      call.sendMetadata(returned)
-    }
+    const traced = traceCall(call, method)
     handle(call).then(
       (response) => {
         callback(null, response)
@@ -117,6 +123,8 @@ export function unary<Req, Res>(
 /** What both kinds of server-side stream share: cancellation, ending, and a status through 'error'. */
 interface OpenStream {
   cancelled: boolean
+  metadata: Metadata
+  sendMetadata(metadata: Metadata): void
   end(): void
   emit(event: 'error', err: unknown): boolean
 }
@@ -134,18 +142,22 @@ function runStream<C extends OpenStream>(
   endOnSuccess: boolean,
 ): void {
   const started = performance.now()
+  // One span for the whole stream; each message's inference hangs under it (callTraceContext).
+  const traced = traceCall(call, method)
   const { drained, release } = context.streams.open()
   run(call, drained).then(
     () => {
       release()
       if (endOnSuccess && !call.cancelled) call.end()
       finishCall(context, method, started, call.cancelled ? status.CANCELLED : status.OK)
+      traced?.span.end()
     },
     (err: unknown) => {
       release()
       const answer = toServiceError(err)
       if (!call.cancelled) call.emit('error', Object.assign(new Error(answer.details), answer))
       finishCall(context, method, started, answer.code, err)
+      if (traced) endWithError(traced.span, err)
     },
   )
 }

@@ -319,4 +319,51 @@ describe('tracing (OpenTelemetry over OTLP/HTTP to a local receiver)', () => {
     const children = receiver.spans.filter((s) => s.parentSpanId === server.spanId).map((s) => s.name)
     expect(children.sort()).toEqual(['batch', 'compute', 'queue'])
   })
+
+  it('traces a gRPC ModelStreamInfer stream as one span with each message inference under it', async () => {
+    receiver.spans = []
+    const tracing = await startTracing(
+      { enabled: true, endpoint, sampling_ratio: 1, service_name: 'helix' },
+      silentLogger,
+    )
+    const t = await testGrpc()
+    let returned: unknown
+    try {
+      const metadata = new Metadata()
+      metadata.set('traceparent', `00-${CALLER_TRACE}-${CALLER_SPAN}-01`)
+      const stream = t.inference.stream<unknown, { error_message?: string }>('ModelStreamInfer', metadata)
+      stream.on('metadata', (md: Metadata) => {
+        returned = md.get('traceparent')[0]
+      })
+      const answers: { error_message?: string }[] = []
+      const done = new Promise<void>((resolve, reject) => {
+        stream.on('data', (answer: { error_message?: string }) => {
+          answers.push(answer)
+          if (answers.length === 2) stream.end()
+        })
+        stream.on('end', resolve)
+        stream.on('error', reject)
+      })
+      for (const k of [1, 2])
+        stream.write({
+          model_name: 'add',
+          inputs: [
+            { name: 'a', datatype: 'FP32', shape: [1, 4] },
+            { name: 'b', datatype: 'FP32', shape: [1, 4] },
+          ],
+          raw_input_contents: [bytesOf(new Float32Array([k, k, k, k])), bytesOf(new Float32Array(4))],
+        })
+      await done
+      expect(answers.map((a) => a.error_message ?? '')).toEqual(['', ''])
+    } finally {
+      await t.close()
+      await tracing.shutdown()
+    }
+    expect(String(returned)).toMatch(new RegExp(`^00-${CALLER_TRACE}-[\\da-f]{16}-01$`))
+    const server = receiver.spans.find((s) => s.parentSpanId === CALLER_SPAN) as OtlpSpan
+    expect(server).toMatchObject({ traceId: CALLER_TRACE, spanId: String(returned).split('-')[2], kind: 2 })
+    const children = receiver.spans.filter((s) => s.parentSpanId === server.spanId).map((s) => s.name)
+    expect(children.filter((n) => n === 'compute')).toHaveLength(2)
+    expect(children.filter((n) => n === 'queue')).toHaveLength(2)
+  })
 })
