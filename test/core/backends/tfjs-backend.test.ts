@@ -472,6 +472,43 @@ describe('TensorFlow.js backend, directly', () => {
     }
   })
 
+  it('says why tfjs refuses a model: an unknown layer class, an op it cannot run when probing the outputs', async () => {
+    const write = async (name: string, json: unknown) => {
+      await mkdir(join(dir, name), { recursive: true })
+      await writeFile(join(dir, name, 'model.json'), JSON.stringify(json))
+      return join(dir, name, 'model.json')
+    }
+    const layer = await write('unknown-layer', {
+      format: 'layers-model',
+      modelTopology: {
+        class_name: 'Sequential',
+        config: { name: 's', layers: [{ class_name: 'NoSuchLayer', config: {} }] },
+      },
+      weightsManifest: [],
+    })
+    await expect(open(layer)).rejects.toThrow(
+      `TensorFlow.js cannot load ${layer}: Unknown layer: NoSuchLayer.`,
+    )
+    const op = await write('unknown-op', {
+      format: 'graph-model',
+      modelTopology: {
+        node: [
+          {
+            name: 'x',
+            op: 'Placeholder',
+            attr: { shape: { shape: { dim: [{ size: '-1' }] } }, dtype: { type: 'DT_FLOAT' } },
+          },
+          { name: 'y', op: 'NoSuchOp', input: ['x'] },
+        ],
+        versions: { producer: 1482 },
+      },
+      weightsManifest: [],
+    })
+    await expect(open(op)).rejects.toThrow(
+      /^the model's outputs have no shapes in model.json and a run of zeros failed \(.*NoSuchOp.*\); declare them in config.yaml outputs/,
+    )
+  })
+
   it('copies of the same model files load in every instance (instances: 2)', async () => {
     const copy = join(dir, 'copy')
     await mkdir(copy, { recursive: true })
