@@ -142,6 +142,9 @@ describe('POST /v1/embeddings', () => {
       param: 'input',
       code: 'invalid_type',
     })
+    expectOpenAIError(await post('/v1/embeddings', { model: 'embed', input: Array(2049).fill('a') }), 400, {
+      param: 'input',
+    })
     expectOpenAIError(
       await post('/v1/embeddings', { model: 'embed', input: 'a', encoding_format: 'hex' }),
       400,

@@ -38,6 +38,9 @@ export const ModelObject = Type.Object({
 export const ModelList = Type.Object({ object: Type.Literal('list'), data: Type.Array(ModelObject) })
 export const ModelIdParams = Type.Object({ model: ModelId })
 
+/** Inputs of one embeddings request at most, as OpenAI allows. */
+export const MAX_EMBEDDING_INPUTS = 2048
+
 const TokenIds = Type.Array(Type.Integer({ minimum: 0 }), { minItems: 1 })
 
 export const EmbeddingsBody = Type.Object({
@@ -45,11 +48,11 @@ export const EmbeddingsBody = Type.Object({
   input: Type.Union(
     [
       Type.String(),
-      Type.Array(Type.String(), { minItems: 1 }),
+      Type.Array(Type.String(), { minItems: 1, maxItems: MAX_EMBEDDING_INPUTS }),
       TokenIds,
-      Type.Array(TokenIds, { minItems: 1 }),
+      Type.Array(TokenIds, { minItems: 1, maxItems: MAX_EMBEDDING_INPUTS }),
     ],
-    { description: 'A text, texts, a token id array or token id arrays.' },
+    { description: `A text, texts, a token id array or token id arrays (${MAX_EMBEDDING_INPUTS} at most).` },
   ),
   encoding_format: Type.Optional(
     Type.Union([Type.Literal('float'), Type.Literal('base64')], {
