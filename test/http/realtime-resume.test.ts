@@ -19,7 +19,8 @@ beforeAll(async () => {
       await addToRepository(models, 'add', addModel())
       await writeChatModel(join(models, 'chat', '1'), { seed: 7 })
     },
-    realtime: { resumeGraceMs: 1500, resumeBufferBytes: 64 * 1024 },
+    // 32 KiB: room for a 300-token stream (about 21 KB of frames), not for a 1024-token one.
+    realtime: { resumeGraceMs: 1500, resumeBufferBytes: 32 * 1024 },
   })
 }, 120_000)
 afterAll(async () => d?.close())
@@ -173,27 +174,43 @@ describe('resume', () => {
   })
 
   it('a resume buffer that fills while disconnected cancels the request; its kept frames still come', async () => {
-    const first = await RawSocket.session(d.url)
-    first.socket.send({ ...LONG, id: 'g', max_tokens: 2000 })
-    await first.socket.next((f) => f.id === 'g' && f.type === 'delta')
-    first.socket.ws.terminate()
-    await sleep(1000)
-    const second = await RawSocket.session(d.url)
-    second.socket.send({
-      type: 'resume',
-      session_id: first.session.session_id,
-      resume_token: first.session.resume_token,
-      last_seq: { g: first.socket.of('g').length },
+    // 4 KiB: about 50 delta frames.
+    const local = await startRealtimeDaemon({
+      repositoryDir: d.repositoryDir,
+      realtime: { resumeBufferBytes: 4096 },
     })
-    const end = await second.socket.end('g')
-    expect(end).toMatchObject({
-      type: 'error',
-      code: 'CANCELLED',
-      message: expect.stringContaining('resume buffer'),
-    })
-    const all = [...first.socket.of('g'), ...second.socket.of('g')]
-    expect(all.map((f) => f.seq)).toEqual(all.map((_, k) => k + 1))
-    second.socket.close()
+    try {
+      const cancelled =
+        'helix_text_requests_total{model="chat",endpoint="realtime",finish_reason="cancelled"}'
+      const first = await RawSocket.session(local.url)
+      first.socket.send({ ...LONG, id: 'g', max_tokens: 2000 })
+      // Any close but 1000 or 1001 is a drop; this one reaches the daemon right after the request, so
+      // the generation runs while nobody is connected.
+      first.socket.ws.close(4000, 'dropping on purpose')
+      await eventually(
+        async () => (await local.metrics.registry.metrics()).includes(`${cancelled} 1`),
+        30_000,
+      )
+      const second = await RawSocket.session(local.url)
+      second.socket.send({
+        type: 'resume',
+        session_id: first.session.session_id,
+        resume_token: first.session.resume_token,
+        last_seq: { g: 0 },
+      })
+      const end = await second.socket.end('g')
+      expect(end).toMatchObject({
+        type: 'error',
+        code: 'CANCELLED',
+        message: expect.stringContaining('resume buffer'),
+      })
+      const all = second.socket.of('g')
+      expect(all.map((f) => f.seq)).toEqual(all.map((_, k) => k + 1))
+      expect(all.length).toBeGreaterThan(10)
+      second.socket.close()
+    } finally {
+      await local.close()
+    }
   })
 
   it('a client that never acknowledges cannot resume past the frames dropped for it (RESUME_GAP)', async () => {

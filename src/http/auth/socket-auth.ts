@@ -71,10 +71,9 @@ export function socketAuth(identity: Identity): SocketAuth {
   const guard = rateLimitGuard(identity.limiter, deps.config)
   if (!deps.config.auth.enabled) return openSocketAuth
 
-  /** Why a credential that no longer authenticates stopped working. */
-  async function whyRefused(token: string, principal: Principal): Promise<CredentialState> {
+  /** Why a credential that no longer authenticates stopped working (an access token: revoked, or its user disabled). */
+  async function whyRefused(token: string): Promise<CredentialState> {
     const now = Date.now()
-    if (principal.tokenExpiresAt && principal.tokenExpiresAt.getTime() <= now) return 'expired'
     if (!looksLikeApiKey(token)) return 'revoked'
     const row = await repos.apiKeys.findApiKeyByHash(deps.db, hashSecret(token))
     const expired = row?.expires_at && row.expires_at.getTime() <= now && !row.revoked_at
@@ -91,13 +90,16 @@ export function socketAuth(identity: Identity): SocketAuth {
     },
 
     async recheck(token, principal) {
+      // REST tolerates clock skew on exp; a socket ends at exp itself, which its client can plan for.
+      const expiresAt = principal.tokenExpiresAt?.getTime()
+      if (expiresAt !== undefined && expiresAt <= Date.now()) return 'expired'
       try {
         await authenticateCredential(deps, token)
         return 'valid'
       } catch (err) {
         // A database that does not answer is no verdict on the credential: the next check decides.
         if (!isHelixError(err) || err.code !== 'UNAUTHENTICATED') throw err
-        return whyRefused(token, principal)
+        return whyRefused(token)
       }
     },
 

@@ -6,6 +6,7 @@ import { type FrameWriter, type OutFrame, outFrame } from './frame-writer.js'
 /** A frame of a request, kept until the client acknowledges it (a resume sends it again). */
 interface RetainedFrame extends OutFrame {
   readonly seq: number
+  readonly type: string
 }
 
 /** The frame types that end a request. */
@@ -130,7 +131,7 @@ export class RealtimeSession {
     const seq = stream.nextSeq++
     const rest = typeof body === 'string' ? body : JSON.stringify(body).slice(1, -1)
     const text = `{"type":"${type}","id":${escapeId(stream.id)},"seq":${seq}${rest ? `,${rest}` : ''}}`
-    const frame: RetainedFrame = { ...outFrame(text), seq }
+    const frame: RetainedFrame = { ...outFrame(text), seq, type }
     stream.frames.push(frame)
     this.retainedBytes += frame.size
     if (TERMINAL.has(type)) {
@@ -214,6 +215,7 @@ export class RealtimeSession {
       if (!this.writer) continue
       for (const frame of stream.frames) {
         frame.sent = false
+        this.onSend(frame.type)
         this.writer.push(frame)
       }
     }
