@@ -90,8 +90,8 @@ describe('requests on one socket', () => {
       temperature: 0,
     })
     socket.send(addFrame('i1', [1, 2, 3, 4, 5, 6, 7, 8], [10, 20, 30, 40, 50, 60, 70, 80]))
-    socket.send({ type: 'embeddings', id: 'e', model: 'embed', input: ['a cat', 'a dog'] })
-    socket.send(addFrame('i2', [1, 1, 1, 1], [2, 2, 2, 2]))
+    socket.send({ type: 'embeddings', id: 'e', model: 'embed', version: '1', input: ['a cat', 'a dog'] })
+    socket.send(addFrame('i2', [1, 1, 1, 1], [2, 2, 2, 2], 'add:1'))
 
     const [g, i1, e, i2] = await Promise.all(['g', 'i1', 'e', 'i2'].map((id) => socket.end(id)))
     expect(i1).toEqual({
@@ -102,6 +102,8 @@ describe('requests on one socket', () => {
       model_version: '1',
       outputs: [{ name: 'sum', datatype: 'FP32', shape: [2, 4], data: [11, 22, 33, 44, 55, 66, 77, 88] }],
     })
+    // `model` may name the version as /v1 takes it (name:version).
+    expect(i2).toMatchObject({ model_name: 'add', model_version: '1' })
     expect(i2.outputs).toEqual([{ name: 'sum', datatype: 'FP32', shape: [1, 4], data: [3, 3, 3, 3] }])
     expect(e).toMatchObject({ type: 'result', id: 'e', seq: 1, model: 'embed', model_version: '1' })
     const data = e.data as { index: number; embedding: number[] }[]

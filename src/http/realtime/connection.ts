@@ -13,6 +13,7 @@ import {
   type SessionFrame,
 } from '../../shared/realtime-protocol.js'
 import { principalKey, type SocketAuth } from '../auth/socket-auth.js'
+import { parseModelRef } from '../openai/model-ref.js'
 import { errorAnswer } from '../plugins/errors.js'
 import { embeddingInputs, runEmbeddings } from './embeddings-request.js'
 import { parseClientFrame } from './frame-parser.js'
@@ -380,8 +381,15 @@ export class RealtimeConnection {
     for (const id of lost) this.refuse(resumeGap(id), id)
   }
 
-  private start(frame: RequestFrame): void {
+  private start(named: RequestFrame): void {
     const session = this.session as RealtimeSession
+    // `model` may name a version as the /v1 routes take it (qwen:2); an explicit `version` wins.
+    const ref = named.version === undefined ? parseModelRef(named.model) : { name: named.model }
+    const frame = {
+      ...named,
+      model: ref.name,
+      ...(ref.version !== undefined ? { version: ref.version } : {}),
+    }
     let stream: RequestStream
     try {
       stream = session.open(frame.id, frame.type)
