@@ -1,12 +1,11 @@
 import type { FastifyRequest } from 'fastify'
 import type { DoneEvent } from '../../core/generate/types.js'
 import type { TextOutcome } from '../../core/metrics.js'
-import { errorAnswer } from '../plugins/errors.js'
-import { recordFailure } from '../plugins/request-log.js'
 import type { CompletionFormat } from './completion-format.js'
 import { openaiErrorBody } from './error-shape.js'
 import type { Generations } from './generations.js'
 import type { EventStream } from './sse.js'
+import { streamFailure } from './stream-failure.js'
 
 /** What every answer of one request shares. */
 export interface CompletionHead {
@@ -133,13 +132,7 @@ export async function streamCompletion(
       }
     }
   } catch (err) {
-    const answer = errorAnswer(err)
-    recordFailure(request, {
-      code: answer.code,
-      message: answer.message,
-      ...(answer.status >= 500 ? { err } : {}),
-    })
-    await stream.send(openaiErrorBody(err, answer, request.url))
+    await stream.send(openaiErrorBody(err, streamFailure(request, err), request.url))
     stream.end()
     return result('error')
   }

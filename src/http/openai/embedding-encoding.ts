@@ -8,9 +8,7 @@ const LITTLE_ENDIAN = endianness() === 'LE'
  */
 export function encodeEmbedding(vector: Float32Array, format: 'float' | 'base64'): number[] | string {
   if (format === 'float') return Array.from(vector)
-  if (LITTLE_ENDIAN)
-    return Buffer.from(vector.buffer, vector.byteOffset, vector.byteLength).toString('base64')
-  const bytes = Buffer.alloc(vector.byteLength)
-  for (let i = 0; i < vector.length; i++) bytes.writeFloatLE(vector[i], i * 4)
-  return bytes.toString('base64')
+  const bytes = Buffer.from(vector.buffer, vector.byteOffset, vector.byteLength)
+  // A big-endian host swaps a copy, never the engine's vector.
+  return (LITTLE_ENDIAN ? bytes : Buffer.from(bytes).swap32()).toString('base64')
 }

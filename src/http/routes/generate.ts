@@ -10,8 +10,7 @@ import { serverTiming } from '../openai/completion-reply.js'
 import { Generations } from '../openai/generations.js'
 import { stopList } from '../openai/sampling.js'
 import { EventStream } from '../openai/sse.js'
-import { errorAnswer } from '../plugins/errors.js'
-import { recordFailure } from '../plugins/request-log.js'
+import { streamFailure } from '../openai/stream-failure.js'
 import {
   type GenerateBody,
   GenerateBody as GenerateBodySchema,
@@ -130,14 +129,8 @@ export async function generateRoutes(instance: FastifyInstance, options: { servi
         }
       }
     } catch (err) {
-      const answer = errorAnswer(err)
-      recordFailure(request, {
-        code: answer.code,
-        message: answer.message,
-        ...(answer.status >= 500 ? { err } : {}),
-      })
       record('error', 0, completion)
-      await stream.send({ error: answer.message })
+      await stream.send({ error: streamFailure(request, err).message })
     }
     stream.end()
     return reply
