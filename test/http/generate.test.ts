@@ -6,7 +6,7 @@ import {
   referenceEncode,
   referenceGreedy,
 } from '../helpers/transformers-reference.js'
-import { sseData, type TextApp, textApp } from './openai-fixtures.js'
+import { firstTokenSeen, sseData, type TextApp, textApp } from './openai-fixtures.js'
 
 const PROMPT = 'Once upon a time'
 
@@ -95,15 +95,13 @@ describe("Triton's generate extension", () => {
   })
 
   it('a failure after the stream began is one {"error": "…"} event', async () => {
-    const victim = (await t.service.text({ model: 'victim' })).engine as unknown as {
-      stats(): { running: number }
-    }
     const pending = generate(
       { parameters: { max_tokens: 1500, temperature: 0, ignore_eos: true } },
       '/v2/models/victim/generate_stream',
     )
-    while (victim.stats().running === 0) await new Promise((r) => setTimeout(r, 5))
-    await new Promise((r) => setTimeout(r, 50))
+    // The stream has begun (its first token came), then the model goes away under it.
+    await firstTokenSeen(t.app, 'victim')
+    await new Promise((r) => setTimeout(r, 20))
     await t.service.unload('victim')
     const res = await pending
     const events = sseData(res.body) as Array<Piece & { error?: string }>

@@ -107,6 +107,18 @@ export function sseChunks(text: string): Chunk[] {
   return events.slice(0, -1) as Chunk[]
 }
 
+/** Resolves once a generation on `model` has had its first token (its answer, a stream, has begun). */
+export async function firstTokenSeen(app: FastifyInstance, model: string): Promise<void> {
+  for (;;) {
+    const { values } = await app.metrics.textFirstToken.get()
+    const count = values.find(
+      (v) => v.metricName === 'helix_text_time_to_first_token_seconds_count' && v.labels.model === model,
+    )
+    if (count && count.value > 0) return
+    await new Promise((r) => setTimeout(r, 5))
+  }
+}
+
 /** The `data:` payloads of a server-sent event stream, in order ('[DONE]' stays a string). */
 export function sseData(text: string): unknown[] {
   const events = text.split('\n\n')

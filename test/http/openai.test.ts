@@ -8,6 +8,7 @@ import {
 } from '../helpers/transformers-reference.js'
 import {
   type Chunk,
+  firstTokenSeen,
   float32FromBase64,
   type LogprobEntry,
   sseChunks,
@@ -436,9 +437,6 @@ describe('POST /v1/chat/completions', () => {
   })
 
   it('a failure after the stream began is one error event and no [DONE]', async () => {
-    const victim = (await t.service.text({ model: 'victim' })).engine as unknown as {
-      stats(): { running: number }
-    }
     const pending = post('/v1/chat/completions', {
       model: 'victim',
       messages: CHAT,
@@ -447,8 +445,9 @@ describe('POST /v1/chat/completions', () => {
       temperature: 0,
       stream: true,
     })
-    while (victim.stats().running === 0) await new Promise((r) => setTimeout(r, 5))
-    await new Promise((r) => setTimeout(r, 50))
+    // The stream has begun (its first token came), then the model goes away under it.
+    await firstTokenSeen(t.app, 'victim')
+    await new Promise((r) => setTimeout(r, 20))
     await t.service.unload('victim')
     const res = await pending
     expect(res.statusCode).toBe(200)
