@@ -251,7 +251,7 @@ export const REALTIME_CLOSE = {
   slowConsumer: 4008,
   /** Another connection resumed this session. */
   sessionTaken: 4409,
-  /** Too many sockets for this credential (realtime.max_sockets_per_principal), or auth attempts rate-limited. */
+  /** Too many sockets for this credential (realtime.max_sockets_per_principal). */
   tooMany: 4429,
 } as const
 

@@ -165,6 +165,17 @@ describe('RealtimeSession', () => {
     expect(g.acked).toBe(2)
   })
 
+  it('request ids that are names of Object.prototype are ids like any other', () => {
+    const { s } = session()
+    const first = attached(s)
+    const odd = s.open('constructor', 'infer')
+    s.emit(odd, 'result', {})
+    s.detach(first.writer)
+    const second = attached(s)
+    expect(s.replay({})).toEqual({ unknown: [], lost: [] })
+    expect(second.frames()).toEqual([{ type: 'result', id: 'constructor', seq: 1 }])
+  })
+
   it('over the resume buffer while connected, frames already sent are dropped; a resume before them is a gap', () => {
     const { s } = session({ resumeBufferBytes: 200, maxRequests: 4 })
     const { writer } = attached(s)

@@ -37,10 +37,11 @@ export interface SocketAuth {
   /** False when the daemon runs without authentication: any token (or none) is accepted. */
   readonly required: boolean
   /**
-   * The auth frame's token: counted against the per-IP limit of credential calls (as sign-in is),
-   * then checked. Throws UNAUTHENTICATED or RATE_LIMITED; undefined when authentication is off.
+   * The auth frame's token, checked as a Bearer token on REST. Throws UNAUTHENTICATED; undefined
+   * when authentication is off. A failed attempt closes the socket, so each one costs an upgrade
+   * request, which the per-IP limit counts like any other.
    */
-  authenticate(token: string | undefined, ip: string): Promise<Principal | undefined>
+  authenticate(token: string | undefined): Promise<Principal | undefined>
   /** Checks a connected credential again: revoked (or its user disabled) or expired since. */
   recheck(token: string, principal: Principal): Promise<CredentialState>
   /**
@@ -83,8 +84,7 @@ export function socketAuth(identity: Identity): SocketAuth {
   return {
     required: true,
 
-    async authenticate(token, ip) {
-      refuseIfLimited(await guard.byIp(ip, true))
+    async authenticate(token) {
       if (!token) throw missingCredentials()
       return authenticateCredential(deps, token)
     },

@@ -101,6 +101,8 @@ export class RealtimeConnection {
   private resumed = false
   private alive = true
   private closeReason: CloseReason | undefined
+  /** A credential check is under way (a slow database must not stack them up). */
+  private checking = false
   /** A revoked credential ends its session: nothing of it waits for a resume. */
   private endSession = false
   private readonly timers: NodeJS.Timeout[] = []
@@ -211,13 +213,10 @@ export class RealtimeConnection {
     const { auth, settings, store, sockets, metrics } = this.context
     let principal: Principal | undefined
     try {
-      principal = await auth.authenticate(token, this.upgrade.ip)
+      principal = await auth.authenticate(token)
     } catch (err) {
       const answer = errorAnswer(err)
-      if (answer.status === 429)
-        this.close(REALTIME_CLOSE.tooMany, 'too many authentication attempts', 'too_many')
-      else if (answer.status === 401)
-        this.close(REALTIME_CLOSE.unauthenticated, answer.message, 'unauthenticated')
+      if (answer.status === 401) this.close(REALTIME_CLOSE.unauthenticated, answer.message, 'unauthenticated')
       else {
         this.context.log.error({ err }, 'realtime authentication failed')
         this.close(1011, 'authentication is unavailable', 'unauthenticated')
@@ -284,13 +283,16 @@ export class RealtimeConnection {
 
   private async recheck(): Promise<void> {
     const { principal, token } = this
-    if (this.state !== 'open' || !principal || !token) return
+    if (this.state !== 'open' || !principal || !token || this.checking) return
     let verdict: Awaited<ReturnType<SocketAuth['recheck']>>
+    this.checking = true
     try {
       verdict = await this.context.auth.recheck(token, principal)
     } catch (err) {
       this.context.log.warn({ err }, 'checking a realtime credential failed; checking again later')
       return
+    } finally {
+      this.checking = false
     }
     if (verdict === 'valid') return
     // A revoked credential's requests stop now; an expired one's wait for a resume with a fresh token.

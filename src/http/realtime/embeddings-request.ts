@@ -1,5 +1,11 @@
 import type { EmbeddingsFrame } from '../../shared/realtime-protocol.js'
-import { callerKey, cancelledError, type RequestContext, type RequestOutcome } from './request-context.js'
+import {
+  callerKey,
+  cancelledError,
+  type RequestContext,
+  type RequestOutcome,
+  textTarget,
+} from './request-context.js'
 
 /** The inputs of an embeddings frame as the engine takes them: texts or token id arrays. */
 export function embeddingInputs(input: EmbeddingsFrame['input']): Array<string | number[]> {
@@ -13,15 +19,9 @@ export async function runEmbeddings(
   frame: EmbeddingsFrame,
   context: RequestContext,
 ): Promise<RequestOutcome> {
-  const { service, metrics, session, stream, principal } = context
+  const { metrics, session, stream, principal } = context
   const key = callerKey(principal)
-  const { modelName, modelVersion, engine } = await service.text({
-    model: frame.model,
-    ...(frame.version !== undefined ? { version: frame.version } : {}),
-    task: 'embeddings',
-    ...(key ? { routingKey: key } : {}),
-    headers: context.headers,
-  })
+  const { modelName, modelVersion, engine } = await textTarget(context, frame, 'embeddings')
   const inputs = embeddingInputs(frame.input)
   let result: Awaited<ReturnType<typeof engine.embed>>
   try {
@@ -32,7 +32,8 @@ export async function runEmbeddings(
       signal: stream.cancel,
     })
   } catch (err) {
-    metrics.textDone(modelName, 'realtime', 'error', { prompt: 0, completion: 0 }, principal?.keyId ?? null)
+    const outcome = stream.cancel.aborted ? 'cancelled' : 'error'
+    metrics.textDone(modelName, 'realtime', outcome, { prompt: 0, completion: 0 }, principal?.keyId ?? null)
     throw stream.cancel.aborted ? cancelledError(stream) : err
   }
   if (stream.cancel.aborted) throw cancelledError(stream)

@@ -3,7 +3,13 @@ import type { GenerateRequest, SamplingOptions } from '../../core/generate/types
 import { invalidInput } from '../../core/infer/errors.js'
 import { Failure } from '../../shared/errors.js'
 import type { GenerateFrame } from '../../shared/realtime-protocol.js'
-import { callerKey, cancelledError, type RequestContext, type RequestOutcome } from './request-context.js'
+import {
+  callerKey,
+  cancelledError,
+  type RequestContext,
+  type RequestOutcome,
+  textTarget,
+} from './request-context.js'
 
 /** The engine's sampling options of a generate frame; absent fields keep the engine's defaults. */
 export function frameSampling(frame: GenerateFrame): SamplingOptions {
@@ -29,17 +35,11 @@ export function frameSampling(frame: GenerateFrame): SamplingOptions {
  * or the daemon's at the end of a session) leaves the engine's iterator, which stops the sequence.
  */
 export async function runGenerate(frame: GenerateFrame, context: RequestContext): Promise<RequestOutcome> {
-  const { service, metrics, session, stream, principal } = context
+  const { metrics, session, stream, principal } = context
   if ((frame.messages === undefined) === (frame.prompt === undefined))
     throw invalidInput('A generate frame has either "messages" or "prompt", not both and not neither.')
   const key = callerKey(principal)
-  const { modelName, modelVersion, engine } = await service.text({
-    model: frame.model,
-    ...(frame.version !== undefined ? { version: frame.version } : {}),
-    task: 'chat',
-    ...(key ? { routingKey: key } : {}),
-    headers: context.headers,
-  })
+  const { modelName, modelVersion, engine } = await textTarget(context, frame, 'chat')
   const request: GenerateRequest = {
     ...(frame.messages ? { messages: frame.messages } : { prompt: frame.prompt }),
     sampling: frameSampling(frame),
@@ -51,6 +51,7 @@ export async function runGenerate(frame: GenerateFrame, context: RequestContext)
   let last: number | undefined
   let completion = 0
   const keyId = principal?.keyId ?? null
+  let failure: unknown
   try {
     for await (const event of engine.generate(request)) {
       if (stream.cancel.aborted) break
@@ -64,16 +65,8 @@ export async function runGenerate(frame: GenerateFrame, context: RequestContext)
         continue
       }
       const usage = event.usage
-      metrics.textDone(
-        modelName,
-        'realtime',
-        event.finishReason,
-        {
-          prompt: usage.promptTokens,
-          completion: usage.completionTokens,
-        },
-        keyId,
-      )
+      const tokens = { prompt: usage.promptTokens, completion: usage.completionTokens }
+      metrics.textDone(modelName, 'realtime', event.finishReason, tokens, keyId)
       session.emit(stream, 'done', {
         finish_reason: event.finishReason,
         text: event.text,
@@ -93,22 +86,12 @@ export async function runGenerate(frame: GenerateFrame, context: RequestContext)
       }
     }
   } catch (err) {
-    metrics.textDone(
-      modelName,
-      'realtime',
-      stream.cancel.aborted ? 'cancelled' : 'error',
-      { prompt: 0, completion },
-      keyId,
-    )
-    throw stream.cancel.aborted ? cancelledError(stream) : err
+    failure = err
   }
-  metrics.textDone(
-    modelName,
-    'realtime',
-    stream.cancel.aborted ? 'cancelled' : 'error',
-    { prompt: 0, completion },
-    keyId,
+  const cancelled = stream.cancel.aborted
+  metrics.textDone(modelName, 'realtime', cancelled ? 'cancelled' : 'error', { prompt: 0, completion }, keyId)
+  if (cancelled) throw cancelledError(stream)
+  throw (
+    failure ?? new Failure('INTERNAL', `The generation of request ${stream.id} ended without a done event.`)
   )
-  if (stream.cancel.aborted) throw cancelledError(stream)
-  throw new Failure('INTERNAL', `The generation of request ${stream.id} ended without a done event.`)
 }

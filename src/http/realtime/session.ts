@@ -204,7 +204,9 @@ export class RealtimeSession {
     const unknown = Object.keys(lastSeq).filter((id) => !this.requests.has(id))
     const lost: string[] = []
     for (const stream of [...this.requests.values()]) {
-      const from = Math.min(Math.max(lastSeq[stream.id] ?? stream.acked, stream.acked), stream.lastSeq)
+      // Own keys only: a request id may be "constructor" or "toString".
+      const named = Object.hasOwn(lastSeq, stream.id) ? lastSeq[stream.id] : stream.acked
+      const from = Math.min(Math.max(named, stream.acked), stream.lastSeq)
       if (from < stream.floor) {
         lost.push(stream.id)
         stream.stop('Frames of this request were dropped before the resume.')
