@@ -462,6 +462,8 @@ export interface EmbeddingModelOptions {
   seed?: number
   /** max_position_embeddings (default 512). */
   maxPositions?: number
+  /** num_hidden_layers: encoder layers (default 1). */
+  layers?: number
 }
 
 export interface EmbeddingModel {
@@ -535,52 +537,56 @@ export function embeddingModelOnnx(options: EmbeddingModelOptions = {}): {
   // Bidirectional attention, padded keys masked: bias [B, 1, 1, T].
   const maskF = g.op('Cast', ['attention_mask'], [intAttr('to', FLOAT)])
   const bias = g.op('Unsqueeze', [g.op('Mul', [g.op('Sub', ['c_one_f', maskF]), 'c_neg']), 'c_axes12'])
-  const p = 'encoder.layer.0'
-  const wq = g.float(
-    `${p}.attention.self.query.weight`,
-    [hidden, hidden],
-    gaussian(rand, hidden * hidden, wStd * 1.5),
-  )
-  const wk = g.float(
-    `${p}.attention.self.key.weight`,
-    [hidden, hidden],
-    gaussian(rand, hidden * hidden, wStd * 1.5),
-  )
-  const wv = g.float(
-    `${p}.attention.self.value.weight`,
-    [hidden, hidden],
-    gaussian(rand, hidden * hidden, wStd),
-  )
-  const wo = g.float(
-    `${p}.attention.output.dense.weight`,
-    [hidden, hidden],
-    gaussian(rand, hidden * hidden, wStd),
-  )
-  const w1 = g.float(`${p}.intermediate.dense.weight`, [hidden, ffn], gaussian(rand, hidden * ffn, wStd))
-  const w2 = g.float(
-    `${p}.output.dense.weight`,
-    [ffn, hidden],
-    gaussian(rand, ffn * hidden, 1 / Math.sqrt(ffn)),
-  )
-  const split = (w: string) =>
-    g.op(
-      'Transpose',
-      [g.op('Reshape', [g.op('MatMul', [x, w]), 'c_heads_shape'])],
-      [intsAttr('perm', [0, 2, 1, 3])],
+  let y = x
+  for (let layer = 0; layer < (options.layers ?? 1); layer++) {
+    if (layer > 0) x = g.layerNorm(y, hidden, 1e-12)
+    const p = `encoder.layer.${layer}`
+    const wq = g.float(
+      `${p}.attention.self.query.weight`,
+      [hidden, hidden],
+      gaussian(rand, hidden * hidden, wStd * 1.5),
     )
-  const q = split(wq)
-  const k = split(wk)
-  const v = split(wv)
-  const kT = g.op('Transpose', [k], [intsAttr('perm', [0, 1, 3, 2])])
-  const scores = g.op('Add', [g.op('Mul', [g.op('MatMul', [q, kT]), 'c_scale']), bias])
-  const ctx = g.op('MatMul', [g.op('Softmax', [scores], [intAttr('axis', -1)]), v])
-  const merged = g.op('Reshape', [
-    g.op('Transpose', [ctx], [intsAttr('perm', [0, 2, 1, 3])]),
-    'c_merge_shape',
-  ])
-  x = g.layerNorm(g.op('Add', [x, g.op('MatMul', [merged, wo])]), hidden, 1e-12)
-  const m = g.op('Tanh', [g.op('MatMul', [x, w1])])
-  const y = g.op('Add', [x, g.op('MatMul', [m, w2])])
+    const wk = g.float(
+      `${p}.attention.self.key.weight`,
+      [hidden, hidden],
+      gaussian(rand, hidden * hidden, wStd * 1.5),
+    )
+    const wv = g.float(
+      `${p}.attention.self.value.weight`,
+      [hidden, hidden],
+      gaussian(rand, hidden * hidden, wStd),
+    )
+    const wo = g.float(
+      `${p}.attention.output.dense.weight`,
+      [hidden, hidden],
+      gaussian(rand, hidden * hidden, wStd),
+    )
+    const w1 = g.float(`${p}.intermediate.dense.weight`, [hidden, ffn], gaussian(rand, hidden * ffn, wStd))
+    const w2 = g.float(
+      `${p}.output.dense.weight`,
+      [ffn, hidden],
+      gaussian(rand, ffn * hidden, 1 / Math.sqrt(ffn)),
+    )
+    const split = (w: string) =>
+      g.op(
+        'Transpose',
+        [g.op('Reshape', [g.op('MatMul', [x, w]), 'c_heads_shape'])],
+        [intsAttr('perm', [0, 2, 1, 3])],
+      )
+    const q = split(wq)
+    const k = split(wk)
+    const v = split(wv)
+    const kT = g.op('Transpose', [k], [intsAttr('perm', [0, 1, 3, 2])])
+    const scores = g.op('Add', [g.op('Mul', [g.op('MatMul', [q, kT]), 'c_scale']), bias])
+    const ctx = g.op('MatMul', [g.op('Softmax', [scores], [intAttr('axis', -1)]), v])
+    const merged = g.op('Reshape', [
+      g.op('Transpose', [ctx], [intsAttr('perm', [0, 2, 1, 3])]),
+      'c_merge_shape',
+    ])
+    x = g.layerNorm(g.op('Add', [x, g.op('MatMul', [merged, wo])]), hidden, 1e-12)
+    const m = g.op('Tanh', [g.op('MatMul', [x, w1])])
+    y = g.op('Add', [x, g.op('MatMul', [m, w2])])
+  }
   g.op(
     'LayerNormalization',
     [y, `ln_one_${hidden}`, `ln_zero_${hidden}`],
@@ -607,7 +613,7 @@ export function embeddingModelOnnx(options: EmbeddingModelOptions = {}): {
     architectures: ['BertModel'],
     vocab_size: vocab,
     hidden_size: hidden,
-    num_hidden_layers: 1,
+    num_hidden_layers: options.layers ?? 1,
     num_attention_heads: heads,
     intermediate_size: ffn,
     hidden_act: 'tanh',

@@ -1,4 +1,4 @@
-import { setImmediate as yieldToEventLoop } from 'node:timers/promises'
+import { setTimeout as sleep, setImmediate as yieldToEventLoop } from 'node:timers/promises'
 import * as ort from 'onnxruntime-node'
 import type { CancelSignal } from '../infer/cancel-signal.js'
 import { cancelled, QueueFullError } from '../infer/errors.js'
@@ -12,6 +12,8 @@ export interface EmbedderOptions {
   maxBatchTokens: number
   /** Texts waiting before QUEUE_FULL. */
   maxWaiting: number
+  /** How long the oldest text may wait for others before its batch runs (0: run at once). */
+  maxQueueDelayMs: number
   label: string
 }
 
@@ -99,9 +101,28 @@ export class Embedder {
 
   private async drain(): Promise<void> {
     while (this.queue.length > 0 && !this.closed) {
+      await this.gather()
       const batch = this.take()
       if (batch.length > 0) await this.runBatch(batch)
       await yieldToEventLoop()
+    }
+  }
+
+  /**
+   * Waits up to max_queue_delay_ms from the oldest waiting text for more to arrive while the batch
+   * is not full: requests from many clients reach the queue over several event-loop turns (HTTP
+   * parsing, tokenization), and a batch started on the first of them alone would waste the pass.
+   */
+  private async gather(): Promise<void> {
+    const delay = this.options.maxQueueDelayMs
+    if (delay <= 0) return
+    for (;;) {
+      const oldest = this.queue[0]
+      if (!oldest || this.closed) return
+      const waited = performance.now() - oldest.queued
+      const longest = this.queue.reduce((n, item) => Math.max(n, item.ids.length), 0)
+      if (waited >= delay || longest * (this.queue.length + 1) > this.options.maxBatchTokens) return
+      await sleep(Math.max(0.1, delay - waited))
     }
   }
 

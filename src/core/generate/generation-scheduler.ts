@@ -1,5 +1,6 @@
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises'
-import { cancelled, QueueFullError } from '../infer/errors.js'
+import type { CancelSignal } from '../infer/cancel-signal.js'
+import { cancelled, modelNotReady, QueueFullError } from '../infer/errors.js'
 import type { CoreLogger } from '../logger.js'
 import type { CompactCache, DecoderShape, KvBatch, StepRow } from './decoder.js'
 import { type Pick, pickToken, type SamplerSettings, SeededRandom } from './sampling.js'
@@ -130,7 +131,7 @@ export class GenerationScheduler {
    * Queues a sequence (QUEUE_FULL is thrown here, before anything streams) and returns its events;
    * leaving the iteration early cancels it.
    */
-  submit(input: SequenceInput, signal?: { aborted: boolean }): AsyncGenerator<GenerationEvent> {
+  submit(input: SequenceInput, signal?: CancelSignal): AsyncGenerator<GenerationEvent> {
     if (this.closed) throw cancelled(this.label)
     // Requests that take a free place at the next step are not waiting.
     const free = Math.max(0, this.limits.maxSequences - this.running.length)
@@ -147,11 +148,22 @@ export class GenerationScheduler {
     queue.push(seq)
     this.waiting.set(input.key, queue)
     this.waitingCount++
+    // A client that goes away while its request waits (or runs) frees its place at the next step,
+    // whether or not anything is reading the stream.
+    const onAbort = () => {
+      if (!seq.finished) seq.cancelled = true
+      seq.wake?.()
+    }
+    signal?.addEventListener('abort', onAbort, { once: true })
     this.kick()
-    return this.stream(seq, signal)
+    return this.stream(seq, signal, () => signal?.removeEventListener('abort', onAbort))
   }
 
-  private async *stream(seq: Sequence, signal?: { aborted: boolean }): AsyncGenerator<GenerationEvent> {
+  private async *stream(
+    seq: Sequence,
+    signal: CancelSignal | undefined,
+    detach: () => void,
+  ): AsyncGenerator<GenerationEvent> {
     try {
       for (;;) {
         if (signal?.aborted) return
@@ -170,6 +182,7 @@ export class GenerationScheduler {
     } finally {
       // A consumer that stops reading (a client that went away) frees its place at the next step.
       if (!seq.finished) seq.cancelled = true
+      detach()
     }
   }
 
@@ -362,7 +375,7 @@ export class GenerationScheduler {
   /** Cancels every sequence and waits for the loop to stop. */
   async close(): Promise<void> {
     this.closed = true
-    const closedError = cancelled(this.label)
+    const closedError = modelNotReady(this.label, 'it was unloaded while this request ran')
     for (const queue of this.waiting.values()) for (const seq of queue) this.fail(seq, closedError)
     this.waiting.clear()
     this.waitingCount = 0

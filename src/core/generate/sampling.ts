@@ -94,47 +94,78 @@ function topK(row: Float32Array, k: number): number[] {
 }
 
 /**
- * Tokens further than this below the best logit (after temperature) are left out of sampling: each
- * has a probability under e^-30 ≈ 1e-13 of the best one, so all of them together stay below 1e-7
- * of the mass even for a 152k vocabulary, and the candidates to sort stay few.
+ * Tokens more than this many logits (× temperature) below the best one are left out of sampling:
+ * each has under e^-30 ≈ 1e-13 of the best one's probability, all of them together under 1e-7 of the
+ * mass even for a 152k vocabulary, and their exponentials are never computed.
  */
 const SAMPLING_WINDOW = 30
 
+/** Buckets per halving of the weight when the nucleus is searched (weights 1 … 2^-44 apart). */
+const BUCKETS_PER_OCTAVE = 4
+const BUCKETS = 44 * BUCKETS_PER_OCTAVE + 1
+
+/**
+ * Samples from softmax(row / T), restricted to the nucleus when top_p < 1: the most probable tokens
+ * whose mass reaches top_p. The nucleus is found without sorting the vocabulary: weights are
+ * bucketed by magnitude, whole buckets are taken from the top until the next one would pass top_p,
+ * and only that boundary bucket is sorted. Which tokens are in the set is all that matters to the
+ * draw, which then scans the set in token order.
+ */
 function sample(row: Float32Array, settings: SamplerSettings, random: SeededRandom): number {
-  const inverseT = 1 / settings.temperature
   let max = Number.NEGATIVE_INFINITY
   for (let i = 0; i < row.length; i++) if ((row[i] as number) > max) max = row[i] as number
   const floor = max - SAMPLING_WINDOW * settings.temperature
-  const candidates: { token: number; weight: number }[] = []
+  const inverseT = 1 / settings.temperature
+  const tokens = new Int32Array(row.length)
+  const w = new Float64Array(row.length)
+  let n = 0
   let total = 0
   for (let i = 0; i < row.length; i++) {
     const v = row[i] as number
     if (v < floor) continue
     const weight = Math.exp((v - max) * inverseT)
-    candidates.push({ token: i, weight })
+    tokens[n] = i
+    w[n++] = weight
     total += weight
   }
-  candidates.sort((a, b) => b.weight - a.weight || a.token - b.token)
-  let kept = candidates.length
+  // keep[i] = 1 for the candidates in the nucleus (all of them when top_p is 1).
+  let keep: Uint8Array | undefined
   if (settings.topP < 1) {
-    let mass = 0
-    for (let i = 0; i < candidates.length; i++) {
-      mass += (candidates[i] as { weight: number }).weight / total
-      if (mass >= settings.topP) {
-        kept = i + 1
-        break
-      }
+    const need = settings.topP * total
+    const buckets = new Uint8Array(n)
+    const mass = new Float64Array(BUCKETS)
+    for (let i = 0; i < n; i++) {
+      const bucket = Math.min(BUCKETS - 1, Math.floor(-Math.log2(w[i] as number) * BUCKETS_PER_OCTAVE))
+      buckets[i] = bucket
+      mass[bucket] = (mass[bucket] as number) + (w[i] as number)
     }
+    let boundary = 0
+    let above = 0
+    while (boundary < BUCKETS - 1 && above + (mass[boundary] as number) < need)
+      above += mass[boundary++] as number
+    keep = new Uint8Array(n)
+    const edge: number[] = []
+    for (let i = 0; i < n; i++) {
+      if ((buckets[i] as number) < boundary) keep[i] = 1
+      else if (buckets[i] === boundary) edge.push(i)
+    }
+    edge.sort((a, b) => (w[b] as number) - (w[a] as number) || a - b)
+    for (const i of edge) {
+      if (above >= need) break
+      keep[i] = 1
+      above += w[i] as number
+    }
+    total = above
   }
-  let keptTotal = 0
-  for (let i = 0; i < kept; i++) keptTotal += (candidates[i] as { weight: number }).weight
-  let target = random.next() * keptTotal
-  for (let i = 0; i < kept; i++) {
-    const c = candidates[i] as { token: number; weight: number }
-    target -= c.weight
-    if (target < 0) return c.token
+  let target = random.next() * total
+  let last = 0
+  for (let i = 0; i < n; i++) {
+    if (keep && !keep[i]) continue
+    last = i
+    target -= w[i] as number
+    if (target < 0) return tokens[i] as number
   }
-  return (candidates[kept - 1] as { token: number }).token
+  return tokens[last] as number
 }
 
 /**

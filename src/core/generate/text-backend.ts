@@ -298,6 +298,8 @@ class HfTextEngine implements TextEngine {
         normalize: text.normalize ?? true,
         maxBatchTokens,
         maxWaiting: text.max_waiting ?? 4096,
+        // config.yaml max_queue_delay_ms, as for tensor models; 2 ms by default.
+        maxQueueDelayMs: modelConfig.max_queue_delay_ms ?? 2,
         label: sources.label,
       })
     }

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { GenerationEvent, TextEngine } from '../../../src/core/generate/types.js'
+import { RequestCancel } from '../../../src/core/infer/cancel-signal.js'
 import { createModelService, type HelixModelService } from '../../../src/core/infer/model-service.js'
 import { QWEN3_IM_END_ID, writeChatModel } from '../../helpers/text-models.js'
 import { disposeReferences, referenceGreedy } from '../../helpers/transformers-reference.js'
@@ -117,6 +118,30 @@ describe('the generation scheduler', () => {
     )
     expect(Math.max(...seen.map((s) => s.running ?? 0))).toBe(2)
     expect(Math.max(...seen.map((s) => s.kvCacheBytes ?? 0))).toBeGreaterThan(0)
+    expect(stats()).toMatchObject({ running: 0, waiting: 0 })
+  }, 60_000)
+
+  it('a waiting request whose client went away leaves the queue without being read or prefilled', async () => {
+    const stats = () => (engine as unknown as { stats(): Record<string, number> }).stats()
+    const busy = [1, 2].map((i) =>
+      tokens(
+        engine.generate({
+          messages: [{ role: 'user', content: `busy ${i}` }],
+          sampling: { temperature: 0, maxTokens: 24, ignoreEos: true },
+        }),
+      ),
+    )
+    const cancel = new RequestCancel()
+    // Never iterated: only the signal tells the scheduler the client is gone.
+    engine.generate({
+      messages: [{ role: 'user', content: 'gone' }],
+      signal: cancel,
+      sampling: { maxTokens: 24 },
+    })
+    await new Promise((r) => setTimeout(r, 20))
+    expect(stats().waiting).toBe(1)
+    cancel.abort()
+    await Promise.all(busy)
     expect(stats()).toMatchObject({ running: 0, waiting: 0 })
   }, 60_000)
 

@@ -64,6 +64,24 @@ describe('picking the next token', () => {
     expect(all.size).toBeGreaterThanOrEqual(4)
     // Token 1 alone holds ~0.55 of the mass: top_p 0.5 keeps only it.
     expect(new Set(draw(3, { ...settings, topP: 0.5 }))).toEqual(new Set([1]))
+    // Probabilities 0.5, 0.3, 0.15, 0.05: top_p 0.7 keeps two tokens, 0.85 three, in their proportions.
+    const shaped = Float32Array.from([0.5, 0.3, 0.15, 0.05].map(Math.log))
+    const nucleus = (topP: number) => {
+      const random = new SeededRandom(9)
+      const counts = [0, 0, 0, 0]
+      for (let i = 0; i < 4000; i++) {
+        const t = pickToken(shaped, 0, 4, { ...settings, topP }, new Map(), random).token
+        counts[t] = (counts[t] as number) + 1
+      }
+      return counts
+    }
+    const two = nucleus(0.7)
+    expect(two[2]).toBe(0)
+    expect(two[3]).toBe(0)
+    expect((two[0] as number) / 4000).toBeCloseTo(0.5 / 0.8, 1)
+    const three = nucleus(0.85)
+    expect(three[3]).toBe(0)
+    expect(three[2]).toBeGreaterThan(0)
     // Low temperature sharpens towards the best token.
     const cold = draw(3, { ...settings, temperature: 0.05 })
     expect(cold.filter((t) => t === 1).length).toBeGreaterThan(190)
