@@ -286,9 +286,9 @@ export class RealtimeClient {
 
   /** Opens the socket, authenticates and waits for the session; rejects when that fails. */
   connect(): Promise<void> {
-    if (this.connecting) return this.connecting
-    if (this.state !== 'idle')
+    if (this.state === 'closed')
       return Promise.reject(new RealtimeError('INVALID_INPUT', 'This client was closed.'))
+    if (this.connecting) return this.connecting
     this.state = 'connecting'
     this.connecting = this.establish().catch((err: Error) => {
       this.shutdown(err)

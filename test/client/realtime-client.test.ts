@@ -40,6 +40,14 @@ class FlakyNetwork {
     this.port = (server.address() as { port: number }).port
   }
 
+  /** Nothing goes through any more, either way, but the connections stay open (a half-open network). */
+  stall(direction: 'up' | 'both' = 'both'): void {
+    for (const [client, upstream] of this.pairs) {
+      client.pause()
+      if (direction === 'both') upstream.pause()
+    }
+  }
+
   /** Every connection through the relay breaks at once (no close frame, no FIN from the peers). */
   cut(): void {
     for (const [a, b] of this.pairs) {
@@ -314,5 +322,94 @@ describe('RealtimeClient', () => {
     } finally {
       await local.close()
     }
+  })
+})
+
+describe('RealtimeClient on a failing network', () => {
+  let network: FlakyNetwork
+  let local: RealtimeDaemon
+  beforeAll(async () => {
+    local = await startRealtimeDaemon({
+      repository: async (models) => {
+        await addToRepository(models, 'add', addModel())
+        await writeChatModel(join(models, 'chat', '1'), { seed: 7 })
+      },
+      realtime: { heartbeatMs: 200, maxRequestsPerSocket: 2 },
+    })
+    network = new FlakyNetwork()
+    await network.start(Number(new URL(local.url).port))
+  }, 120_000)
+  afterAll(async () => {
+    await network?.stop()
+    await local?.close()
+  })
+
+  const viaNetwork = (events?: RealtimeClientEvent[]) =>
+    client({ url: `ws://127.0.0.1:${network.port}/v1/realtime` }, events)
+  const ADD = {
+    model: 'add',
+    inputs: [
+      { name: 'a', datatype: 'FP32', shape: [1, 4], data: [1, 2, 3, 4] },
+      { name: 'b', datatype: 'FP32', shape: [1, 4], data: [1, 1, 1, 1] },
+    ],
+  }
+
+  it('a request the daemon never received is sent again after the resume; a cancel made offline goes out after it', async () => {
+    const events: RealtimeClientEvent[] = []
+    const c = viaNetwork(events)
+    await Promise.all([c.connect(), c.connect()])
+    const running = c.generate({ model: 'chat', prompt: 'x', max_tokens: 1000, ignore_eos: true })
+    const iterator = running[Symbol.asyncIterator]()
+    await iterator.next()
+    // The request leaves the client but stops in the network, which then breaks.
+    network.stall('up')
+    const lost = c.infer(ADD)
+    await new Promise((resolve) => setTimeout(resolve, 50))
+    network.cut()
+    await eventually(() => events.some((e) => e.type === 'disconnected'))
+    running.cancel()
+    expect((await lost).outputs[0].data).toEqual([2, 3, 4, 5])
+    await expect(running.result).rejects.toMatchObject({ code: 'CANCELLED' })
+    expect(events.filter((e) => e.type === 'resumed')).toHaveLength(1)
+    await expect(running[Symbol.asyncIterator]().next()).rejects.toMatchObject({ code: 'INVALID_INPUT' })
+  })
+
+  it('a connection that goes silent (half-open) is dropped after two heartbeats and resumed', async () => {
+    const events: RealtimeClientEvent[] = []
+    const c = viaNetwork(events)
+    await c.connect()
+    const stream = c.generate({
+      model: 'chat',
+      prompt: 'y',
+      max_tokens: 300,
+      temperature: 0,
+      ignore_eos: true,
+    })
+    const seen: number[] = []
+    for await (const delta of stream) {
+      seen.push(delta.seq)
+      if (seen.length === 10) network.stall()
+    }
+    expect(seen).toEqual(seen.map((_, k) => k + 1))
+    expect(seen).toHaveLength(300)
+    expect(events.filter((e) => e.type === 'resumed')).toHaveLength(1)
+  })
+
+  it('a refused request (too many in flight) rejects with the code, status and retry time', async () => {
+    const c = viaNetwork()
+    await c.connect()
+    const streams = [1, 2].map(() =>
+      c.generate({ model: 'chat', prompt: 'z', max_tokens: 1000, ignore_eos: true }),
+    )
+    await expect(c.infer(ADD)).rejects.toMatchObject({
+      code: 'TOO_MANY_IN_FLIGHT',
+      status: 429,
+      retryAfterSeconds: 1,
+    })
+    for (const s of streams) s.cancel()
+    await Promise.allSettled(streams.map((s) => s.result))
+    await c.close()
+    await expect(c.ping()).rejects.toMatchObject({ code: 'CONNECTION_LOST' })
+    await expect(c.connect()).rejects.toMatchObject({ code: 'INVALID_INPUT' })
   })
 })

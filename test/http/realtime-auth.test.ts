@@ -1,6 +1,6 @@
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { RealtimeClient } from '../../src/client/realtime-client.js'
+import { RealtimeClient, type RealtimeClientEvent } from '../../src/client/realtime-client.js'
 import { issueAccessToken } from '../../src/core/identity/access-token.js'
 import { createAccount } from '../../src/core/identity/accounts.js'
 import { CLI_ACTOR, createKey, revokeKey } from '../../src/core/identity/api-keys.js'
@@ -225,5 +225,43 @@ describe('the realtime client with authentication', () => {
     await expect(stream.result).rejects.toMatchObject({ code: 'UNAUTHENTICATED', status: 401 })
     expect(events).not.toContain('reconnecting')
     expect(events.at(-1)).toBe('closed')
+  })
+
+  it('a token function renews an expired access token: the client reconnects as the same user, nothing lost', async () => {
+    const { user } = await createAccount(identity.deps, { email: 'rt-renew@example.com' }, { actor: 'cli' })
+    const signer = identity.deps.keys?.signer
+    if (!signer) throw new Error('no signing key')
+    const { jwt } = identity.deps.config
+    let issued = 0
+    const events: RealtimeClientEvent[] = []
+    const c = new RealtimeClient({
+      url: d.url,
+      token: async () => {
+        issued++
+        const settings = { issuer: jwt.issuer, audience: jwt.audience, ttlSeconds: 2 }
+        return (await issueAccessToken(signer, settings, { sub: user.id, scope: ['infer'] })).token
+      },
+      reconnect: { initialDelayMs: 10, maxDelayMs: 50 },
+      onEvent: (e) => events.push(e),
+    })
+    await c.connect()
+    const stream = c.generate({ model: 'chat', prompt: 'Go', max_tokens: 1000, ignore_eos: true })
+    const seqs: number[] = []
+    for await (const delta of stream) seqs.push(delta.seq)
+    expect(seqs).toEqual(seqs.map((_, k) => k + 1))
+    expect((await stream.result).usage.completion_tokens).toBe(seqs.length)
+    await eventually(() => events.some((e) => e.type === 'disconnected'), 5000)
+    expect(events.find((e) => e.type === 'disconnected')).toEqual({
+      type: 'disconnected',
+      code: 4401,
+      reason: 'credential expired',
+    })
+    // Each token lives 2 s: the client keeps renewing it, resuming whatever is under way.
+    await eventually(() => issued >= 2 && c.connected)
+    expect(
+      (await c.infer({ model: 'add', inputs: addFrame('x', [1, 2, 3, 4], [0, 0, 0, 0]).inputs })).outputs[0]
+        .data,
+    ).toEqual([1, 2, 3, 4])
+    await c.close()
   })
 })
