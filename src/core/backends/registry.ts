@@ -94,6 +94,7 @@ export function textBackend(options: BackendOptions): Backend {
     logger: options.logger,
     discoverGpus: options.discoverGpus,
     reservations: options.reservations,
+    ...(options.workerPool ? { workerPool: options.workerPool } : {}),
   })
 }
 

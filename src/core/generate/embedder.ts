@@ -1,7 +1,8 @@
 import { setTimeout as sleep, setImmediate as yieldToEventLoop } from 'node:timers/promises'
-import * as ort from 'onnxruntime-node'
+import type { OnnxSession } from '../backends/onnx-session.js'
 import type { CancelSignal } from '../infer/cancel-signal.js'
 import { cancelled, QueueFullError } from '../infer/errors.js'
+import type { Tensor } from '../infer/types.js'
 
 export type Pooling = 'mean' | 'cls'
 
@@ -39,15 +40,19 @@ export class Embedder {
   private readonly hiddenOutput: string
   private readonly tokenTypes: boolean
 
+  /**
+   * @param session where the encoder runs: a worker-thread session, so the event loop keeps parsing
+   *   requests and tokenizing the next batch while one computes
+   */
   constructor(
-    private readonly session: ort.InferenceSession,
+    private readonly session: OnnxSession,
     private readonly options: EmbedderOptions,
   ) {
-    const outputs = session.outputNames
+    const outputs = session.outputMetadata.map((m) => m.name)
     this.hiddenOutput =
       ['last_hidden_state', 'token_embeddings', 'sentence_embedding'].find((n) => outputs.includes(n)) ??
       (outputs[0] as string)
-    this.tokenTypes = session.inputNames.includes('token_type_ids')
+    this.tokenTypes = session.inputMetadata.some((m) => m.name === 'token_type_ids')
   }
 
   get waiting(): number {
@@ -157,23 +162,24 @@ export class Embedder {
         mask[b * S + i] = 1n
       })
     })
-    const feeds: Record<string, ort.Tensor> = {
-      input_ids: new ort.Tensor('int64', ids, [B, S]),
-      attention_mask: new ort.Tensor('int64', mask, [B, S]),
-    }
-    if (this.tokenTypes) feeds.token_type_ids = new ort.Tensor('int64', new BigInt64Array(B * S), [B, S])
+    const feeds: Tensor[] = [
+      { name: 'input_ids', datatype: 'INT64', shape: [B, S], data: ids },
+      { name: 'attention_mask', datatype: 'INT64', shape: [B, S], data: mask },
+    ]
+    if (this.tokenTypes)
+      feeds.push({ name: 'token_type_ids', datatype: 'INT64', shape: [B, S], data: new BigInt64Array(B * S) })
     const started = performance.now()
-    let output: ort.Tensor
+    let output: Tensor
     try {
-      output = (await this.session.run(feeds, [this.hiddenOutput]))[this.hiddenOutput] as ort.Tensor
+      output = (await this.session.run(feeds, [this.hiddenOutput]))[0] as Tensor
     } catch (err) {
       for (const item of batch) item.reject(err as Error)
       return
     }
     const computeMs = performance.now() - started
     const data = output.data as Float32Array
-    const pooled = output.dims.length === 2
-    const hidden = Number(output.dims[output.dims.length - 1])
+    const pooled = output.shape.length === 2
+    const hidden = Number(output.shape[output.shape.length - 1])
     batch.forEach((item, b) => {
       const vector = new Float32Array(hidden)
       if (pooled) vector.set(data.subarray(b * hidden, (b + 1) * hidden))

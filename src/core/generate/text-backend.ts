@@ -1,10 +1,13 @@
 import { readFile } from 'node:fs/promises'
+import { availableParallelism } from 'node:os'
 import { dirname, join } from 'node:path'
 import * as ort from 'onnxruntime-node'
 import type { Backend, BackendDescription, DevicePolicy } from '../backends/backend.js'
 import { planProviders, providerFailure } from '../backends/execution-provider.js'
 import { BackendLoadError, sessionOptionsFor } from '../backends/onnx-backend.js'
+import type { OnnxSession } from '../backends/onnx-session.js'
 import { fromOrtTensor, specFromMetadata, toOrtTensor } from '../backends/onnx-tensors.js'
+import { sharedWorkerPool, type WorkerPool } from '../backends/worker-pool.js'
 import type { GpuDiscovery } from '../gpu/nvidia-smi.js'
 import type { GpuReservations } from '../gpu/placement.js'
 import { contextTooLong, invalidInput, wrongTask } from '../infer/errors.js'
@@ -54,6 +57,8 @@ export interface TextBackendOptions {
   logger: CoreLogger
   discoverGpus: () => Promise<GpuDiscovery>
   reservations: GpuReservations
+  /** The worker threads embedding models compute in (the process-wide pool when absent). */
+  workerPool?: WorkerPool
 }
 
 async function readJson(path: string, required: boolean): Promise<Record<string, unknown> | undefined> {
@@ -87,6 +92,8 @@ function eosIds(...sources: (Record<string, unknown> | undefined)[]): Set<number
  */
 export class TextBackend implements Backend {
   private session?: ort.InferenceSession
+  /** Embedding models: their session in a worker thread (the inline one is released). */
+  private hosted?: OnnxSession
   private description?: BackendDescription
   private engine?: HfTextEngine
 
@@ -150,7 +157,29 @@ export class TextBackend implements Backend {
           instances: 1,
           ...(fallbackReason && attempt.executionProvider === 'cpu' ? { fallbackReason } : {}),
         }
-        this.engine = new HfTextEngine(session, {
+        // An encoder computes in a worker thread, so the event loop gathers the next batch meanwhile;
+        // a decoder stays inline, where each step's present tensors feed the next without copies.
+        const task = options.config.text?.task ?? inferTask(session, config)
+        if (attempt.executionProvider === 'cpu' && task === 'embeddings') {
+          const pool = options.workerPool ?? sharedWorkerPool()
+          this.hosted = await pool.open(
+            options.modelPath,
+            sessionOptionsFor(
+              {
+                intraOpThreads: options.config.intra_op_threads || availableParallelism(),
+                interOpThreads: options.config.inter_op_threads,
+                allowSpinning: options.config.allow_spinning,
+              },
+              attempt,
+              true,
+              availableParallelism(),
+            ),
+            [],
+          )
+          this.session = undefined
+          await session.release()
+        }
+        this.engine = new HfTextEngine(session, this.hosted, {
           config,
           generationConfig,
           poolingConfig,
@@ -170,6 +199,7 @@ export class TextBackend implements Backend {
   }
 
   async run(inputs: Tensor[], outputNames?: string[]): Promise<Tensor[]> {
+    if (this.hosted) return this.hosted.run(inputs, outputNames)
     const session = this.session
     if (!session) throw new Error('backend not loaded')
     const feeds: Record<string, ort.Tensor> = {}
@@ -183,15 +213,34 @@ export class TextBackend implements Backend {
   async dispose(): Promise<void> {
     const engine = this.engine
     const session = this.session
+    const hosted = this.hosted
     this.engine = undefined
     this.session = undefined
+    this.hosted = undefined
     await engine?.close()
     await session?.release()
+    await hosted?.release()
   }
 
   describe(): BackendDescription {
     if (!this.description) throw new Error('backend not loaded')
     return this.description
+  }
+}
+
+/** The loaded session as an OnnxSession (a GPU encoder computes inline, on its device). */
+function inlineSession(session: ort.InferenceSession): OnnxSession {
+  return {
+    inputMetadata: session.inputMetadata,
+    outputMetadata: session.outputMetadata,
+    async run(inputs, outputNames) {
+      const feeds: Record<string, ort.Tensor> = {}
+      for (const tensor of inputs) feeds[tensor.name] = toOrtTensor(tensor)
+      const names = outputNames ?? session.outputNames
+      const results = await session.run(feeds, names)
+      return names.map((name) => fromOrtTensor(name, results[name] as ort.Tensor))
+    },
+    release: () => session.release(),
   }
 }
 
@@ -224,7 +273,7 @@ class HfTextEngine implements TextEngine {
   private readonly eos: Set<number>
   private readonly label: string
 
-  constructor(session: ort.InferenceSession, sources: EngineSources) {
+  constructor(session: ort.InferenceSession, hosted: OnnxSession | undefined, sources: EngineSources) {
     const { config, modelConfig } = sources
     const text = modelConfig.text ?? {}
     this.label = sources.label
@@ -293,7 +342,7 @@ class HfTextEngine implements TextEngine {
     } else if (task === 'embeddings') {
       const pooling: Pooling =
         text.pooling ?? (sources.poolingConfig?.pooling_mode_cls_token === true ? 'cls' : 'mean')
-      this.embedder = new Embedder(session, {
+      this.embedder = new Embedder(hosted ?? inlineSession(session), {
         pooling,
         normalize: text.normalize ?? true,
         maxBatchTokens,
