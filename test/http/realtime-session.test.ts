@@ -1,4 +1,5 @@
 import { describe, expect, it, vi } from 'vitest'
+import { closeReasonText } from '../../src/http/realtime/connection.js'
 import { parseClientFrame } from '../../src/http/realtime/frame-parser.js'
 import { type FrameSink, FrameWriter, outFrame } from '../../src/http/realtime/frame-writer.js'
 import { PrincipalSockets } from '../../src/http/realtime/principal-sockets.js'
@@ -372,5 +373,15 @@ describe('parseClientFrame', () => {
 describe('realtimeSettings', () => {
   it("helix.yaml's defaults are the app's defaults", () => {
     expect(realtimeSettings(parseConfig({}).realtime)).toEqual(DEFAULT_REALTIME_SETTINGS)
+  })
+})
+
+describe('closeReasonText', () => {
+  it('keeps a close reason within the 123 bytes a close frame allows, on a character boundary', () => {
+    expect(closeReasonText('credential revoked')).toBe('credential revoked')
+    const long = closeReasonText('é'.repeat(100))
+    expect(Buffer.byteLength(long)).toBeLessThanOrEqual(123)
+    expect(long.endsWith('…')).toBe(true)
+    expect(long).toMatch(/^é+…$/)
   })
 })

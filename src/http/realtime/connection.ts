@@ -78,6 +78,14 @@ function itemsOf(frame: RequestFrame): number {
   return 0
 }
 
+/** RFC 6455 §5.5: a close frame's reason is at most 123 bytes of UTF-8. */
+export function closeReasonText(reason: string): string {
+  if (Buffer.byteLength(reason) <= 123) return reason
+  let cut = reason.slice(0, 120)
+  while (Buffer.byteLength(`${cut}…`) > 123) cut = cut.slice(0, -1)
+  return `${cut}…`
+}
+
 function bytesOf(data: RawData): Buffer {
   if (Buffer.isBuffer(data)) return data
   return Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data)
@@ -176,7 +184,7 @@ export class RealtimeConnection {
     if (this.state === 'closing' || this.state === 'closed') return
     this.state = 'closing'
     this.closeReason = why
-    this.ws.close(code, reason)
+    this.ws.close(code, closeReasonText(reason))
     this.later(CLOSE_TIMEOUT_MS, () => this.ws.terminate())
   }
 
@@ -195,7 +203,8 @@ export class RealtimeConnection {
       type: parsed.ok ? parsed.frame.type : 'invalid',
     })
     if (this.state === 'unauthenticated') {
-      if (parsed.ok && parsed.frame.type === 'auth') void this.authenticate(parsed.frame.token)
+      if (parsed.ok && parsed.frame.type === 'auth')
+        this.authenticate(parsed.frame.token).catch((err: unknown) => this.failed(err))
       else
         this.close(
           REALTIME_CLOSE.unauthenticated,
@@ -399,7 +408,13 @@ export class RealtimeConnection {
       this.refuse(err, frame.id)
       return
     }
-    void this.run(frame, session, stream)
+    this.run(frame, session, stream).catch((err: unknown) => this.failed(err))
+  }
+
+  /** A bug, not a request's failure (those become error frames): logged, and the socket closed. */
+  private failed(err: unknown): void {
+    this.context.log.error({ err }, 'realtime connection failed')
+    this.close(1011, 'internal error', 'dropped')
   }
 
   private async run(frame: RequestFrame, session: RealtimeSession, stream: RequestStream): Promise<void> {
