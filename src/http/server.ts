@@ -95,6 +95,9 @@ function trackConnections(app: FastifyInstance, event: 'connection' | 'secureCon
       if (draining && left === 0) socket.end()
     })
   })
+  // An upgraded socket (WebSocket /v1/realtime) is closed by its own shutdown hook with 1001, so the
+  // client learns why; destroying it here would leave the client a bare 1006.
+  app.server.on('upgrade', (request: IncomingMessage) => inFlight.delete(request.socket as Socket))
   return {
     closeWhenIdle() {
       draining = true

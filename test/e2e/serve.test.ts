@@ -5,6 +5,7 @@ import { execa, type ResultPromise } from 'execa'
 import ort from 'onnxruntime-node'
 import { request } from 'undici'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import WebSocket from 'ws'
 import { HELIX_BIN, runHelix, tempDir } from '../helpers/cli.js'
 import { addModel, addToRepository, CLS_MODEL_PATH } from '../helpers/onnx-models.js'
 import { startServe } from '../helpers/serve.js'
@@ -144,7 +145,15 @@ describe('helix serve', () => {
         }),
       })
       await waitForQueued(served.url, 'waiting')
+      // A WebSocket on /v1/realtime is told why it closes (1001 going away), not cut (1006).
+      const socket = new WebSocket(`${served.url.replace(/^http/, 'ws')}/v1/realtime`)
+      await new Promise((resolve, reject) => {
+        socket.once('open', resolve)
+        socket.once('error', reject)
+      })
+      const closed = new Promise<number>((resolve) => socket.once('close', (code: number) => resolve(code)))
       served.child.kill('SIGTERM')
+      expect(await closed).toBe(1001)
       const answer = await inflight
       expect(answer.statusCode).toBe(200)
       expect(((await answer.body.json()) as { outputs: { data: number[] }[] }).outputs[0].data).toEqual([
