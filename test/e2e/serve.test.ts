@@ -1,12 +1,11 @@
 import { copyFile, mkdir, readFile, stat } from 'node:fs/promises'
 import { request as httpsRequest } from 'node:https'
 import { join } from 'node:path'
-import { execa, type ResultPromise } from 'execa'
 import ort from 'onnxruntime-node'
 import { request } from 'undici'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import WebSocket from 'ws'
-import { HELIX_BIN, runHelix, tempDir } from '../helpers/cli.js'
+import { runHelix, tempDir } from '../helpers/cli.js'
 import { addModel, addToRepository, CLS_MODEL_PATH } from '../helpers/onnx-models.js'
 import { startServe } from '../helpers/serve.js'
 
