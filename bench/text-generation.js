@@ -258,7 +258,7 @@ async function main() {
     '## Text generation and embeddings (`npm run bench -- text`)',
     '',
     `${machine()}, ${availableParallelism()} CPUs, load average ${loadavg()[0].toFixed(2)}; ${ROUNDS} rounds, medians of per-round ratios.`,
-    `Generated Qwen3-format chat model (hidden 256, 4 layers, 152k vocabulary) and embedding model (MiniLM-L6 shape: 6 layers, hidden 384; one ~60-token passage per request), served by one \`helix serve\`.`,
+    `Generated Qwen3-format chat model (hidden 256, 4 layers, 152k vocabulary) and embedding model (all-MiniLM-L6-v2's shape: 6 layers, hidden 384; one text per request), served by one \`helix serve\`.`,
     '',
     '| measure | helix | reference | ratio | target |',
     '| --- | --- | --- | --- | --- |',
@@ -268,8 +268,8 @@ async function main() {
     `| embeddings, ${EMBED_CLIENTS} clients sending search queries (~11 tokens), requests/s | ${median(rounds.embed).toFixed(0)} (token-budget batches) | ${median(rounds.embedSingle).toFixed(0)} (one text per batch) | ${embedding.toFixed(2)} | ≥ 2 (${verdict(embedding >= 2)}) |`,
     `| embeddings, ${EMBED_CLIENTS} clients sending passages (~60 tokens), requests/s | ${median(rounds.passage).toFixed(0)} (token-budget batches) | ${median(rounds.passageSingle).toFixed(0)} (one text per batch) | ${passages.toFixed(2)} | (no target) |`,
     '',
-    'On two CPU cores a passage of ~60 tokens already fills the matrix multiplications, so batching',
-    'passages gains little here; short inputs (queries) are where batching pays on a CPU (on a GPU, both).',
+    'On two CPU cores a passage of ~60 tokens already fills the matrix multiplications better than a',
+    'query does, so batching gains less for passages; the encoder computes in a worker thread either way.',
   ]
   console.log(`\n${lines.join('\n')}`)
   writeReadmeSection('text-generation', lines.join('\n'))
