@@ -18,7 +18,11 @@ export async function openInlineSession(
   modelPath: string,
   options: ort.InferenceSession.SessionOptions,
 ): Promise<OnnxSession> {
-  const session = await ort.InferenceSession.create(modelPath, options)
+  return inlineSession(await ort.InferenceSession.create(modelPath, options))
+}
+
+/** An opened onnxruntime session as an OnnxSession that computes on the calling thread. */
+export function inlineSession(session: ort.InferenceSession): OnnxSession {
   return {
     inputMetadata: session.inputMetadata,
     outputMetadata: session.outputMetadata,

@@ -5,8 +5,8 @@ import * as ort from 'onnxruntime-node'
 import type { Backend, BackendDescription, DevicePolicy } from '../backends/backend.js'
 import { planProviders, providerFailure } from '../backends/execution-provider.js'
 import { BackendLoadError, sessionOptionsFor } from '../backends/onnx-backend.js'
-import type { OnnxSession } from '../backends/onnx-session.js'
-import { fromOrtTensor, specFromMetadata, toOrtTensor } from '../backends/onnx-tensors.js'
+import { inlineSession, type OnnxSession } from '../backends/onnx-session.js'
+import { specFromMetadata } from '../backends/onnx-tensors.js'
 import { sharedWorkerPool, type WorkerPool } from '../backends/worker-pool.js'
 import type { GpuDiscovery } from '../gpu/nvidia-smi.js'
 import type { GpuReservations } from '../gpu/placement.js'
@@ -200,14 +200,8 @@ export class TextBackend implements Backend {
 
   async run(inputs: Tensor[], outputNames?: string[]): Promise<Tensor[]> {
     if (this.hosted) return this.hosted.run(inputs, outputNames)
-    const session = this.session
-    if (!session) throw new Error('backend not loaded')
-    const feeds: Record<string, ort.Tensor> = {}
-    for (const tensor of inputs) feeds[tensor.name] = toOrtTensor(tensor)
-    const results = outputNames ? await session.run(feeds, outputNames) : await session.run(feeds)
-    return (outputNames ?? session.outputNames).map((name) =>
-      fromOrtTensor(name, results[name] as ort.Tensor),
-    )
+    if (!this.session) throw new Error('backend not loaded')
+    return inlineSession(this.session).run(inputs, outputNames)
   }
 
   async dispose(): Promise<void> {
@@ -225,22 +219,6 @@ export class TextBackend implements Backend {
   describe(): BackendDescription {
     if (!this.description) throw new Error('backend not loaded')
     return this.description
-  }
-}
-
-/** The loaded session as an OnnxSession (a GPU encoder computes inline, on its device). */
-function inlineSession(session: ort.InferenceSession): OnnxSession {
-  return {
-    inputMetadata: session.inputMetadata,
-    outputMetadata: session.outputMetadata,
-    async run(inputs, outputNames) {
-      const feeds: Record<string, ort.Tensor> = {}
-      for (const tensor of inputs) feeds[tensor.name] = toOrtTensor(tensor)
-      const names = outputNames ?? session.outputNames
-      const results = await session.run(feeds, names)
-      return names.map((name) => fromOrtTensor(name, results[name] as ort.Tensor))
-    },
-    release: () => session.release(),
   }
 }
 
