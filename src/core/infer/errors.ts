@@ -48,6 +48,20 @@ export function modelNotReady(model: string, reason: string): Failure {
   })
 }
 
+/**
+ * A request that was running on a worker thread that exited or was given up (a run past the
+ * model's run_timeout_s): retrying is safe, the model's instance is being reopened on a live thread.
+ */
+export function modelInstanceCrashed(model: string, reason: string): Failure {
+  return new Failure(
+    'MODEL_INSTANCE_CRASHED',
+    `Model '${model}' lost this request: ${reason}; its instance is being reopened.`,
+    {
+      hint: 'Retry the request; if it keeps happening, see the daemon log for the model (a run that hangs or exhausts memory).',
+    },
+  )
+}
+
 export function inferTimeout(model: string, timeoutMs: number, where: 'queued' | 'running'): Failure {
   return new Failure('INFER_TIMEOUT', `Inference on '${model}' timed out after ${timeoutMs} ms (${where}).`, {
     hint: 'Raise the request timeout, lower the load, or add instances in the model config.yaml.',
