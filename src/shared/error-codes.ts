@@ -60,6 +60,8 @@ export const ERROR_KINDS = {
   QUEUE_FULL: 'overloaded',
   CANCELLED: 'cancelled',
   MODEL_NOT_READY: 'unavailable',
+  // A request was running on an onnxruntime worker thread that exited or hung; the instance reopens.
+  MODEL_INSTANCE_CRASHED: 'unavailable',
   RATE_LIMITER_UNAVAILABLE: 'unavailable',
   INFER_TIMEOUT: 'timeout',
   BACKEND_FAILED: 'model_failed',
