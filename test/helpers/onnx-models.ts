@@ -179,6 +179,38 @@ export function matmulChainModel(width = 64, layers = 4): Uint8Array {
   })
 }
 
+/**
+ * A model whose run time the input sets: y = x * 2 (x FP32 [batch, 4]) beside spin FP32 [64, 64], a
+ * 64×64 MatMul repeated max(x) times in a Loop (about 10 µs each on one core). Inputs of ones answer
+ * in well under a millisecond; a max of 300000 keeps onnxruntime busy for seconds (a hung run).
+ * Not batchable (spin has no batch dimension).
+ */
+export function slowOnDemandModel(): Uint8Array {
+  const width = 64
+  const body = onnx.GraphProto.create({
+    name: 'spin_body',
+    input: [valueInfo('i', 7, []), valueInfo('cond', 9, []), valueInfo('v', 1, [width, width])],
+    output: [valueInfo('cond_out', 9, []), valueInfo('v_out', 1, [width, width])],
+    initializer: [floatInitializer('w', [width, width], new Array(width * width).fill(1 / width))],
+    node: [node('Identity', ['cond'], ['cond_out']), node('MatMul', ['v', 'w'], ['v_out'])],
+  })
+  return encode({
+    name: 'slow_on_demand',
+    input: [valueInfo('x', 1, ['batch', 4])],
+    output: [valueInfo('y', 1, ['batch', 4]), valueInfo('spin', 1, [width, width])],
+    initializer: [
+      floatInitializer('two', [1], [2]),
+      floatInitializer('v0', [width, width], new Array(width * width).fill(1)),
+    ],
+    node: [
+      node('Mul', ['x', 'two'], ['y']),
+      node('ReduceMax', ['x'], ['m'], [{ name: 'keepdims', type: 2, i: 0 }]),
+      node('Cast', ['m'], ['trips'], [{ name: 'to', type: 2, i: 7 }]),
+      node('Loop', ['trips', '', 'v0'], ['spin'], [{ name: 'body', type: 5, g: body }]),
+    ],
+  })
+}
+
 /** A well-formed model whose operator does not exist: onnxruntime refuses to load it. */
 export function unsupportedOpModel(): Uint8Array {
   return encode({

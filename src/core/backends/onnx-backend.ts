@@ -1,6 +1,8 @@
 import type * as ort from 'onnxruntime-node'
+import { firstLine } from '../../shared/errors.js'
 import { discoverGpus, type GpuDiscovery } from '../gpu/nvidia-smi.js'
 import type { GpuReservations } from '../gpu/placement.js'
+import { modelInstanceCrashed, modelNotReady } from '../infer/errors.js'
 import type { Tensor, TensorSpec } from '../infer/types.js'
 import { type CoreLogger, silentLogger } from '../logger.js'
 import type { Backend, BackendDescription, DevicePolicy } from './backend.js'
@@ -8,7 +10,7 @@ import { type ProviderAttempt, planProviders, providerFailure } from './executio
 import { type OnnxSession, openInlineSession } from './onnx-session.js'
 import { specFromMetadata } from './onnx-tensors.js'
 import { sharedWorkerPool, type WorkerPool } from './worker-pool.js'
-import type { HostedSession } from './worker-session.js'
+import { type HostedSession, WorkerExitedError } from './worker-session.js'
 
 export interface OnnxBackendOptions {
   modelPath: string
@@ -37,6 +39,18 @@ export interface OnnxBackendOptions {
    * microseconds a sleeping pool needs to wake.
    */
   allowSpinning?: boolean
+  /**
+   * How long one run may take in a worker thread (config run_timeout_s) before the thread counts as
+   * hung: it is given up (its calls fail with MODEL_INSTANCE_CRASHED) and the instance reopens on a
+   * live thread. Absent: no limit.
+   */
+  runTimeoutMs?: number
+  /**
+   * Called once when the backend gives up: its instances' threads stopped MAX_INSTANCE_CRASHES
+   * times within CRASH_WINDOW_MS, or an instance could not be reopened. The lifecycle then marks
+   * the version UNAVAILABLE with `reason`.
+   */
+  onUnavailable?: (reason: string) => void
   /** For log lines: "model:version". */
   label?: string
   logger?: CoreLogger
@@ -65,6 +79,12 @@ export const DEFAULT_CPU_INSTANCES = 2
  * warmup's one pass per instance counts one).
  */
 export const GROW_AFTER_BUSY_RUNS = 8
+
+/** Whether a session's worker thread exited or was given up (inline sessions have none to lose). */
+function lostThread(session: OnnxSession): boolean {
+  const host = (session as Partial<HostedSession>).host
+  return host !== undefined && !host.alive
+}
 
 /** Instances when the config names none: DEFAULT_CPU_INSTANCES for worker-thread CPU sessions, else 1. */
 export function defaultInstances(offThread: boolean, executionProvider: string): number {
@@ -99,6 +119,18 @@ export function sessionOptionsFor(
   }
 }
 
+/**
+ * Worker-thread exits (a crash, a run past run_timeout_s) a model version survives within
+ * CRASH_WINDOW_MS: each time the lost instance reopens on a live thread; the next one makes the
+ * version UNAVAILABLE until it is loaded again, so a model that kills every thread it lands on
+ * cannot take the pool's threads down one after another.
+ */
+export const MAX_INSTANCE_CRASHES = 3
+export const CRASH_WINDOW_MS = 60_000
+/** Tries at reopening a lost instance, waiting REOPEN_BACKOFF_MS, then twice that, … between them. */
+export const REOPEN_ATTEMPTS = 4
+export const REOPEN_BACKOFF_MS = 100
+
 /** The error a backend throws when it cannot load; `reason` is the one line for UNAVAILABLE. */
 export class BackendLoadError extends Error {
   constructor(readonly reason: string) {
@@ -127,6 +159,14 @@ export class OnnxBackend implements Backend {
   private offThread = false
   private releaseReservation?: () => void
   private readonly logger: CoreLogger
+  /** Reopens under way, by the session whose thread was lost: concurrent runs share one. */
+  private readonly reopening = new Map<OnnxSession, Promise<OnnxSession>>()
+  /** When threads holding an instance were lost (each thread counted once), within CRASH_WINDOW_MS. */
+  private crashes: number[] = []
+  private readonly lostHosts = new WeakSet<object>()
+  /** Set once the backend gave up (see onUnavailable): every run fails with it. */
+  private failure?: string
+  private disposed = false
 
   constructor(private readonly options: OnnxBackendOptions) {
     this.logger = options.logger ?? silentLogger
@@ -285,20 +325,125 @@ export class OnnxBackend implements Backend {
   }
 
   async run(inputs: Tensor[], outputNames?: string[]): Promise<Tensor[]> {
+    if (this.failure) throw modelNotReady(this.modelName, this.failure)
     if (this.sessions.length === 0) throw new Error('backend is not loaded or was disposed')
     const index = this.pickSession()
     if (this.busy[index] > 0) this.grow()
     const sessions = this.sessions
     const busy = this.busy
     busy[index]++
+    let session = sessions[index]
     try {
-      return await sessions[index].run(inputs, outputNames)
+      // Its thread died since the last run: requests from now on wait for the instance to reopen.
+      if (lostThread(session)) session = await this.reopen(session)
+      return await this.runOn(session, inputs, outputNames)
+    } catch (err) {
+      if (!(err instanceof WorkerExitedError)) throw err
+      void this.reopen(session).catch(() => undefined)
+      throw modelInstanceCrashed(this.modelName, err.message)
     } finally {
       busy[index]--
     }
   }
 
+  /** The model as errors name it: "name' version 'v" from the label "name:v". */
+  private get modelName(): string {
+    const label = this.options.label ?? 'model'
+    const at = label.lastIndexOf(':')
+    return at > 0 ? `${label.slice(0, at)}' version '${label.slice(at + 1)}` : label
+  }
+
+  /** One run, under the watchdog when the model has a run_timeout_s and the session a thread. */
+  private async runOn(session: OnnxSession, inputs: Tensor[], outputNames?: string[]): Promise<Tensor[]> {
+    const timeoutMs = this.options.runTimeoutMs
+    const host = (session as Partial<HostedSession>).host
+    if (!timeoutMs || !host) return session.run(inputs, outputNames)
+    // onnxruntime cannot be interrupted: the thread is given up (its calls fail now) and ends once
+    // the run returns, while the instance reopens on a live thread.
+    const timer = setTimeout(
+      () =>
+        host.abandon(
+          `a run took longer than run_timeout_s (${timeoutMs / 1000} s), so its onnxruntime worker thread was stopped`,
+        ),
+      timeoutMs,
+    )
+    try {
+      return await session.run(inputs, outputNames)
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+
+  /** Reopens an instance whose thread was lost on a live one; concurrent callers share the attempt. */
+  private reopen(lost: OnnxSession): Promise<OnnxSession> {
+    let pending = this.reopening.get(lost)
+    if (!pending) {
+      pending = this.reopenWithRetries(lost).finally(() => this.reopening.delete(lost))
+      this.reopening.set(lost, pending)
+    }
+    return pending
+  }
+
+  private async reopenWithRetries(lost: OnnxSession): Promise<OnnxSession> {
+    const host = (lost as HostedSession).host
+    const why = host.exitReason ?? 'its onnxruntime worker thread exited'
+    if (!this.lostHosts.has(host)) {
+      this.lostHosts.add(host)
+      const now = Date.now()
+      this.crashes = [...this.crashes.filter((at) => now - at < CRASH_WINDOW_MS), now]
+    }
+    await lost.release()
+    if (this.crashes.length >= MAX_INSTANCE_CRASHES) {
+      throw this.giveUp(
+        `its onnxruntime worker threads stopped ${this.crashes.length} times within ${CRASH_WINDOW_MS / 1000} s (last: ${why}); load it again once the cause is fixed`,
+      )
+    }
+    this.logger.warn(
+      { model: this.options.label, reason: why },
+      'reopening an instance on a live worker thread',
+    )
+    let lastError = ''
+    for (let attempt = 0; attempt < REOPEN_ATTEMPTS; attempt++) {
+      if (attempt > 0)
+        await new Promise((resolve) => setTimeout(resolve, REOPEN_BACKOFF_MS * 2 ** (attempt - 1)))
+      if (this.disposed || this.failure)
+        throw modelNotReady(this.modelName, this.failure ?? 'it was unloaded')
+      let session: OnnxSession
+      try {
+        session = await this.openOne(this.sessions.filter((s) => s !== lost && !lostThread(s)))
+      } catch (err) {
+        lastError = firstLine((err as Error).message)
+        continue
+      }
+      const at = this.sessions.indexOf(lost)
+      if (this.disposed || at < 0) {
+        await session.release()
+        throw modelNotReady(this.modelName, 'it was unloaded')
+      }
+      this.sessions[at] = session
+      this.logger.info({ model: this.options.label }, 'instance reopened on a live worker thread')
+      return session
+    }
+    throw this.giveUp(
+      `an instance lost with its onnxruntime worker thread (${why}) could not be reopened after ${REOPEN_ATTEMPTS} tries: ${lastError}`,
+    )
+  }
+
+  /** Stops serving for good: every run fails with `reason`, and the lifecycle is told once. */
+  private giveUp(reason: string): Error {
+    if (!this.failure) {
+      this.failure = reason
+      this.logger.error(
+        { model: this.options.label, reason },
+        `${this.options.label ?? 'model'} is unavailable`,
+      )
+      this.options.onUnavailable?.(reason)
+    }
+    return modelNotReady(this.modelName, this.failure)
+  }
+
   async dispose(): Promise<void> {
+    this.disposed = true
     const sessions = this.sessions
     this.sessions = []
     this.releaseReservation?.()

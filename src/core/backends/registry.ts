@@ -26,6 +26,8 @@ export interface BackendOptions {
   /** For log lines: "model:version". */
   label: string
   logger: CoreLogger
+  /** Called when a loaded backend gives up serving (its instances kept losing their threads). */
+  onUnavailable?: (reason: string) => void
   /** helix.yaml backends.pytorch (the Python that runs TorchScript workers). */
   pytorch?: PytorchSettings
   /** GPU discovery, shared by a burst of loads. */
@@ -49,6 +51,8 @@ export function onnxBackend(options: BackendOptions): Backend {
     interOpThreads: config.inter_op_threads,
     workerThreads: config.worker_threads ?? options.workerThreads,
     allowSpinning: config.allow_spinning,
+    ...(config.run_timeout_s ? { runTimeoutMs: config.run_timeout_s * 1000 } : {}),
+    ...(options.onUnavailable ? { onUnavailable: options.onUnavailable } : {}),
     label: options.label,
     logger: options.logger,
     discoverGpus: options.discoverGpus,

@@ -42,11 +42,14 @@ export class WorkerStartError extends Error {
  * on as many threads as the machine has cores instead of one thread (and thread pools) per
  * instance. A model's instances go to different threads, each to the one hosting fewest sessions.
  * When the system refuses a new thread, the pool keeps the threads it has and places sessions on
- * them; a thread that dies takes its sessions with it and is replaced on the next open.
+ * them; a thread that dies takes its sessions with it and is replaced on the next open (the
+ * backend reopens the sessions it lost, see OnnxBackend).
  */
 export class WorkerPool {
   readonly size: number
   private readonly hosts: SessionHost[] = []
+  /** Threads that left the pool and have not ended yet. */
+  private readonly ending = new Set<SessionHost>()
   private readonly logger: CoreLogger
   /** Lowered to the threads that started when the system refused another one. */
   private limit: number
@@ -125,13 +128,24 @@ export class WorkerPool {
   private forget(host: SessionHost): void {
     const at = this.hosts.indexOf(host)
     if (at >= 0) this.hosts.splice(at, 1)
-    if (!this.closed) this.logger.warn({ threads: this.hosts.length }, 'an onnxruntime worker thread exited')
+    // A thread given up during a run ends once onnxruntime returns: close() waits for it, since a
+    // process that exits with a thread inside onnxruntime aborts.
+    this.ending.add(host)
+    void host.ended.then(() => this.ending.delete(host))
+    if (!this.closed)
+      this.logger.warn(
+        { threads: this.hosts.length, reason: host.exitReason },
+        'an onnxruntime worker thread exited',
+      )
   }
 
-  /** Stops every thread (their sessions fail from then on). */
+  /** Stops every thread once its current call is done (their sessions fail from then on). */
   async close(): Promise<void> {
     this.closed = true
-    await Promise.all(this.hosts.splice(0).map((h) => h.terminate()))
+    await Promise.all([
+      ...this.hosts.splice(0).map((h) => h.terminate()),
+      ...[...this.ending].map((h) => h.ended),
+    ])
   }
 }
 

@@ -16,6 +16,8 @@ const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads')
 const ort = require(workerData.ortPath)
 const sessions = new Map()
+// Set by the host to stop the thread: checked between calls, never during one (see SessionHost.stop).
+const stopped = new Int32Array(workerData.stop)
 const reply = (message, transfer) => {
   try { parentPort.postMessage(message, transfer) } catch { parentPort.postMessage(message) }
 }
@@ -25,6 +27,7 @@ const sessionOf = (id) => {
   return session
 }
 parentPort.on('message', async (msg) => {
+  if (Atomics.load(stopped, 0) === 1 || msg.type === 'exit') process.exit(0)
   try {
     if (msg.type === 'load') {
       const session = await ort.InferenceSession.create(msg.modelPath, msg.options)
@@ -91,6 +94,15 @@ function feedsFor(inputs: Tensor[]): { feeds: unknown[]; transfer: ArrayBuffer[]
   return { feeds, transfer }
 }
 
+/**
+ * Why a call failed when its worker thread exited or was stopped (an error in the thread, a run
+ * that outlived the model's run_timeout_s): the thread, not the input, is to blame, so the model's
+ * instance is reopened on a live thread (see OnnxBackend).
+ */
+export class WorkerExitedError extends Error {
+  override name = 'WorkerExitedError'
+}
+
 /** A session hosted by a SessionHost; `host` tells a pool where the model's other instances are. */
 export interface HostedSession extends OnnxSession {
   readonly host: SessionHost
@@ -110,13 +122,20 @@ export class SessionHost {
   >()
   private nextId = 0
   private nextSession = 0
-  private exited?: Error
+  private exited?: WorkerExitedError
+  /** The flag the thread checks before each call: 1 once it is to stop. */
+  private readonly stopFlag = new Int32Array(new SharedArrayBuffer(4))
+  /** Resolves once the thread has really ended (a stopped thread may still finish a run first). */
+  readonly ended: Promise<void>
   /** Sessions opened here and not released: what placement balances. */
   sessions = 0
 
   /** Starts the thread; throws when it cannot be created (ERR_WORKER_INIT_FAILED, no memory). */
   constructor(private readonly onExit: (host: SessionHost) => void = () => {}) {
-    this.worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { ortPath } })
+    this.worker = new Worker(WORKER_SOURCE, {
+      eval: true,
+      workerData: { ortPath, stop: this.stopFlag.buffer },
+    })
     this.worker.on('message', (reply: WorkerReply) => {
       const waiter = this.pending.get(reply.id)
       this.pending.delete(reply.id)
@@ -125,21 +144,31 @@ export class SessionHost {
       if (reply.ok) waiter.resolve(reply)
       else waiter.reject(new Error(reply.message))
     })
-    this.worker.on('error', (err) => this.fail(err))
-    this.worker.on('exit', (code) =>
-      this.fail(new Error(`the onnxruntime worker thread exited (code ${code})`)),
+    this.worker.on('error', (err) =>
+      this.fail(new WorkerExitedError(`its onnxruntime worker thread failed: ${err.message}`)),
     )
+    this.ended = new Promise((resolve) => {
+      this.worker.on('exit', (code) => {
+        this.fail(new WorkerExitedError(`its onnxruntime worker thread exited (code ${code})`))
+        resolve()
+      })
+    })
     // After the listeners (adding one refs the worker again): an idle thread of the pool must not
     // keep the process alive; a call in flight does (see call).
     this.worker.unref()
   }
 
-  /** False once the thread failed or exited: nothing more can be opened or run here. */
+  /** False once the thread failed, exited or was stopped: nothing more can be opened or run here. */
   get alive(): boolean {
     return this.exited === undefined
   }
 
-  private fail(error: Error): void {
+  /** Why the thread is no longer alive. */
+  get exitReason(): string | undefined {
+    return this.exited?.message
+  }
+
+  private fail(error: WorkerExitedError): void {
     if (this.exited) return
     this.exited = error
     for (const waiter of this.pending.values()) waiter.reject(error)
@@ -189,8 +218,33 @@ export class SessionHost {
     }
   }
 
-  /** Stops the thread; its sessions fail from then on. */
+  /**
+   * Gives the thread up at once: its calls in flight and its sessions fail with `reason` from now
+   * on, and the thread exits as soon as onnxruntime hands control back (the run that hung it
+   * finishes first; see stop). Used by the run watchdog (a model's run_timeout_s).
+   */
+  abandon(reason: string): void {
+    this.stop()
+    this.fail(new WorkerExitedError(reason))
+  }
+
+  /**
+   * Asks the thread to exit before its next call. Never worker.terminate() here: terminating a
+   * thread while onnxruntime-node runs a session on it aborts the whole process (the binding throws
+   * a C++ Napi::Error nothing catches), so the thread leaves by itself between calls.
+   */
+  private stop(): void {
+    Atomics.store(this.stopFlag, 0, 1)
+    try {
+      this.worker.postMessage({ type: 'exit' })
+    } catch {
+      // The thread is gone already.
+    }
+  }
+
+  /** Stops the thread once its current call is done; its sessions fail from then on. */
   async terminate(): Promise<void> {
-    await this.worker.terminate()
+    this.stop()
+    await this.ended
   }
 }

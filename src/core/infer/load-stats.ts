@@ -5,6 +5,7 @@
  */
 
 export type LoadFailureKind =
+  | 'crashed'
   | 'missing_file'
   | 'memory_budget'
   | 'device'
@@ -25,6 +26,8 @@ export interface ModelLoadStats {
 
 /** The kind of a load failure, from the reason the lifecycle gives (model-lifecycle.ts, the backends). */
 export function loadFailureKind(reason: string): LoadFailureKind {
+  if (/worker threads? (stopped|exited|failed)|lost with its onnxruntime worker thread/.test(reason))
+    return 'crashed'
   if (/ is missing$|no backend serves/.test(reason)) return 'missing_file'
   if (/memory_budget/.test(reason)) return 'memory_budget'
   if (/CUDA|WebGPU|GPU|cannot place|device/i.test(reason)) return 'device'
@@ -36,19 +39,28 @@ export function loadFailureKind(reason: string): LoadFailureKind {
 export class LoadStats {
   private readonly models = new Map<string, ModelLoadStats>()
 
-  record(model: string, seconds: number, failure?: string): void {
+  private of(model: string): ModelLoadStats {
     let stats = this.models.get(model)
     if (!stats) {
       stats = { model, loads: 0, loadSeconds: 0, lastLoadSeconds: 0, failures: {} }
       this.models.set(model, stats)
     }
+    return stats
+  }
+
+  record(model: string, seconds: number, failure?: string): void {
+    const stats = this.of(model)
     stats.loadSeconds += seconds
     stats.lastLoadSeconds = seconds
     if (failure === undefined) stats.loads++
-    else {
-      const kind = loadFailureKind(failure)
-      stats.failures[kind] = (stats.failures[kind] ?? 0) + 1
-    }
+    else this.fail(model, failure)
+  }
+
+  /** A failed load, or a loaded version that stopped serving (its instances kept crashing). */
+  fail(model: string, reason: string): void {
+    const stats = this.of(model)
+    const kind = loadFailureKind(reason)
+    stats.failures[kind] = (stats.failures[kind] ?? 0) + 1
   }
 
   list(): ModelLoadStats[] {

@@ -125,6 +125,12 @@ export const ModelConfigSchema = Type.Object(
      * default: spinning threads steal the cores the HTTP thread and clients need.
      */
     allow_spinning: Type.Optional(Type.Boolean()),
+    /**
+     * Seconds one batch may run in a worker thread before the thread counts as hung: its requests
+     * fail with 503 (MODEL_INSTANCE_CRASHED), the thread ends once onnxruntime returns, and the
+     * instance reopens on a live thread. Absent: no limit.
+     */
+    run_timeout_s: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 86_400 })),
     /** onnxruntime intra-op threads per session (0 or absent: onnxruntime's default). */
     intra_op_threads: Type.Optional(Type.Integer({ minimum: 0, maximum: 1024 })),
     /** onnxruntime inter-op threads per session. */

@@ -1,6 +1,6 @@
 import { availableParallelism } from 'node:os'
 import { firstLine } from '../../shared/errors.js'
-import type { DevicePolicy } from '../backends/backend.js'
+import type { Backend, DevicePolicy } from '../backends/backend.js'
 import { BackendLoadError } from '../backends/onnx-backend.js'
 import {
   BACKENDS,
@@ -472,9 +472,10 @@ export class ModelLifecycle {
     const format = formatOf(modelPath)
     const factory = format && (this.options.backends?.[format] ?? BACKENDS[format])
     if (!factory) return unavailable(version, `no backend serves ${modelPath}`)
-    const backend = factory({
+    const backend: Backend = factory({
       modelPath,
       config,
+      onUnavailable: (reason) => this.instanceFailed(name, version, backend, reason),
       defaultDevice: this.options.defaultDevice ?? 'auto',
       ...(this.options.workerThreads !== undefined ? { workerThreads: this.options.workerThreads } : {}),
       ...(this.options.workerPool ? { workerPool: this.options.workerPool } : {}),
@@ -558,6 +559,27 @@ export class ModelLifecycle {
     }
     return this.gpus.discovery
   }
+  /**
+   * A loaded version whose backend gave up (its instances kept losing their worker threads): it
+   * leaves the routing table as UNAVAILABLE with the reason, counts as a failed load (reason
+   * crashed), and is drained and disposed; `helix models load` or the load API loads it again.
+   */
+  private instanceFailed(name: string, version: string, backend: Backend, reason: string): void {
+    const entry = this.table.get(name)
+    if (!entry) return
+    this.loadStats.fail(name, reason)
+    void this.queueOn(entry, async () => {
+      const slot = entry.versions.get(version)
+      // Replaced or unloaded meanwhile: nothing of this backend is serving any more.
+      if (slot?.state !== 'READY' || slot.serving?.backend !== backend) return
+      const next = new Map(entry.versions)
+      next.set(version, unavailable(version, reason))
+      entry.versions = next
+      this.logger.error({ model: name, version, reason }, `model ${name}:${version} is unavailable`)
+      await this.retire(entry, [slot])
+    }).catch(() => undefined)
+  }
+
   /** Lets versions that left the routing table finish their queued work, then frees them. */
   private async retire(entry: ModelEntry, slots: VersionSlot[]): Promise<void> {
     const timeoutMs = this.options.drainTimeoutMs ?? 30_000

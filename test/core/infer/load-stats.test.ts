@@ -11,6 +11,25 @@ describe('load statistics', () => {
     expect(loadFailureKind('max_batch_size 8 needs a dynamic first dimension on every input')).toBe('config')
     expect(loadFailureKind('warmup failed: shape mismatch')).toBe('warmup')
     expect(loadFailureKind('failed to load model.onnx: protobuf parsing failed')).toBe('invalid_model')
+    expect(
+      loadFailureKind(
+        'its onnxruntime worker threads stopped 3 times within 60 s (last: a run took longer than run_timeout_s (0.5 s), so its onnxruntime worker thread was stopped); load it again once the cause is fixed',
+      ),
+    ).toBe('crashed')
+    expect(
+      loadFailureKind(
+        'an instance lost with its onnxruntime worker thread (its onnxruntime worker thread exited (code 0)) could not be reopened after 4 tries: models/a/1/model.onnx: No such file',
+      ),
+    ).toBe('crashed')
+  })
+
+  it('counts a loaded version that stopped serving as a failure without load time', () => {
+    const stats = new LoadStats()
+    stats.record('a', 0.5)
+    stats.fail('a', 'its onnxruntime worker threads stopped 3 times within 60 s (last: …)')
+    expect(stats.list()).toEqual([
+      { model: 'a', loads: 1, loadSeconds: 0.5, lastLoadSeconds: 0.5, failures: { crashed: 1 } },
+    ])
   })
 
   it('counts loads, their time and failures per model', () => {
