@@ -81,6 +81,7 @@ export function createLogger(config: Pick<RuntimeConfig, 'logLevel'>, destinatio
  */
 function trackConnections(app: FastifyInstance, event: 'connection' | 'secureConnection') {
   const inFlight = new Map<Socket, number>()
+  const responses = new Set<ServerResponse>()
   let draining = false
   app.server.on(event, (socket: Socket) => {
     inFlight.set(socket, 0)
@@ -89,7 +90,12 @@ function trackConnections(app: FastifyInstance, event: 'connection' | 'secureCon
   app.server.on('request', (request: IncomingMessage, response: ServerResponse) => {
     const socket = request.socket
     inFlight.set(socket, (inFlight.get(socket) ?? 0) + 1)
+    // Tells a proxy's keep-alive pool not to send the next request on this connection, which is about
+    // to close: a POST lost in that race is not resent by nginx (it may not be idempotent).
+    if (draining) response.setHeader('connection', 'close')
+    responses.add(response)
     response.once('close', () => {
+      responses.delete(response)
       const left = (inFlight.get(socket) ?? 1) - 1
       inFlight.set(socket, left)
       if (draining && left === 0) socket.end()
@@ -101,6 +107,7 @@ function trackConnections(app: FastifyInstance, event: 'connection' | 'secureCon
   return {
     closeWhenIdle() {
       draining = true
+      for (const response of responses) if (!response.headersSent) response.setHeader('connection', 'close')
       for (const [socket, count] of inFlight) if (count === 0) socket.destroy()
     },
   }
@@ -344,8 +351,11 @@ export async function serve(
   if (identity) {
     stopProbes.push(registerDatabaseMetrics(metrics.registry, identity.deps.db))
     registerJwtKeyMetrics(metrics.registry, home, config.helix.jwt.rotate_after_days)
-    if (identity.limiter instanceof RedisRateLimiter)
-      stopProbes.push(registerRedisMetrics(metrics.registry, identity.limiter))
+    if (identity.rateLimitStore instanceof RedisRateLimiter)
+      stopProbes.push(registerRedisMetrics(metrics.registry, identity.rateLimitStore))
+    identity.storeErrors.onStoreError = (policy, outcome) =>
+      metrics.rateLimitStoreErrors.inc({ policy, outcome })
+    identity.recorder.onDropped = (rows) => metrics.usageRowsDropped.inc(rows)
     const business = new BusinessMetrics(metrics.registry, config.helix.monitoring.max_key_series)
     business.attach(identity)
     metrics.onTextTokens = (keyId, model, kind, count) => business.tokens(keyId, model, kind, count)

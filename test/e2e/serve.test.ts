@@ -155,6 +155,8 @@ describe('helix serve', () => {
       expect(await closed).toBe(1001)
       const answer = await inflight
       expect(answer.statusCode).toBe(200)
+      // The connection closes after it: a proxy's keep-alive pool must not send another request on it.
+      expect(answer.headers.connection).toBe('close')
       expect(((await answer.body.json()) as { outputs: { data: number[] }[] }).outputs[0].data).toEqual([
         5, 5, 5, 5,
       ])
