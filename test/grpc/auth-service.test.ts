@@ -139,12 +139,18 @@ describe('helix.auth.v1.AuthService against a real identity layer and PostgreSQL
   })
 
   it('Register → Login → GetProfile → UpdateProfile, with RFC 3339 times and audit entries from the caller IP', async () => {
-    const registered = await anonymous.call<{ user: Record<string, unknown>; advice?: string }>('Register', {
+    const registered = await anonymous.call<{
+      user: Record<string, unknown>
+      advice?: string
+      status: string
+    }>('Register', {
       email: 'Ada@Example.test',
       password: PASSWORD,
       display_name: 'Ada',
     })
     expect(registered.advice).toBeUndefined()
+    // Without mail.smtp_url registration answers explicitly (test/security/enumeration.test.ts has the other way).
+    expect(registered.status).toBe('created')
     const user = fields(registered.user)
     expect(user).toEqual({
       id: expect.stringMatching(/^[0-9a-f-]{36}$/),

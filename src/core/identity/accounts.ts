@@ -86,12 +86,18 @@ export interface NewAccount {
   role?: 'user' | 'admin'
 }
 
-/** Creates an account (self-service registration or `helix users create`) and mails a verification link. */
-export async function createAccount(
-  deps: IdentityDeps,
-  account: NewAccount,
-  origin: RequestOrigin & { actor?: string; actorUserId?: string | null } = {},
-): Promise<{ user: PublicUser; advice?: string }> {
+/** A new account's checked address and argon2id hash: the costly part of creating it, done first. */
+export interface PreparedAccount {
+  email: string
+  passwordHash: string | null
+  displayName: string | null
+  role: 'user' | 'admin'
+  /** Set when the password was accepted but a longer one is recommended. */
+  advice?: string
+}
+
+/** Checks the address and the password policy and hashes the password; looks nothing up. */
+export async function prepareAccount(deps: IdentityDeps, account: NewAccount): Promise<PreparedAccount> {
   const email = checkEmail(account.email)
   let passwordHash: string | null = null
   let advice: string | undefined
@@ -99,12 +105,21 @@ export async function createAccount(
     advice = checkPasswordPolicy(account.password, deps.config.auth.password_min_length).advice
     passwordHash = await hashPassword(account.password, argon2Params(deps.config))
   }
-  const row = await repos.users.createUser(deps.db, {
+  return {
     email,
     passwordHash,
     displayName: account.displayName ?? null,
     role: account.role ?? 'user',
-  })
+    ...(advice ? { advice } : {}),
+  }
+}
+
+/** What follows the insert of a new account: the sign-up event, its audit entry and the verification mail. */
+export async function welcomeAccount(
+  deps: IdentityDeps,
+  row: repos.users.UserRow,
+  origin: RequestOrigin & { actor?: string; actorUserId?: string | null } = {},
+): Promise<void> {
   // An account made by someone else (an administrator, the CLI) is not a sign-up.
   deps.events?.(origin.actor ? 'user.create' : 'user.register')
   await audit(deps, {
@@ -116,6 +131,17 @@ export async function createAccount(
     details: { role: row.role },
   })
   await mailToken(deps, row, 'verify_email')
+}
+
+/** Creates an account (self-service registration or `helix users create`) and mails a verification link. */
+export async function createAccount(
+  deps: IdentityDeps,
+  account: NewAccount,
+  origin: RequestOrigin & { actor?: string; actorUserId?: string | null } = {},
+): Promise<{ user: PublicUser; advice?: string }> {
+  const { advice, ...prepared } = await prepareAccount(deps, account)
+  const row = await repos.users.createUser(deps.db, prepared)
+  await welcomeAccount(deps, row, origin)
   return { user: publicUser(row), ...(advice ? { advice } : {}) }
 }
 

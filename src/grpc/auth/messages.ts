@@ -1,6 +1,7 @@
 import type { PublicUser } from '../../core/identity/accounts.js'
 import type { ApiKeyInfo, CreatedKey } from '../../core/identity/api-keys.js'
 import type { CreateKeyInput } from '../../core/identity/auth-inputs.js'
+import type { Registration } from '../../core/identity/self-service.js'
 
 /**
  * helix.auth.v1 messages as the handlers read and write them (proto-loader keeps the .proto's
@@ -73,6 +74,21 @@ export function userMessage(user: PublicUser): UserMessage {
     disabled: user.disabled,
     created_at: user.created_at,
   }
+}
+
+export interface RegisterResponseMessage {
+  user?: UserMessage
+  advice?: string
+  status: Registration['status']
+  message?: string
+}
+
+/** REST's 201 and 202 bodies as one message: the user when created, the message when pending. */
+export function registerMessage(registration: Registration): RegisterResponseMessage {
+  const advice = registration.advice ? { advice: registration.advice } : {}
+  return registration.status === 'created'
+    ? { user: userMessage(registration.user), ...advice, status: registration.status }
+    : { ...advice, status: registration.status, message: registration.message }
 }
 
 /** A key without its secret, which only ApiKeySecret carries. */

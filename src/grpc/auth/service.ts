@@ -31,6 +31,7 @@ import {
   apiKeySecretMessage,
   createKeyInput,
   given,
+  registerMessage,
   userMessage,
 } from './messages.js'
 
@@ -92,12 +93,12 @@ export function authService(identity: Identity, context: GrpcContext): UntypedSe
           },
           REQUEST,
         )
-        const created = await register(
+        const registration = await register(
           deps,
           { email: input.email, password: input.password, displayName: input.display_name || null },
           origin,
         )
-        return { user: userMessage(created.user), ...(created.advice ? { advice: created.advice } : {}) }
+        return registerMessage(registration)
       },
     ),
 

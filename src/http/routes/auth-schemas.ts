@@ -35,7 +35,27 @@ export const PublicUserSchema = Type.Object({
 })
 
 export const RegisterBody = RegisterInput
-export const RegisterResponse = Type.Object({ user: PublicUserSchema, advice: Type.Optional(Type.String()) })
+const Advice = Type.Optional(
+  Type.String({ description: 'Set when the password was accepted but a longer one is recommended.' }),
+)
+/** 201: registration answers explicitly (mail.smtp_url unset), so the new account is shown. */
+export const RegisterResponse = Type.Object({
+  status: Type.Literal('created'),
+  user: PublicUserSchema,
+  advice: Advice,
+})
+/** 202: with mail configured, the one answer for a new address and a taken one alike. */
+export const RegisterPending = Type.Object(
+  {
+    status: Type.Literal('pending_verification'),
+    message: Type.String(),
+    advice: Advice,
+  },
+  {
+    description:
+      'The same for an address that is new (the account is created and a verification mail sent) and one that is taken (its owner is mailed; nothing changes).',
+  },
+)
 
 export const LoginBody = LoginInput
 export const TokenResponseSchema = Type.Object({

@@ -18,6 +18,7 @@ import {
   LogoutBody,
   RefreshBody,
   RegisterBody,
+  RegisterPending,
   RegisterResponse,
   ResetBody,
   TokenResponseSchema,
@@ -49,19 +50,21 @@ export async function authRoutes(instance: FastifyInstance, options: { deps: Ide
       schema: {
         tags,
         summary: 'Create an account',
+        description:
+          'With mail.smtp_url set, a new address and a taken one get the same 202 answer and a mail (a verification link, or a note to the owner); without it, 201 with the account or 409 USER_EXISTS.',
         body: RegisterBody,
-        response: { 201: RegisterResponse, ...errors },
+        response: { 201: RegisterResponse, 202: RegisterPending, ...errors },
       },
     },
     async (request, reply) => {
       const { email, password, display_name } = request.body
-      const created = await register(
+      const registration = await register(
         deps,
         { email, password, displayName: display_name ?? null },
         originOf(request),
       )
-      reply.code(201)
-      return created
+      reply.code(registration.status === 'created' ? 201 : 202)
+      return registration
     },
   )
 

@@ -128,6 +128,7 @@ describe('users, sessions and tokens against a real daemon and PostgreSQL', () =
     expect((await post('/auth/register', { email: 'not-an-email', password: PASSWORD })).statusCode).toBe(400)
     const ok = await post('/auth/register', { email: 'Frank@Example.test', password: 'zebrapiano' })
     expect(ok.statusCode).toBe(201)
+    expect(ok.json().status).toBe('created')
     expect(ok.json().advice).toMatch(/15/)
     expect(
       (await post('/auth/register', { email: 'frank@example.test', password: PASSWORD })).statusCode,

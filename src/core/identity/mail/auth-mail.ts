@@ -36,3 +36,17 @@ export function resetPasswordMessage(values: AuthMailValues): MailMessage {
     }),
   }
 }
+
+/**
+ * Sent instead of a verification mail when someone registers an address that already has an account:
+ * the registration answer is the same for both (ASVS V6.3.8), so only the owner learns of the attempt.
+ */
+export function registrationAttemptMessage(values: { to: string; publicUrl?: string }): MailMessage {
+  return {
+    to: values.to,
+    subject: 'Someone tried to register with your e-mail address',
+    text: renderTemplate('mail/registration-attempt.txt.eta', {
+      publicUrl: values.publicUrl?.replace(/\/+$/, ''),
+    }),
+  }
+}
