@@ -65,6 +65,19 @@ export class HelixMetrics {
     registers: [this.registry],
   })
 
+  readonly rateLimitStoreErrors = new Counter({
+    name: 'helix_rate_limit_store_errors_total',
+    help: 'Rate-limit checks the limiter store (Redis) did not answer, by policy (per-ip, per-key, quota-day, …) and outcome under rate_limit.on_store_error (admitted: fail-open, refused: fail-closed).',
+    labelNames: ['policy', 'outcome'] as const,
+    registers: [this.registry],
+  })
+
+  readonly usageRowsDropped = new Counter({
+    name: 'helix_usage_rows_dropped_total',
+    help: 'Request-log rows dropped because more were kept than the usage recorder holds while the database was unavailable.',
+    registers: [this.registry],
+  })
+
   readonly realtimeConnections = new Gauge({
     name: 'helix_realtime_connections',
     help: 'Open WebSocket connections on /v1/realtime (authenticated or not yet).',

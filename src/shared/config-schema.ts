@@ -32,6 +32,11 @@ export const RequestLogSchema = Type.Union(
 )
 export type RequestLogMode = Static<typeof RequestLogSchema>
 
+/** rate_limit.on_store_error: admit uncounted (fail-open) or refuse with 503 (fail-closed). */
+const StoreErrorMode = (fallback: 'fail-open' | 'fail-closed') =>
+  Type.Union([Type.Literal('fail-open'), Type.Literal('fail-closed')], { default: fallback })
+export type StoreErrorMode = 'fail-open' | 'fail-closed'
+
 export const HelixConfigSchema = Type.Object(
   {
     /** Public DNS name of the service; goes into the server certificate and nginx server_name. */
@@ -272,6 +277,19 @@ export const HelixConfigSchema = Type.Object(
         per_ip_per_min: Type.Integer({ minimum: 1, default: 6000 }),
         /** Requests per minute per client IP on /auth/login, /auth/register and /auth/password/*. */
         auth_per_ip_per_min: Type.Integer({ minimum: 1, default: 30 }),
+        /**
+         * What a request meets when the limiter's Redis does not answer: fail-open admits it uncounted,
+         * fail-closed refuses it with 503 RATE_LIMITER_UNAVAILABLE.
+         */
+        on_store_error: Type.Object(
+          {
+            /** Per-IP and per-key requests-per-minute limits. */
+            limits: StoreErrorMode('fail-open'),
+            /** Request and item quotas of API keys. */
+            quotas: StoreErrorMode('fail-closed'),
+          },
+          { default: {} },
+        ),
       },
       { default: {} },
     ),

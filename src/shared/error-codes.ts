@@ -63,6 +63,9 @@ export const ERROR_KINDS = {
   // A request was running on an onnxruntime worker thread that exited or hung; the instance reopens.
   MODEL_INSTANCE_CRASHED: 'unavailable',
   RATE_LIMITER_UNAVAILABLE: 'unavailable',
+  // The daemon's database does not answer (stopped, restarting, unreachable): a request that must read
+  // or write it (sign-in, registration, key changes, an uncached API key) is refused until it is back.
+  DATABASE_UNAVAILABLE: 'unavailable',
   INFER_TIMEOUT: 'timeout',
   BACKEND_FAILED: 'model_failed',
   MODEL_LOAD_FAILED: 'model_failed',

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import type pg from 'pg'
+import { isHelixError } from '../../shared/errors.js'
 import type { DatabasePool } from '../../state/db/pool.js'
 import type { ApiKeyRow } from '../../state/db/repositories/api-keys.js'
 import type { CoreLogger } from '../logger.js'
@@ -20,6 +21,11 @@ interface Entry {
  * after a start-up probe round-trips through it, and never while the listening connection is down
  * (a transaction-mode pooler, which cannot LISTEN, therefore simply runs uncached). Entries also
  * expire after `ttlMs` as a safety net; unknown hashes are never cached.
+ *
+ * Stale-if-error: while the database is unavailable, an entry is served for up to `maxStaleMs` past
+ * its TTL, so inference with known keys rides out a database restart. An entry evicted by an
+ * announcement (a revocation, rotation or change that was seen) is gone and is never served stale;
+ * a key with no entry cannot be checked then and is refused with DATABASE_UNAVAILABLE (503).
  */
 export class ApiKeyCache {
   private readonly entries = new Map<string, Entry>()
@@ -30,12 +36,17 @@ export class ApiKeyCache {
   private retry?: NodeJS.Timeout
   /** Bumped by every eviction: a look-up that started before one must not be cached (it may be stale). */
   private epoch = 0
+  /** Until when look-ups with a stale entry skip the database, after one found it unavailable. */
+  private unavailableUntil = 0
+  /** Whether the change channel was lost (so its return is logged). */
+  private wasLost = false
 
   constructor(
     private readonly db: DatabasePool,
     private readonly log?: CoreLogger,
     private readonly ttlMs = 30_000,
     private readonly maxEntries = 100_000,
+    private readonly maxStaleMs = 600_000,
   ) {}
 
   /** Whether look-ups are being served from memory (the change channel is proven live). */
@@ -52,10 +63,54 @@ export class ApiKeyCache {
     const entry = this.entries.get(hash)
     if (!entry) return undefined
     if (now - entry.cachedAt > this.ttlMs) {
-      this.evictHash(hash)
+      // Past its TTL an entry is only a fallback for a database outage (stale()), until that expires too.
+      if (now - entry.cachedAt > this.ttlMs + this.maxStaleMs) this.evictHash(hash)
       return undefined
     }
     return entry.row
+  }
+
+  /**
+   * The entry of `hash` for use while the database is unavailable: within its TTL or up to
+   * `maxStaleMs` past it, whether or not the change channel is live (nothing can change a key in a
+   * database that does not answer); undefined when there is none or it was evicted.
+   */
+  stale(hash: string, now = Date.now()): CachedKey | undefined {
+    const entry = this.entries.get(hash)
+    if (!entry || now - entry.cachedAt > this.ttlMs + this.maxStaleMs) return undefined
+    return entry.row
+  }
+
+  /**
+   * Looks a hash up: from memory while fresh, else with `load` (cached when the channel is live).
+   * When `load` finds the database unavailable, a stale entry answers instead, and for the next
+   * second look-ups with a stale entry do not wait on the database; without one the error propagates.
+   */
+  async lookup(
+    hash: string,
+    load: () => Promise<CachedKey | undefined>,
+    now = Date.now(),
+  ): Promise<CachedKey | undefined> {
+    const fresh = this.get(hash, now)
+    if (fresh) return fresh
+    if (now < this.unavailableUntil) {
+      const stale = this.stale(hash, now)
+      if (stale) return stale
+    }
+    const ticket = this.ticket()
+    let row: CachedKey | undefined
+    try {
+      row = await load()
+    } catch (err) {
+      if (!isHelixError(err) || err.code !== 'DATABASE_UNAVAILABLE') throw err
+      this.unavailableUntil = Date.now() + 1000
+      const stale = this.stale(hash, now)
+      if (!stale) throw err
+      return stale
+    }
+    this.unavailableUntil = 0
+    if (row) this.set(hash, row, ticket, now)
+    return row
   }
 
   /** Taken before a database look-up and handed to set(), which refuses it if an eviction came in between. */
@@ -121,7 +176,14 @@ export class ApiKeyCache {
         "SELECT 1 FROM pg_trigger WHERE tgname = 'api_keys_announce_change'",
       )
       await this.db.query('SELECT pg_notify($1, $2)', [API_KEY_CHANNEL, probe])
-      this.live = rowCount === 1 && (await heard)
+      const live = rowCount === 1 && (await heard)
+      // Entries kept while the channel was down may have missed announcements: start afresh.
+      if (live) this.clear()
+      this.live = live
+      if (live && this.wasLost) {
+        this.wasLost = false
+        this.log?.info({}, 'API key cache on again: the change channel is back')
+      }
       if (!this.live)
         this.log?.warn(
           {},
@@ -133,15 +195,20 @@ export class ApiKeyCache {
     return this.live
   }
 
-  /** The listening connection failed: stop serving from memory at once, and try again later. */
+  /**
+   * The listening connection failed: stop serving from memory at once (entries stay only as the
+   * stale-if-error fallback), and try again later.
+   */
   private lost(err: unknown): void {
     this.live = false
-    this.clear()
     const client = this.client
     this.client = undefined
     client?.release(err instanceof Error ? err : true)
     if (this.closed) return
-    this.log?.warn({ err }, 'API key cache off: lost the change channel; retrying in 5 s')
+    // One warning per outage; the retries every 5 s while the database is down stay quiet.
+    if (!this.wasLost)
+      this.log?.warn({ err }, 'API key cache off: lost the change channel; retrying every 5 s')
+    this.wasLost = true
     this.retry = setTimeout(() => void this.start(), 5000)
     this.retry.unref()
   }

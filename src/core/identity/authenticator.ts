@@ -18,12 +18,9 @@ async function apiKeyPrincipal(deps: IdentityDeps, key: string): Promise<Princip
   if (!isValidApiKey(key)) throw invalidCredentials()
   const hash = hashSecret(key)
   const now = Date.now()
-  let row = deps.apiKeyCache?.get(hash, now)
-  if (!row) {
-    const ticket = deps.apiKeyCache?.ticket() ?? 0
-    row = await repos.apiKeys.findApiKeyByHash(deps.db, hash)
-    if (row) deps.apiKeyCache?.set(hash, row, ticket, now)
-  }
+  const load = () => repos.apiKeys.findApiKeyByHash(deps.db, hash)
+  // The cache also answers for known keys while the database is unavailable (stale-if-error).
+  const row = deps.apiKeyCache ? await deps.apiKeyCache.lookup(hash, load, now) : await load()
   if (
     !row ||
     row.revoked_at ||

@@ -6,6 +6,7 @@ import { loadJwks, loadSigningKey } from '../../state/jwt/signing-key.js'
 import type { RateLimiter } from '../limits/limiter.js'
 import { MemoryRateLimiter } from '../limits/memory-limiter.js'
 import { RedisRateLimiter } from '../limits/redis-limiter.js'
+import { StoreErrorPolicy } from '../limits/store-errors.js'
 import type { CoreLogger } from '../logger.js'
 import { accessTokenVerifier } from './access-token.js'
 import { ApiKeyCache } from './api-key-cache.js'
@@ -39,8 +40,12 @@ export interface IdentityOptions {
  */
 export interface Identity {
   deps: IdentityDeps
-  /** The limiter in use (Redis when configured, else in memory). */
+  /** The limiter the guard uses: the store's, under rate_limit.on_store_error. */
   limiter: RateLimiter
+  /** Where the counters live (Redis when configured, else in memory). */
+  rateLimitStore: RateLimiter
+  /** rate_limit.on_store_error over rateLimitStore (its metric hook and state). */
+  storeErrors: StoreErrorPolicy
   /** Writes buffered usage counters and request logs now. */
   recorder: UsageRecorder
   /** Re-reads keys/ now. */
@@ -51,15 +56,17 @@ export interface Identity {
 /** Builds the identity layer of the daemon: keys, mail, limiter, usage recorder and retention purges. */
 export async function createIdentity(options: IdentityOptions): Promise<Identity> {
   const { config, home, db } = options
+  const rateLimitStore =
+    options.limiter ?? (config.redis.url ? new RedisRateLimiter(config.redis.url) : new MemoryRateLimiter())
   const deps: IdentityDeps = {
     db,
     config,
     mailer: options.mailer ?? createMailer(config, db),
-    limiter:
-      options.limiter ??
-      (config.redis.url ? new RedisRateLimiter(config.redis.url) : new MemoryRateLimiter()),
+    limiter: rateLimitStore,
     ...(options.log ? { log: options.log } : {}),
   }
+  const storeErrors = new StoreErrorPolicy(rateLimitStore, config.rate_limit.on_store_error, () => deps.log)
+  deps.limiter = storeErrors
   const reloadKeys = async () => {
     const [signer, jwks] = await Promise.all([loadSigningKey(home), loadJwks(home)])
     const verify = accessTokenVerifier(jwks, { issuer: config.jwt.issuer, audience: config.jwt.audience })
@@ -93,6 +100,8 @@ export async function createIdentity(options: IdentityOptions): Promise<Identity
   return {
     deps,
     limiter,
+    rateLimitStore,
+    storeErrors,
     recorder,
     reloadKeys,
     async close() {

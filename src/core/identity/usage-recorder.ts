@@ -1,29 +1,52 @@
 import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { from as copyFrom } from 'pg-copy-streams'
+import { isHelixError } from '../../shared/errors.js'
 import type { DatabasePool } from '../../state/db/pool.js'
 import type { RequestLogEntry } from '../../state/db/repositories/request-log.js'
 import type { CoreLogger } from '../logger.js'
 
 interface KeyCounters {
+  keyId: string
+  /** Start of the quarter hour the requests were recorded in (ms since the epoch). */
+  slot: number
   requests: number
   errors: number
   items: number
 }
 
 /**
+ * Counters are kept per key and quarter hour, and written to the hour PostgreSQL's date_trunc gives
+ * that quarter hour: a batch retried after an outage still counts in the hour its requests came in,
+ * and every real time-zone offset is a multiple of 15 minutes, so a quarter hour lies in one local hour.
+ */
+const SLOT_MS = 15 * 60_000
+
+/**
  * Buffers per-request bookkeeping (usage counters, last-used time, request log) and writes it in one
  * transaction every `flushMs`: three writes per request would contend on the same usage row and cost
  * a commit each, which measured as a 40% throughput loss (bench/auth-overhead.js). Counters are summed
  * per key before writing, so a flush costs one upsert per active key plus one multi-row insert.
+ *
+ * While the database is unavailable (DATABASE_UNAVAILABLE) a batch is kept and written with the next
+ * flush: its transaction rolled back, so it is written exactly once. At most `maxKeptRows` request-log
+ * rows are kept; beyond that the oldest are dropped (counted by `onDropped`), while the counters,
+ * a few numbers per key, are always kept. A batch the database refuses for another reason (a value it
+ * cannot store) is dropped and logged, so one bad row cannot block the ones after it.
  */
 export class UsageRecorder {
   private counters = new Map<string, KeyCounters>()
   private requests: RequestLogEntry[] = []
   private readonly timer: NodeJS.Timeout
   private flushing: Promise<void> = Promise.resolve()
+  /** Since when writes have failed with the database unavailable (undefined while they succeed). */
+  private failingSince: number | undefined
+  private droppedSinceWarning = 0
+  private lastDropWarning = Number.NEGATIVE_INFINITY
   /** Told of each recorded request (the daemon's per-key metrics). */
   observer: ((entry: RequestLogEntry) => void) | undefined
+  /** Told how many request-log rows were dropped because too many were kept during an outage. */
+  onDropped: ((rows: number) => void) | undefined
 
   constructor(
     private readonly db: DatabasePool,
@@ -31,9 +54,17 @@ export class UsageRecorder {
     flushMs = 1000,
     /** Beyond this many buffered requests a flush starts at once. */
     private readonly maxBuffered = 5000,
+    /** Request-log rows kept while the database is unavailable; the oldest beyond it are dropped. */
+    private readonly maxKeptRows = 100_000,
+    private readonly now: () => number = Date.now,
   ) {
     this.timer = setInterval(() => void this.flush(), flushMs)
     this.timer.unref()
+  }
+
+  /** Request-log rows waiting to be written (including a batch kept from a failed write). */
+  get pending(): number {
+    return this.requests.length
   }
 
   record(entry: RequestLogEntry & { served: boolean }): void {
@@ -41,45 +72,55 @@ export class UsageRecorder {
     this.requests.push(request)
     this.observer?.(request)
     if (request.apiKeyId) {
-      const c = this.counters.get(request.apiKeyId) ?? { requests: 0, errors: 0, items: 0 }
+      const slot = Math.floor(this.now() / SLOT_MS) * SLOT_MS
+      const id = `${request.apiKeyId} ${slot}`
+      let c = this.counters.get(id)
+      if (!c) {
+        c = { keyId: request.apiKeyId, slot, requests: 0, errors: 0, items: 0 }
+        this.counters.set(id, c)
+      }
       c.requests += 1
       if (request.status >= 400) c.errors += 1
       // Items count only when served; refused and failed requests count as requests and errors.
       if (served) c.items += request.items ?? 0
-      this.counters.set(request.apiKeyId, c)
     }
-    if (this.requests.length >= this.maxBuffered) void this.flush()
+    // During an outage the timer retries; an early flush per request would only fail again.
+    if (this.requests.length >= this.maxBuffered && this.failingSince === undefined) void this.flush()
+    else if (this.requests.length > this.maxKeptRows) this.dropOldest()
   }
 
-  /** Writes what is buffered; resolves when it (and any flush before it) is in the database. */
+  /**
+   * Writes what is buffered; resolves when it (and any flush before it) is in the database, or was
+   * kept for the next flush because the database is unavailable.
+   */
   flush(): Promise<void> {
     const counters = this.counters
     const requests = this.requests
     this.counters = new Map()
     this.requests = []
     this.flushing = this.flushing.then(async () => {
-      if (requests.length === 0) return
+      if (requests.length === 0 && counters.size === 0) return
       try {
-        await this.db.transaction(async (tx) => {
-          for (const [keyId, c] of counters) {
-            await tx.query(
-              `INSERT INTO api_key_usage AS u (key_id, hour, requests, errors, items) VALUES ($1, date_trunc('hour', now()), $2, $3, $4)
-               ON CONFLICT (key_id, hour) DO UPDATE SET requests = u.requests + EXCLUDED.requests,
-                 errors = u.errors + EXCLUDED.errors, items = u.items + EXCLUDED.items`,
-              [keyId, c.requests, c.errors, c.items],
+        await this.write(counters, requests)
+        if (this.failingSince !== undefined) {
+          this.log?.info(
+            { requests: requests.length, unavailableMs: this.now() - this.failingSince },
+            'database answers again: wrote the usage and request log kept meanwhile',
+          )
+          this.failingSince = undefined
+        }
+      } catch (err) {
+        if (isHelixError(err) && err.code === 'DATABASE_UNAVAILABLE') {
+          this.keep(counters, requests)
+          if (this.failingSince === undefined) {
+            this.failingSince = this.now()
+            this.log?.warn(
+              { err, requests: requests.length },
+              'database unavailable: keeping usage and request log until it answers',
             )
           }
-          if (counters.size > 0) {
-            await tx.query('UPDATE api_keys SET last_used_at = now() WHERE id = ANY($1::uuid[])', [
-              [...counters.keys()],
-            ])
-          }
-          // COPY, PostgreSQL's bulk path: a sixth less CPU on the server than INSERT … unnest($1…$14)
-          // and no per-element escaping by node-postgres (bench/README.md, full-stack-vs-echo).
-          const copy = tx.query(copyFrom(`COPY request_log (${LOG_COLUMNS.join(', ')}) FROM STDIN`))
-          await pipeline(Readable.from([requestLogRows(requests)]), copy)
-        })
-      } catch (err) {
+          return
+        }
         // Bookkeeping must never fail a request; a lost batch is logged (without its contents).
         this.log?.error({ err, requests: requests.length }, 'writing usage and request log failed')
       }
@@ -87,9 +128,65 @@ export class UsageRecorder {
     return this.flushing
   }
 
+  private async write(counters: Map<string, KeyCounters>, requests: RequestLogEntry[]): Promise<void> {
+    await this.db.transaction(async (tx) => {
+      for (const c of counters.values()) {
+        await tx.query(
+          `INSERT INTO api_key_usage AS u (key_id, hour, requests, errors, items) VALUES ($1, date_trunc('hour', $2::timestamptz), $3, $4, $5)
+           ON CONFLICT (key_id, hour) DO UPDATE SET requests = u.requests + EXCLUDED.requests,
+             errors = u.errors + EXCLUDED.errors, items = u.items + EXCLUDED.items`,
+          [c.keyId, new Date(c.slot), c.requests, c.errors, c.items],
+        )
+      }
+      if (counters.size > 0) {
+        const keyIds = new Set([...counters.values()].map((c) => c.keyId))
+        await tx.query('UPDATE api_keys SET last_used_at = now() WHERE id = ANY($1::uuid[])', [[...keyIds]])
+      }
+      if (requests.length === 0) return
+      // COPY, PostgreSQL's bulk path: a sixth less CPU on the server than INSERT … unnest($1…$14)
+      // and no per-element escaping by node-postgres (bench/README.md, full-stack-vs-echo).
+      const copy = tx.query(copyFrom(`COPY request_log (${LOG_COLUMNS.join(', ')}) FROM STDIN`))
+      await pipeline(Readable.from([requestLogRows(requests)]), copy)
+    })
+  }
+
+  /** Puts a batch whose write failed back in front of what was recorded since. */
+  private keep(counters: Map<string, KeyCounters>, requests: RequestLogEntry[]): void {
+    for (const [id, c] of counters) {
+      const now = this.counters.get(id)
+      if (now) {
+        now.requests += c.requests
+        now.errors += c.errors
+        now.items += c.items
+      } else this.counters.set(id, c)
+    }
+    this.requests = requests.concat(this.requests)
+    if (this.requests.length > this.maxKeptRows) this.dropOldest()
+  }
+
+  private dropOldest(): void {
+    const dropped = this.requests.length - this.maxKeptRows
+    this.requests.splice(0, dropped)
+    this.onDropped?.(dropped)
+    this.droppedSinceWarning += dropped
+    // Once full, every request drops one row: one warning a minute, not one per request.
+    if (this.now() - this.lastDropWarning < 60_000) return
+    this.lastDropWarning = this.now()
+    this.log?.warn(
+      { dropped: this.droppedSinceWarning, kept: this.maxKeptRows },
+      'database unavailable too long: dropped the oldest request-log rows',
+    )
+    this.droppedSinceWarning = 0
+  }
+
   async close(): Promise<void> {
     clearInterval(this.timer)
     await this.flush()
+    if (this.requests.length > 0 || this.counters.size > 0)
+      this.log?.error(
+        { requests: this.requests.length },
+        'database unavailable at shutdown: usage and request log not written',
+      )
   }
 }
 

@@ -5,7 +5,9 @@ import type { RateLimitDecision } from './limiter.js'
  * `RateLimit-Policy: "per-key";q=100;w=60` and `RateLimit: "per-key";r=42;t=17`, plus Retry-After
  * (RFC 9110) on a refusal. With several policies, the most restrictive one is reported.
  */
-export function rateLimitHeaders(decisions: readonly RateLimitDecision[]): Record<string, string> {
+export function rateLimitHeaders(all: readonly RateLimitDecision[]): Record<string, string> {
+  // A policy admitted uncounted (its store did not answer) has no remaining figure to report.
+  const decisions = all.filter((d) => !d.unchecked)
   if (decisions.length === 0) return {}
   const tightest = [...decisions].sort(
     (a, b) =>

@@ -19,6 +19,8 @@ export interface RateLimitDecision {
   /** Whole seconds until the window resets (≥ 1 while a window is open). */
   resetSeconds: number
   policy: RateLimitPolicy
+  /** Admitted without counting: the limiter's store did not answer and the policy fails open. */
+  unchecked?: true
 }
 
 export interface RateLimiter {

@@ -22,9 +22,21 @@ interface LimiterCommands {
   helixFixedWindow(key: string, windowMs: number, cost: number): Promise<[number, number]>
 }
 
-/** Limits shared by every daemon that points at the same Redis (REDIS_URL). */
+/**
+ * How long one check may wait for Redis (ms). A check runs on every request, so a Redis that stops
+ * answering must cost each request at most this long, not pile requests up.
+ */
+export const REDIS_COMMAND_TIMEOUT_MS = 1000
+
+/**
+ * Limits shared by every daemon that points at the same Redis (REDIS_URL). ioredis reconnects by
+ * itself after Redis goes away; until it is back, checks fail at once (RATE_LIMITER_UNAVAILABLE)
+ * instead of queueing, and rate_limit.on_store_error (store-errors.ts) decides what requests meet.
+ */
 export class RedisRateLimiter implements RateLimiter {
   private readonly redis: Redis & LimiterCommands
+  /** The connection was ready once and is not now: fail fast rather than queue for a reconnect. */
+  private lost = false
 
   constructor(
     urlOrClient: string | Redis,
@@ -32,10 +44,24 @@ export class RedisRateLimiter implements RateLimiter {
   ) {
     const client =
       typeof urlOrClient === 'string'
-        ? new Redis(urlOrClient, { maxRetriesPerRequest: 2, enableOfflineQueue: true, lazyConnect: false })
+        ? new Redis(urlOrClient, {
+            // Before the first connection commands queue (bounded by commandTimeout), so a daemon
+            // that starts with Redis counts its first requests; after a loss, check() fails fast.
+            enableOfflineQueue: true,
+            maxRetriesPerRequest: 1,
+            commandTimeout: REDIS_COMMAND_TIMEOUT_MS,
+            connectTimeout: 2000,
+            lazyConnect: false,
+          })
         : urlOrClient
     // Connection errors surface as a Failure from check(); without a listener ioredis also prints them.
     client.on('error', () => {})
+    client.on('ready', () => {
+      this.lost = false
+    })
+    client.on('close', () => {
+      this.lost = true
+    })
     // defineCommand sends EVALSHA and falls back to EVAL once if the script cache was flushed.
     client.defineCommand('helixFixedWindow', { numberOfKeys: 1, lua: FIXED_WINDOW_SCRIPT })
     this.redis = client as Redis & LimiterCommands
@@ -46,6 +72,7 @@ export class RedisRateLimiter implements RateLimiter {
     const id = `${this.keyPrefix}${policy.name}:${policy.windowSeconds}:${key}`
     let result: [number, number]
     try {
+      if (this.lost) throw new Error(`connection lost (${this.redis.status})`)
       result = await this.redis.helixFixedWindow(id, windowMs, cost)
     } catch (err) {
       throw new Failure(

@@ -169,6 +169,8 @@ export class BusinessMetrics {
 
   /** One rate-limiter decision: refusals counted by limit, quota checks kept as a used ratio. */
   decision(key: string, policy: RateLimitPolicy, decision: RateLimitDecision): void {
+    // Admitted uncounted while the limiter's store was down: nothing was used or refused.
+    if (decision.unchecked) return
     const quota = policy.name.startsWith('quota-')
     if (!decision.allowed) {
       if (quota) this.quotaRejections.inc()

@@ -47,16 +47,31 @@ export class DatabasePool implements Queryable {
     })
   }
 
-  query<R extends pg.QueryResultRow = pg.QueryResultRow>(
+  /** A query on any pooled connection; a lost or refused connection throws DATABASE_UNAVAILABLE. */
+  async query<R extends pg.QueryResultRow = pg.QueryResultRow>(
     text: string,
     values?: unknown[],
   ): Promise<pg.QueryResult<R>> {
-    return this.pool.query<R>(text, values)
+    try {
+      return await this.pool.query<R>(text, values)
+    } catch (err) {
+      throw connectionLost(err)
+    }
   }
 
-  /** Runs fn inside BEGIN … COMMIT on one client; any throw rolls back. */
+  /**
+   * Runs fn inside BEGIN … COMMIT on one client; any throw rolls back. A lost or refused connection
+   * throws DATABASE_UNAVAILABLE; nothing of the transaction was committed then (unless the connection
+   * died while COMMIT itself was under way, which no client can tell apart).
+   */
   async transaction<T>(fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
-    const client = await this.pool.connect()
+    let client: pg.PoolClient
+    try {
+      client = await this.pool.connect()
+    } catch (err) {
+      throw connectionLost(err)
+    }
+    let broken: Error | undefined
     try {
       await client.query('BEGIN')
       const result = await fn(client)
@@ -64,9 +79,11 @@ export class DatabasePool implements Queryable {
       return result
     } catch (err) {
       await client.query('ROLLBACK').catch(() => undefined)
-      throw err
+      // A client whose connection failed must not go back to the pool.
+      if (isConnectionError(err)) broken = err as Error
+      throw connectionLost(err)
     } finally {
-      client.release()
+      client.release(broken)
     }
   }
 
@@ -114,6 +131,43 @@ export class DatabasePool implements Queryable {
 }
 
 const TRANSIENT_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EAI_AGAIN', '57P03'])
+
+/** Socket errors, and SQLSTATEs of a server that is shutting down, restarting or refusing sessions. */
+const CONNECTION_CODES = new Set([
+  ...TRANSIENT_CODES,
+  'EPIPE',
+  'ENOTFOUND',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ECONNABORTED',
+  '57P01', // admin_shutdown: `pg_ctl stop -m fast`
+  '57P02', // crash_shutdown
+  '53300', // too_many_connections
+])
+
+/**
+ * Whether a database error means the server could not be reached or the connection died (as opposed
+ * to an error of the statement itself): socket errors, SQLSTATE class 08 (connection exception), a
+ * server shutting down, and node-postgres' own messages for a dead or timed-out connection.
+ */
+export function isConnectionError(err: unknown): boolean {
+  if (isHelixError(err)) return false
+  const e = err as { code?: unknown; message?: unknown }
+  if (typeof e?.code === 'string' && (CONNECTION_CODES.has(e.code) || e.code.startsWith('08'))) return true
+  const message = typeof e?.message === 'string' ? e.message : ''
+  return /Connection terminated|terminated unexpectedly|timeout exceeded when trying to connect|Client has encountered a connection error|Connection ended unexpectedly|connect ECONNREFUSED/i.test(
+    message,
+  )
+}
+
+/** DATABASE_UNAVAILABLE for a connection error (no URL, no SQL in the message); any other error as is. */
+export function connectionLost(err: unknown): unknown {
+  if (!isConnectionError(err)) return err
+  return new Failure('DATABASE_UNAVAILABLE', 'The database is unavailable; try again in a few seconds.', {
+    hint: 'The daemon reconnects by itself once PostgreSQL answers again (check `helix db status` and helix_db_up).',
+    cause: err,
+  })
+}
 
 /** Connection refused, the server starting up (57P03) or a timeout may go away; a bad password will not. */
 function isTransient(err: unknown): boolean {

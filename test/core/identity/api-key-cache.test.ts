@@ -77,26 +77,37 @@ describe('API key cache evicted by database change announcements (real PostgreSQ
     expect(cache.size).toBe(1)
     expect(cache.get('h1', 500)).toBeDefined()
     expect(cache.get('h1', 2000)).toBeUndefined()
+    // Past its TTL an entry is kept only as the fallback for a database outage, up to maxStaleMs more.
+    expect(cache.stale('h1', 2000)).toBeDefined()
+    expect(cache.stale('h1', 1000 + 600_001)).toBeUndefined()
+    expect(cache.get('h1', 1000 + 600_001)).toBeUndefined()
     expect(cache.size).toBe(0)
     await cache.close()
     cache.set('h2', row, cache.ticket())
     expect(cache.get('h2')).toBeUndefined()
   })
 
-  it('stops serving from memory when the listening connection dies, and comes back', async () => {
+  it('stops serving from memory when the listening connection dies, and comes back afresh', async () => {
     const cache = a.identity.deps.apiKeyCache!
     expect(cache.active).toBe(true)
+    const hot = await createKey(a.identity.deps, CLI_ACTOR, { name: 'hot-before', scopes: ['infer'] })
+    expect((await infer(a, hot.key)).statusCode).toBe(200)
+    const cached = cache.size
     await world.db.query(
       "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE 'LISTEN helix_api_keys%' AND pid <> pg_backend_pid()",
     )
     await new Promise((r) => setTimeout(r, 300))
     expect(cache.active).toBe(false)
-    expect(cache.size).toBe(0)
+    // Entries stay only as the stale-if-error fallback; nothing is served from memory or cached now.
+    expect(cache.get(hashSecret(hot.key))).toBeUndefined()
+    expect(cache.stale(hashSecret(hot.key))?.id).toBe(hot.id)
     const key = await createKey(a.identity.deps, CLI_ACTOR, { name: 'while-down', scopes: ['infer'] })
     expect((await infer(a, key.key)).statusCode).toBe(200)
-    expect(cache.size).toBe(0)
+    expect(cache.size).toBe(cached)
     await new Promise((r) => setTimeout(r, 5600))
     expect(cache.active).toBe(true)
+    // Back live, it starts afresh: entries kept while it was off may have missed announcements.
+    expect(cache.stale(hashSecret(hot.key))).toBeUndefined()
   })
 
   it('stays off when changes are not announced (trigger missing)', async () => {

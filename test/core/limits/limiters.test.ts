@@ -6,6 +6,7 @@ import { rateLimitHeaders } from '../../../src/core/limits/headers.js'
 import type { RateLimitPolicy } from '../../../src/core/limits/limiter.js'
 import { MemoryRateLimiter } from '../../../src/core/limits/memory-limiter.js'
 import { FIXED_WINDOW_SCRIPT, RedisRateLimiter } from '../../../src/core/limits/redis-limiter.js'
+import { StoreErrorPolicy } from '../../../src/core/limits/store-errors.js'
 import { hasTool } from '../../helpers/tools.js'
 import { type RedisHandle, startRedis } from './redis-server.js'
 
@@ -164,3 +165,60 @@ describe.skipIf(!hasTool('redis-server'))('Redis limiter (real redis-server)', (
     await dead.close()
   })
 })
+
+describe.skipIf(!hasTool('redis-server'))(
+  'rate_limit.on_store_error over a Redis that stops (real redis-server)',
+  () => {
+    it('fails each check fast while Redis is down: limits admit uncounted, quotas refuse; counted again once back', async () => {
+      let redis = await startRedis()
+      const store = new RedisRateLimiter(redis.url, 'test-outage:')
+      const warnings: unknown[] = []
+      const infos: unknown[] = []
+      const log = {
+        debug: () => {},
+        info: (o: object) => infos.push(o),
+        warn: (o: object) => warnings.push(o),
+        error: () => {},
+      }
+      const limiter = new StoreErrorPolicy(store, { limits: 'fail-open', quotas: 'fail-closed' }, () => log)
+      const seen: string[] = []
+      limiter.onStoreError = (policy, outcome) => seen.push(`${policy}:${outcome}`)
+      const quota: RateLimitPolicy = { name: 'quota-day', limit: 100, windowSeconds: 86_400 }
+      try {
+        expect((await limiter.check('k', perKey)).remaining).toBe(4)
+        await redis.stop()
+        const started = performance.now()
+        const during = []
+        for (let i = 0; i < 20; i++) during.push(await limiter.check('k', perKey))
+        // Twenty checks, none waiting on a reconnect: each fails at once.
+        expect(performance.now() - started).toBeLessThan(1500)
+        expect(during.every((d) => d.allowed && d.unchecked)).toBe(true)
+        await expect(limiter.check('k', quota)).rejects.toMatchObject({
+          code: 'RATE_LIMITER_UNAVAILABLE',
+          kind: 'unavailable',
+          message: expect.stringMatching(/quota-day .*rate_limit\.on_store_error\.quotas is fail-closed/),
+        })
+        expect(seen.filter((s) => s === 'per-key:admitted')).toHaveLength(20)
+        expect(seen.filter((s) => s === 'quota-day:refused')).toHaveLength(1)
+        // One warning for the outage, not one per check.
+        expect(warnings).toHaveLength(1)
+        expect(limiter.storeDown).toBe(true)
+        redis = await startRedis(redis.port)
+        // ioredis reconnects by itself (backoff up to 2 s); the window was lost with the unpersisted server.
+        const deadline = Date.now() + 10_000
+        let back = await limiter.check('k', perKey)
+        while (back.unchecked && Date.now() < deadline) {
+          await new Promise((r) => setTimeout(r, 100))
+          back = await limiter.check('k', perKey)
+        }
+        expect(back.unchecked).toBeUndefined()
+        expect(back.remaining).toBe(4)
+        expect(limiter.storeDown).toBe(false)
+        expect(infos).toHaveLength(1)
+      } finally {
+        await limiter.close()
+        await redis.stop()
+      }
+    })
+  },
+)

@@ -20,9 +20,12 @@ export interface RedisHandle {
   stop(): Promise<void>
 }
 
-/** Starts a real, throw-away redis-server on a spare loopback port (no persistence). */
-export async function startRedis(): Promise<RedisHandle> {
-  const port = await freePort()
+/**
+ * Starts a real, throw-away redis-server on a spare loopback port (no persistence), or on `port`
+ * (to restart one that was stopped where its clients expect it).
+ */
+export async function startRedis(port?: number): Promise<RedisHandle> {
+  port ??= await freePort()
   const child: ResultPromise = execa(
     'redis-server',
     ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--daemonize', 'no'],
