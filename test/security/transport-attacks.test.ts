@@ -585,8 +585,8 @@ function clte(framing: string): string {
 interface Smuggling {
   name: string
   payload: string
-  /** What nginx answers the attacker. */
-  nginx: number
+  /** What nginx answers the attacker: 400, or 501 for a coding it does not implement. */
+  nginx: 400 | 501
 }
 
 const SMUGGLING: Smuggling[] = [
@@ -606,6 +606,16 @@ const SMUGGLING: Smuggling[] = [
     name: 'TE.TE: a space before the colon',
     payload: clte('Transfer-Encoding : chunked\r\n'),
     nginx: 400,
+  },
+  {
+    name: 'TE.TE: chunked folded onto a continuation line (obs-fold)',
+    payload: clte('Transfer-Encoding:\r\n chunked\r\n'),
+    nginx: 400,
+  },
+  {
+    name: 'TE.TE: chunked behind another coding',
+    payload: clte('Transfer-Encoding: identity, chunked\r\n'),
+    nginx: 501,
   },
   {
     name: 'TE.TE: two Transfer-Encoding headers',
