@@ -6,15 +6,18 @@ import net from 'node:net'
 import { join } from 'node:path'
 import { Writable } from 'node:stream'
 import tls from 'node:tls'
+import { credentials as grpcCredentials, status as grpcStatus } from '@grpc/grpc-js'
 import { execa, type ResultPromise } from 'execa'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createModelService } from '../../src/core/infer/model-service.js'
+import { type GrpcServer, startGrpcServer } from '../../src/grpc/server.js'
 import { loadRuntimeConfig, type ServeFlags } from '../../src/http/serve-config.js'
 import { createLogger, type Daemon, startDaemon } from '../../src/http/server.js'
 import { ensureCertificates } from '../../src/provision/certs/certificates.js'
 import { renderArtifacts } from '../../src/provision/render/render.js'
 import { parseConfig } from '../../src/shared/config.js'
 import { HelixHome } from '../../src/shared/home.js'
+import { client } from '../grpc/fixtures.js'
 import { tempDir } from '../helpers/cli.js'
 import { addModel, addToRepository } from '../helpers/onnx-models.js'
 import { hasTool } from '../helpers/tools.js'
@@ -531,6 +534,69 @@ describe.skipIf(!HAS_OPENSSL)("the daemon's own TLS (helix serve --tls)", () => 
     () => tlsDaemon.port,
     async () => expectServed(await goodRequest(tlsDaemon.daemon.url)),
   )
+})
+
+/** The daemon's gRPC face as `helix serve --tls/--mtls` starts it, on its own model service. */
+async function startGrpcFace(flags: ServeFlags): Promise<{ server: GrpcServer; close: () => Promise<void> }> {
+  const config = await loadRuntimeConfig(home, { port: 0, host: '127.0.0.1', ...flags }, {})
+  const service = await createModelService({ repositoryDir: config.modelsDir, defaultDevice: 'cpu' })
+  const quiet = { debug() {}, info() {}, warn() {}, error() {} }
+  const server = await startGrpcServer(
+    {
+      host: config.host,
+      port: 0,
+      maxMessageBytes: config.grpc?.maxMessageBytes ?? 64 * 1024 * 1024,
+      ...(config.tls ? { tls: config.tls } : {}),
+    },
+    { service, logger: quiet },
+  )
+  return {
+    server,
+    close: async () => {
+      await server.shutdown(1000)
+      await service.close()
+    },
+  }
+}
+
+/** ServerLive over gRPC with the helix CA trusted and a client certificate (or none). */
+async function serverLive(target: string, certificate: { cert?: Buffer; key?: Buffer } = {}) {
+  const grpcClient = client(target, 'inference.GRPCInferenceService', {
+    credentials: grpcCredentials.createSsl(ca, certificate.key ?? null, certificate.cert ?? null),
+  })
+  try {
+    return await grpcClient.call('ServerLive', {}, { deadline: new Date(Date.now() + 5000) })
+  } finally {
+    grpcClient.close()
+  }
+}
+
+describe.skipIf(!HAS_OPENSSL)("the daemon's gRPC face over TLS and mTLS", () => {
+  let tlsFace: Awaited<ReturnType<typeof startGrpcFace>>
+  let mtlsFace: Awaited<ReturnType<typeof startGrpcFace>>
+  beforeAll(async () => {
+    tlsFace = await startGrpcFace({ tls: true })
+    mtlsFace = await startGrpcFace({ mtls: true })
+  })
+  afterAll(async () => {
+    await tlsFace?.close()
+    await mtlsFace?.close()
+  })
+
+  tlsDowngradeSuite(
+    'the daemon (gRPC)',
+    () => tlsFace.server.port,
+    async () => expect(await serverLive(tlsFace.server.target)).toEqual({ live: true }),
+  )
+
+  it('mTLS: without a client certificate, or with a foreign-CA or expired one, calls fail UNAVAILABLE; the helix one is served', async () => {
+    for (const certificate of [{}, files.foreign, files.expired]) {
+      await expect(serverLive(mtlsFace.server.target, certificate)).rejects.toMatchObject({
+        code: grpcStatus.UNAVAILABLE,
+      })
+    }
+    expect(await serverLive(mtlsFace.server.target, files.client)).toEqual({ live: true })
+  })
 })
 
 /** A request with a client certificate (or none): what the client got, or the error it failed with. */
