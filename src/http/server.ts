@@ -240,6 +240,7 @@ async function recordDaemon(
   daemon: Daemon,
   logger: pino.Logger,
   faces: RunningFace[],
+  auth: boolean,
 ): Promise<void> {
   const { port } = daemon.app.server.address() as AddressInfo
   const tls = config.tls !== undefined
@@ -252,6 +253,7 @@ async function recordDaemon(
       port,
       tls,
       mtls: config.tls?.mtls ?? false,
+      auth,
       started_at: new Date().toISOString(),
       version: PACKAGE_VERSION,
     })
@@ -383,7 +385,7 @@ export async function serve(
     await identity?.close()
     throw err
   }
-  await recordDaemon(home, config, daemon, logger, faces)
+  await recordDaemon(home, config, daemon, logger, faces, identity !== undefined)
   const stopped = shutdownOnSignal(daemon, options.signals).finally(async () => {
     await removeDaemonRecord(home)
     await identity?.close()

@@ -23,6 +23,8 @@ export const DaemonRecordSchema = Type.Object({
   /** HTTPS, and whether client certificates are required. */
   tls: Type.Boolean(),
   mtls: Type.Boolean(),
+  /** Whether callers must authenticate (false: started with --no-auth or auth.enabled: false). */
+  auth: Type.Optional(Type.Boolean()),
   /** ISO 8601 time the daemon started listening. */
   started_at: Type.String(),
   /** helix version of the daemon. */
