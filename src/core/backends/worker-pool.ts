@@ -142,10 +142,7 @@ export class WorkerPool {
   /** Stops every thread once its current call is done (their sessions fail from then on). */
   async close(): Promise<void> {
     this.closed = true
-    await Promise.all([
-      ...this.hosts.splice(0).map((h) => h.terminate()),
-      ...[...this.ending].map((h) => h.ended),
-    ])
+    await Promise.all([...this.hosts.splice(0), ...this.ending].map((h) => h.terminate()))
   }
 }
 

@@ -244,6 +244,9 @@ export class SessionHost {
 
   /** Stops the thread once its current call is done; its sessions fail from then on. */
   async terminate(): Promise<void> {
+    // Referenced while it ends: an idle thread is unreferenced, and a process awaiting only an
+    // unreferenced thread would exit before it does.
+    this.worker.ref()
     this.stop()
     await this.ended
   }
