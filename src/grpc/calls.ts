@@ -21,6 +21,7 @@ import {
 } from '../core/tracing.js'
 import type { CallAuth } from './call-auth.js'
 import { setCallTraceContext } from './call-trace.js'
+import { refuseMalformed } from './request-decoding.js'
 import { statusName, toServiceError } from './status.js'
 
 /** What every handler gets besides its call. */
@@ -104,7 +105,11 @@ export function unary<Req, Res>(
   return (call, callback: sendUnaryData<Res>) => {
     const started = performance.now()
     const traced = traceCall(call, method)
-    handle(call).then(
+    const answered = (async () => {
+      refuseMalformed(call.request)
+      return handle(call)
+    })()
+    answered.then(
       (response) => {
         callback(null, response)
         finishCall(context, method, started, status.OK)
@@ -145,7 +150,12 @@ function runStream<C extends OpenStream>(
   // One span for the whole stream; each message's inference hangs under it (callTraceContext).
   const traced = traceCall(call, method)
   const { drained, release } = context.streams.open()
-  run(call, drained).then(
+  const ran = (async () => {
+    // A server-streaming call's one request; a bidirectional call's messages are checked one by one.
+    if ('request' in call) refuseMalformed(call.request)
+    return run(call, drained)
+  })()
+  ran.then(
     () => {
       release()
       if (endOnSuccess && !call.cancelled) call.end()

@@ -1,4 +1,4 @@
-import type { Http2Server, ServerHttp2Session } from 'node:http2'
+import type { Http2Server, IncomingHttpHeaders, ServerHttp2Session } from 'node:http2'
 import {
   Server,
   ServerCredentials,
@@ -22,6 +22,7 @@ import { healthService } from './health.js'
 import { inferenceService } from './inference/service.js'
 import { monitoringService } from './monitoring/service.js'
 import { loadProtos } from './protos.js'
+import { tolerantDecoding } from './request-decoding.js'
 
 export interface GrpcTls {
   cert: Buffer
@@ -91,7 +92,8 @@ function serviceDefinition(path: string): ServiceDefinition {
   const { grpc } = loadProtos()
   let node: unknown = grpc
   for (const part of path.split('.')) node = (node as Record<string, unknown>)[part]
-  return (node as { service: ServiceDefinition }).service
+  // Requests that do not decode reach the handlers, which answer INVALID_ARGUMENT (request-decoding.ts).
+  return tolerantDecoding((node as { service: ServiceDefinition }).service)
 }
 
 /**
@@ -114,6 +116,18 @@ function widenWindows(session: ServerHttp2Session): void {
   else apply()
 }
 
+/** gRPC's TimeoutValue: at most 8 digits, then the unit (the HTTP/2 protocol spec's grpc-timeout). */
+const GRPC_TIMEOUT = /^\d{1,8}[HMSmun]$/
+
+/**
+ * grpc-js answers a grpc-timeout header it cannot parse with INTERNAL, a server error for a client's
+ * malformed header; without it the call is served as one without a deadline.
+ */
+function dropMalformedTimeout(headers: IncomingHttpHeaders): void {
+  const timeout = headers['grpc-timeout']
+  if (timeout !== undefined && !GRPC_TIMEOUT.test(String(timeout))) delete headers['grpc-timeout']
+}
+
 /**
  * grpc-js keeps its node:http2 servers in a private map; the windows are set on each session they
  * accept. Should a later grpc-js change that map, the daemon still serves, with Node's windows.
@@ -128,6 +142,8 @@ function onEverySession(server: Server, logger: CoreLogger): void {
     return
   }
   for (const http2Server of servers.keys()) {
+    // Before grpc-js's own handler, which reads the same headers object.
+    http2Server.prependListener('stream', (_stream, headers) => dropMalformedTimeout(headers))
     http2Server.on('session', (session: ServerHttp2Session) => {
       try {
         widenWindows(session)

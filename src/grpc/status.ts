@@ -29,6 +29,28 @@ export function statusName(code: status): string {
   return status[code] ?? String(code)
 }
 
+/**
+ * The most UTF-8 bytes of a status message. grpc-message travels in the trailers, which HTTP/2 peers
+ * bound (gRPC C-core refuses metadata beyond 8-16 KiB, Node's HTTP/2 a header list beyond 64 KiB):
+ * a message that echoes a megabyte-long model name would break the client's connection instead of
+ * telling it what went wrong. Percent-encoding at most triples these bytes.
+ */
+export const MAX_DETAILS_BYTES = 1024
+
+/** `text` cut to MAX_DETAILS_BYTES of UTF-8 at a character boundary, marked with an ellipsis. */
+export function boundedDetails(text: string): string {
+  if (Buffer.byteLength(text) <= MAX_DETAILS_BYTES) return text
+  let out = ''
+  let bytes = 0
+  for (const char of text) {
+    const size = Buffer.byteLength(char)
+    if (bytes + size > MAX_DETAILS_BYTES - 3) break
+    out += char
+    bytes += size
+  }
+  return `${out}…`
+}
+
 /** Seconds a client should wait after RESOURCE_EXHAUSTED when the core does not say. */
 const DEFAULT_RETRY_AFTER_S = 1
 
@@ -36,7 +58,7 @@ const DEFAULT_RETRY_AFTER_S = 1
  * Anything thrown by a handler, as the status a client sees: the same message as REST, the stable
  * error code in `helix-error-code`, and for refusals that pass with time `retry-after` (seconds) and
  * gRPC's own `grpc-retry-pushback-ms`, which clients with a retry policy honour. Internal errors hide
- * their message.
+ * their message; others are bounded (boundedDetails).
  */
 export function toServiceError(err: unknown): Partial<ServiceError> & { code: status; details: string } {
   const metadata = new Metadata()
@@ -54,7 +76,7 @@ export function toServiceError(err: unknown): Partial<ServiceError> & { code: st
   }
   return {
     code,
-    details: err.kind === 'internal' ? 'Internal server error.' : err.message,
+    details: err.kind === 'internal' ? 'Internal server error.' : boundedDetails(err.message),
     metadata,
   }
 }

@@ -14,6 +14,7 @@ import {
   requestIdOf,
   unary,
 } from '../calls.js'
+import { refuseMalformed } from '../request-decoding.js'
 import { toServiceError } from '../status.js'
 import {
   decodeInferRequest,
@@ -83,6 +84,7 @@ export function inferenceService(service: ModelService, context: GrpcContext): U
     let code = 0
     let answered: InferResult | undefined
     try {
+      refuseMalformed(message)
       if (options.perMessage) await auth.authorizeMessage(principal, { scope: 'infer', model })
       const decoded = decodeInferRequest(message)
       items = rowsOf(decoded.request.inputs.map((t) => t.shape))
