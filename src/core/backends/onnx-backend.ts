@@ -164,6 +164,8 @@ export class OnnxBackend implements Backend {
   /** When threads holding an instance were lost (each thread counted once), within CRASH_WINDOW_MS. */
   private crashes: number[] = []
   private readonly lostHosts = new WeakSet<object>()
+  /** Threads this backend's own watchdog gave up (see runOn). */
+  private readonly hungHosts = new WeakSet<object>()
   /** Set once the backend gave up (see onUnavailable): every run fails with it. */
   private failure?: string
   private disposed = false
@@ -360,13 +362,12 @@ export class OnnxBackend implements Backend {
     if (!timeoutMs || !host) return session.run(inputs, outputNames)
     // onnxruntime cannot be interrupted: the thread is given up (its calls fail now) and ends once
     // the run returns, while the instance reopens on a live thread.
-    const timer = setTimeout(
-      () =>
-        host.abandon(
-          `a run took longer than run_timeout_s (${timeoutMs / 1000} s), so its onnxruntime worker thread was stopped`,
-        ),
-      timeoutMs,
-    )
+    const timer = setTimeout(() => {
+      this.hungHosts.add(host)
+      host.abandon(
+        `a run took longer than run_timeout_s (${timeoutMs / 1000} s), so its onnxruntime worker thread was stopped`,
+      )
+    }, timeoutMs)
     try {
       return await session.run(inputs, outputNames)
     } finally {
@@ -387,7 +388,9 @@ export class OnnxBackend implements Backend {
   private async reopenWithRetries(lost: OnnxSession): Promise<OnnxSession> {
     const host = (lost as HostedSession).host
     const why = host.exitReason ?? 'its onnxruntime worker thread exited'
-    if (!this.lostHosts.has(host)) {
+    // A thread another model's watchdog gave up is that model's fault: the instance reopens, uncounted.
+    const blamed = !host.abandoned || this.hungHosts.has(host)
+    if (blamed && !this.lostHosts.has(host)) {
       this.lostHosts.add(host)
       const now = Date.now()
       this.crashes = [...this.crashes.filter((at) => now - at < CRASH_WINDOW_MS), now]

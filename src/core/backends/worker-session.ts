@@ -129,6 +129,8 @@ export class SessionHost {
   readonly ended: Promise<void>
   /** Sessions opened here and not released: what placement balances. */
   sessions = 0
+  /** Set when a watchdog gave the thread up (abandon): the model whose run hung is to blame, not its neighbours. */
+  abandoned = false
 
   /** Starts the thread; throws when it cannot be created (ERR_WORKER_INIT_FAILED, no memory). */
   constructor(private readonly onExit: (host: SessionHost) => void = () => {}) {
@@ -224,6 +226,7 @@ export class SessionHost {
    * finishes first; see stop). Used by the run watchdog (a model's run_timeout_s).
    */
   abandon(reason: string): void {
+    this.abandoned = true
     this.stop()
     this.fail(new WorkerExitedError(reason))
   }

@@ -126,6 +126,46 @@ describe('a model whose worker thread is lost', () => {
     await pool.close()
   })
 
+  it('blames a hung run on its own model: a neighbour on the same thread reopens each time and stays available', async () => {
+    // One thread for both: every hang of `slow` takes `scale`'s session with it.
+    const pool = new WorkerPool({ size: 1 })
+    const reasons: string[] = []
+    const onUnavailable = (reason: string) => reasons.push(reason)
+    const slowBackend = new OnnxBackend({
+      modelPath: slow,
+      device: 'cpu',
+      pool,
+      instances: 1,
+      runTimeoutMs: 150,
+      label: 'slow:1',
+      onUnavailable,
+    })
+    const neighbour = new OnnxBackend({
+      modelPath: scale,
+      device: 'cpu',
+      pool,
+      instances: 1,
+      label: 'n:1',
+      onUnavailable,
+    })
+    await slowBackend.load()
+    await neighbour.load()
+    for (let i = 0; i < MAX_INSTANCE_CRASHES; i++) {
+      expect((await rejection(slowBackend.run([f32('x', [1, 4], [40_000, 1, 1, 1])], ['y']))).code).toBe(
+        'MODEL_INSTANCE_CRASHED',
+      )
+      expect((await neighbour.run([ones]))[0].data).toEqual(Float32Array.from([3, 3, 3, 3]))
+    }
+    expect((await rejection(slowBackend.run([ones], ['y']))).code).toBe('MODEL_NOT_READY')
+    expect(reasons).toHaveLength(1)
+    expect(reasons[0]).toMatch(
+      /^its onnxruntime worker threads stopped 3 times within 60 s \(last: a run took longer/,
+    )
+    expect((await neighbour.run([ones]))[0].data).toEqual(Float32Array.from([3, 3, 3, 3]))
+    await Promise.all([slowBackend.dispose(), neighbour.dispose()])
+    await pool.close()
+  })
+
   it('goes unavailable naming the missing file when its lost instance cannot be reopened', async () => {
     const path = await writeOnnx(join(dir, 'deleted.onnx'), scaleModel(2))
     const pool = new WorkerPool({ size: 2 })
