@@ -9,7 +9,8 @@ import {
   type NewKeyRequest,
 } from '../../src/core/identity/api-keys.js'
 import type { IdentityDeps } from '../../src/core/identity/identity-deps.js'
-import { type ServeResult, serve } from '../../src/http/server.js'
+import type { ServeResult } from '../../src/http/server.js'
+import { serveDaemon } from '../../src/ops/serve.js'
 import { HelixHome } from '../../src/shared/home.js'
 import { type IdentityWorld, INFER_BODY } from '../core/identity/identity-harness.js'
 
@@ -19,6 +20,8 @@ import { type IdentityWorld, INFER_BODY } from '../core/identity/identity-harnes
  */
 export interface OutageDaemon {
   url: string
+  /** host:port of the gRPC face. */
+  grpcTarget: string
   /** The daemon's JSON log lines so far. */
   logLines(): Promise<Record<string, unknown>[]>
   stop(): Promise<void>
@@ -33,11 +36,21 @@ export async function startOutageDaemon(
   const logFile = join(dir, 'daemon.log')
   const fd = openSync(logFile, 'w')
   let url = ''
+  let grpcTarget = ''
   // SIGUSR2 is this file's own stop signal: vitest runs each test file in a fork of its own.
-  const running: Promise<ServeResult> = serve(
+  const running: Promise<ServeResult> = serveDaemon(
     new HelixHome(dir),
     { port: 0, logLevel: 'info' },
-    { onReady: (u) => (url = u), signals: ['SIGUSR2'], logDestination: fd },
+    {
+      onListening: (_u, faces) => {
+        grpcTarget = faces.find((f) => f.name === 'gRPC')?.address ?? ''
+      },
+      onReady: (u) => {
+        url = u
+      },
+      signals: ['SIGUSR2'],
+      logDestination: fd,
+    },
   )
   let failed: unknown
   running.catch((err) => (failed = err))
@@ -50,6 +63,7 @@ export async function startOutageDaemon(
   }
   return {
     url,
+    grpcTarget,
     async logLines() {
       const text = await readFile(logFile, 'utf8')
       return text

@@ -1,9 +1,11 @@
+import { status } from '@grpc/grpc-js'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { generateApiKey } from '../../src/core/identity/api-key-format.js'
 import { CLI_ACTOR, revokeKey } from '../../src/core/identity/api-keys.js'
 import type { IdentityDeps } from '../../src/core/identity/identity-deps.js'
 import { startEmbedded, stopEmbedded } from '../../src/provision/postgres/embedded-server.js'
 import { type IdentityWorld, INFER_BODY, identityWorld } from '../core/identity/identity-harness.js'
+import { client } from '../grpc/fixtures.js'
 import { cliKey, type OutageDaemon, sleep, startOutageDaemon, steadyLoad } from './outage-harness.js'
 
 /**
@@ -76,6 +78,17 @@ describe('PostgreSQL stopped for 10 s under steady load (real embedded PostgreSQ
         status: 503,
         error: 'The database is unavailable; try again in a few seconds.',
       })
+    }
+    // gRPC maps the same error to UNAVAILABLE.
+    const grpcAuth = client(daemon.grpcTarget, 'helix.auth.v1.AuthService')
+    try {
+      const failed = await grpcAuth.failure('Login', credentials)
+      expect({ code: failed.code, details: failed.details }).toEqual({
+        code: status.UNAVAILABLE,
+        details: 'The database is unavailable; try again in a few seconds.',
+      })
+    } finally {
+      grpcAuth.close()
     }
     // The revocation was seen (its look-up after the eviction cached the revoked row): still refused.
     expect((await infer(revoked.key)).status).toBe(401)
