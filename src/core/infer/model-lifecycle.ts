@@ -567,11 +567,12 @@ export class ModelLifecycle {
   private instanceFailed(name: string, version: string, backend: Backend, reason: string): void {
     const entry = this.table.get(name)
     if (!entry) return
-    this.loadStats.fail(name, reason)
+    // Queued behind the load that opened the backend, when it gave up during its warmup.
     void this.queueOn(entry, async () => {
       const slot = entry.versions.get(version)
       // Replaced or unloaded meanwhile: nothing of this backend is serving any more.
       if (slot?.state !== 'READY' || slot.serving?.backend !== backend) return
+      this.loadStats.fail(name, reason)
       const next = new Map(entry.versions)
       next.set(version, unavailable(version, reason))
       entry.versions = next
