@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { generateApiKey } from '../../src/core/identity/api-key-format.js'
 import { CLI_ACTOR, revokeKey } from '../../src/core/identity/api-keys.js'
 import type { IdentityDeps } from '../../src/core/identity/identity-deps.js'
+import { UsageRecorder } from '../../src/core/identity/usage-recorder.js'
 import { startEmbedded, stopEmbedded } from '../../src/provision/postgres/embedded-server.js'
 import { type IdentityWorld, INFER_BODY, identityWorld } from '../core/identity/identity-harness.js'
 import { client } from '../grpc/fixtures.js'
@@ -148,5 +149,48 @@ describe('PostgreSQL stopped for 10 s under steady load (real embedded PostgreSQ
       1,
     )
     expect(lines.some((l) => String(l.msg).startsWith('database answers again'))).toBe(true)
+  })
+  it('keeps at most maxKeptRows request-log rows while the database is down, counting the dropped ones', async () => {
+    const dropped: number[] = []
+    const recorder = new UsageRecorder(world.db, undefined, 60_000, 5000, 10)
+    recorder.onDropped = (rows) => dropped.push(rows)
+    const row = (i: number) => ({
+      served: true,
+      requestId: `bounded-${i}`,
+      apiKeyId: hot.id,
+      method: 'POST',
+      route: '/v2/models/:model/infer',
+      status: 200,
+      durationMs: 1,
+      items: 1,
+    })
+    const usage = async () =>
+      (
+        await world.db.query<{ n: number }>(
+          'SELECT coalesce(sum(requests), 0)::int AS n FROM api_key_usage WHERE key_id = $1',
+          [hot.id],
+        )
+      ).rows[0].n
+    const before = await usage()
+    await stopEmbedded(world.database.home, world.database.config)
+    try {
+      for (let i = 0; i < 15; i++) recorder.record(row(i))
+      await recorder.flush()
+      for (let i = 15; i < 25; i++) recorder.record(row(i))
+      await recorder.flush()
+      expect(recorder.pending).toBe(10)
+    } finally {
+      await startEmbedded(world.database.home, world.database.config)
+    }
+    await recorder.close()
+    expect(dropped.reduce((a, b) => a + b, 0)).toBe(15)
+    const { rows } = await world.db.query<{ request_id: string }>(
+      "SELECT request_id FROM request_log WHERE request_id LIKE 'bounded-%' ORDER BY at, request_id",
+    )
+    // The newest ten rows survive; the usage counters, a few numbers per key, are all kept.
+    expect(rows.map((r) => r.request_id).sort()).toEqual(
+      Array.from({ length: 10 }, (_, i) => `bounded-${i + 15}`).sort(),
+    )
+    expect((await usage()) - before).toBe(25)
   })
 })
