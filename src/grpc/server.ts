@@ -14,7 +14,7 @@ import type { DaemonSettings } from '../core/monitoring/config-summary.js'
 import type { NvidiaSmiOptions } from '../core/monitoring/gpu-stats.js'
 import type { HelixConfig } from '../shared/config.js'
 import { Failure } from '../shared/errors.js'
-import { INTERMEDIATE_CIPHERS, MIN_TLS_VERSION } from '../shared/tls-profile.js'
+import { INTERMEDIATE_CIPHERS, MIN_TLS_VERSION, TLS_SECURE_OPTIONS } from '../shared/tls-profile.js'
 import { authService } from './auth/service.js'
 import { type CallAuth, callAuth, openCallAuth } from './call-auth.js'
 import { type GrpcContext, StreamRegistry } from './calls.js'
@@ -76,6 +76,7 @@ class DaemonCredentials extends ServerCredentials {
         minVersion: MIN_TLS_VERSION,
         ciphers: INTERMEDIATE_CIPHERS,
         honorCipherOrder: false,
+        secureOptions: TLS_SECURE_OPTIONS,
         requestCert: tls.mtls,
         rejectUnauthorized: tls.mtls,
       },

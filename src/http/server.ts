@@ -23,7 +23,7 @@ import type { HelixConfig } from '../shared/config.js'
 import { Failure } from '../shared/errors.js'
 import type { HelixHome } from '../shared/home.js'
 import { PACKAGE_VERSION } from '../shared/package-version.js'
-import { INTERMEDIATE_CIPHERS, MIN_TLS_VERSION } from '../shared/tls-profile.js'
+import { INTERMEDIATE_CIPHERS, MIN_TLS_VERSION, TLS_SECURE_OPTIONS } from '../shared/tls-profile.js'
 import { listCertificates } from '../state/certs/list.js'
 import {
   type DaemonRecord,
@@ -46,6 +46,7 @@ export function httpsOptions(tls: RuntimeTls): HttpsServerOptions {
     minVersion: MIN_TLS_VERSION,
     ciphers: INTERMEDIATE_CIPHERS,
     honorCipherOrder: false,
+    secureOptions: TLS_SECURE_OPTIONS,
     ...(tls.mtls ? { ca: tls.ca, requestCert: true, rejectUnauthorized: true } : {}),
   }
 }

@@ -455,6 +455,13 @@ function tlsDowngradeSuite(
       expect(nodeLegacy.cipher).toMatch(AEAD_ECDHE)
       expect(node.verified && nodeLegacy.verified, 'the helix CA verifies the server certificate').toBe(true)
     })
+
+    it('a TLS 1.2 client gets no session ticket (its key would never rotate; Mozilla intermediate turns tickets off)', async () => {
+      const legacy = await nodeHandshake(port(), { ca: trust().ca, maxVersion: 'TLSv1.2' })
+      expect(legacy.protocol).toBe('TLSv1.2')
+      expect(legacy.ticket).toBe(false)
+      await stillServes()
+    })
   })
 }
 
@@ -462,13 +469,15 @@ function tlsDowngradeSuite(
 function nodeHandshake(
   port: number,
   options: tls.ConnectionOptions,
-): Promise<{ protocol: string | null; cipher: string; verified: boolean }> {
+): Promise<{ protocol: string | null; cipher: string; verified: boolean; ticket: boolean }> {
   return new Promise((resolve, reject) => {
     const socket = tls.connect({ host: '127.0.0.1', port, servername: 'localhost', ca, ...options }, () => {
       resolve({
         protocol: socket.getProtocol(),
         cipher: socket.getCipher().name,
         verified: socket.authorized,
+        // A TLS 1.2 server sends its NewSessionTicket inside the handshake.
+        ticket: socket.getTLSTicket() !== undefined,
       })
       socket.end()
     })
