@@ -27,9 +27,9 @@ import { freePort, startNginx } from '../provision/render/nginx-run.js'
  * Attacks on the transport, each refused by name: TLS downgrade (old protocols, weak suites,
  * TLS_FALLBACK_SCSV), mTLS without a certificate or with a foreign or expired one, and HTTP request
  * smuggling (CL.TE, TE.CL, TE.TE, bare LF, two Content-Length headers). The targets are real: daemons
- * with the TLS options of `helix serve --tls/--mtls`, certificates from the helix CA (`helix init`),
- * and Debian's nginx on the nginx.conf that `helix render nginx` writes, in front of a plain-HTTP
- * daemon. Each test asserts what the attacker gets back and that a good request is served afterwards.
+ * (REST and gRPC faces) with the TLS options of `helix serve --tls/--mtls`, certificates from the
+ * helix CA (`helix init`, ECDSA and RSA), and Debian's nginx on the nginx.conf that
+ * `helix render nginx` writes, in front of a plain-HTTP daemon. Each test asserts what the attacker gets back and that a good request is served afterwards.
  */
 
 const HAS_OPENSSL = hasTool('openssl')
@@ -231,10 +231,13 @@ interface Answer {
   body: string
 }
 
-/** POST /v2/models/add/infer on a fresh connection (no agent), over HTTP or HTTPS (as localhost). */
+/**
+ * POST /v2/models/add/infer on a fresh connection (no agent), over HTTP or HTTPS (as localhost,
+ * trusting the helix CA unless tlsOptions names another, with tlsOptions' client certificate).
+ */
 function goodRequest(
   url: string,
-  clientCertificate: { cert?: Buffer; key?: Buffer; ca?: Buffer } = {},
+  tlsOptions: { cert?: Buffer; key?: Buffer; ca?: Buffer } = {},
 ): Promise<Answer> {
   return new Promise((resolve, reject) => {
     const target = new URL('/v2/models/add/infer', url)
@@ -253,7 +256,7 @@ function goodRequest(
     }
     const req =
       target.protocol === 'https:'
-        ? httpsRequest(target, { ...options, ca, servername: 'localhost', ...clientCertificate }, onResponse)
+        ? httpsRequest(target, { ...options, ca, servername: 'localhost', ...tlsOptions }, onResponse)
         : httpRequest(target, options, onResponse)
     req.on('error', reject)
     req.setTimeout(15_000, () => req.destroy(new Error(`no answer from ${url} within 15 s`)))
