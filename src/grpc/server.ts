@@ -187,7 +187,11 @@ export async function startGrpcServer(options: GrpcServerOptions, deps: GrpcServ
   // Accounts need the identity layer: with auth off the service is absent (UNIMPLEMENTED), as the
   // REST /auth routes are.
   if (deps.identity) add('helix.auth.v1.AuthService', authService(deps.identity, context))
-  new ReflectionService(loadProtos().definition).addToServer(server)
+  // Reflection's own definitions decode as tolerantly: an undecodable message gets its error_response.
+  new ReflectionService(loadProtos().definition).addToServer({
+    addService: (definition, implementation) =>
+      server.addService(tolerantDecoding(definition), implementation),
+  })
 
   const credentials = options.tls ? new DaemonCredentials(options.tls) : ServerCredentials.createInsecure()
   const address = `${options.host.includes(':') ? `[${options.host}]` : options.host}:${options.port}`

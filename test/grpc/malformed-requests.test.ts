@@ -122,6 +122,29 @@ describe('requests that are not protobuf messages of their type', () => {
   })
 })
 
+describe('server reflection', () => {
+  it('a reflection request that does not decode gets an answer on the stream, which ends OK', async () => {
+    const stream: ClientDuplexStream<Buffer, Buffer> = raw.makeBidiStreamRequest(
+      '/grpc.reflection.v1.ServerReflection/ServerReflectionInfo',
+      pass,
+      pass,
+      new Metadata(),
+    )
+    const answers: Buffer[] = []
+    stream.on('data', (bytes: Buffer) => answers.push(bytes))
+    const ended = new Promise<{ code: status }>((resolve) => {
+      stream.on('error', resolve)
+      stream.on('status', resolve)
+    })
+    stream.write(Buffer.from('0f', 'hex'))
+    stream.end()
+    expect((await ended).code).toBe(status.OK)
+    // A ServerReflectionResponse with its error_response (field 7): UNIMPLEMENTED for no known request.
+    expect(answers).toHaveLength(1)
+    expect(answers[0].includes(Buffer.from('Unimplemented method for request'))).toBe(true)
+  })
+})
+
 describe('status messages and headers a client cannot break the connection with', () => {
   it('a megabyte-long model name gets NOT_FOUND with a bounded message; the connection still serves', async () => {
     const name = 'A'.repeat(1_000_000)
