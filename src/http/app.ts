@@ -98,9 +98,12 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     ...(options.trustProxy?.length ? { trustProxy: options.trustProxy } : {}),
     requestIdHeader: false,
     bodyLimit,
-    // Draining: idle keep-alive sockets close at once, in-flight requests finish.
+    // Draining: idle keep-alive sockets close at once, in-flight requests finish. A request that was
+    // already on its way over a kept-alive connection when the drain began (a proxy's pool) is served
+    // too, answered with Connection: close (server.ts): a 503 there would fail it, since a proxy does
+    // not resend a POST. Nothing the requests need is closed before the drain ends.
     forceCloseConnections: 'idle',
-    return503OnClosing: true,
+    return503OnClosing: false,
     requestTimeout: options.timeouts?.requestMs ?? 300_000,
     http: clientTimeouts as never,
     ...(options.https ? { https: { ...options.https, ...clientTimeouts } as SecureServerOptions } : {}),
