@@ -158,12 +158,8 @@ export function callAuth(identity: Identity): CallAuth {
     },
 
     record(entry) {
-      const { principal } = entry
-      if (!principal) return
-      recorder.record({
+      recorder.recordRequest(entry.principal, {
         requestId: entry.requestId,
-        userId: principal.userId ?? null,
-        apiKeyId: principal.keyId ?? null,
         method: 'GRPC',
         route: entry.method,
         model: entry.model ?? null,
@@ -173,8 +169,6 @@ export function callAuth(identity: Identity): CallAuth {
         items: entry.items,
         ip: entry.ip,
         userAgent: entry.userAgent ?? null,
-        at: new Date(),
-        served: entry.status < 400,
       })
     },
 

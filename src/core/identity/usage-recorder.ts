@@ -5,6 +5,7 @@ import { isHelixError } from '../../shared/errors.js'
 import type { DatabasePool } from '../../state/db/pool.js'
 import type { RequestLogEntry } from '../../state/db/repositories/request-log.js'
 import type { CoreLogger } from '../logger.js'
+import type { Principal } from './principal.js'
 
 interface KeyCounters {
   keyId: string
@@ -65,6 +66,24 @@ export class UsageRecorder {
   /** Request-log rows waiting to be written (including a batch kept from a failed write). */
   get pending(): number {
     return this.requests.length
+  }
+
+  /**
+   * Records a request a principal made, on any face (REST, gRPC, WebSocket): the principal's user and
+   * key, now, and served when the status is below 400. Nothing without a principal (auth off).
+   */
+  recordRequest(
+    principal: Principal | undefined,
+    request: Omit<RequestLogEntry, 'userId' | 'apiKeyId' | 'at'>,
+  ): void {
+    if (!principal) return
+    this.record({
+      ...request,
+      userId: principal.userId ?? null,
+      apiKeyId: principal.keyId ?? null,
+      at: new Date(),
+      served: request.status < 400,
+    })
   }
 
   record(entry: RequestLogEntry & { served: boolean }): void {

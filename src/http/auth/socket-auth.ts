@@ -111,12 +111,8 @@ export function socketAuth(identity: Identity): SocketAuth {
     },
 
     record(entry) {
-      const { principal } = entry
-      if (!principal) return
-      recorder.record({
+      recorder.recordRequest(entry.principal, {
         requestId: entry.requestId,
-        userId: principal.userId ?? null,
-        apiKeyId: principal.keyId ?? null,
         method: 'WS',
         route: `/v1/realtime#${entry.type}`,
         model: entry.model,
@@ -127,8 +123,6 @@ export function socketAuth(identity: Identity): SocketAuth {
         ...(entry.tokens !== undefined ? { tokens: entry.tokens } : {}),
         ip: entry.ip,
         userAgent: entry.userAgent ?? null,
-        at: new Date(),
-        served: entry.status < 400,
       })
     },
   }

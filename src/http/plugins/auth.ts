@@ -169,10 +169,8 @@ export function identityHooks(deps: IdentityDeps, guard: HttpRateLimits, recorde
     if (!principal || !route || !(route.startsWith('/v2') || route.startsWith('/v1'))) return
     const status = reply.statusCode
     const params = request.params as { model?: string; version?: string }
-    recorder.record({
+    recorder.recordRequest(principal, {
       requestId: String(request.id),
-      userId: principal.userId ?? null,
-      apiKeyId: principal.keyId ?? null,
       method: request.method,
       route,
       model: requestModel(params, request.body),
@@ -182,8 +180,6 @@ export function identityHooks(deps: IdentityDeps, guard: HttpRateLimits, recorde
       items: itemsOf(request.body),
       ip: request.ip,
       userAgent: request.headers['user-agent'] ?? null,
-      at: new Date(),
-      served: status < 400,
     })
     if (status < 300 && /^\/v2\/repository\/models\/:model\/(load|unload)$/.test(route)) {
       repos.audit
