@@ -315,6 +315,32 @@ describe('attacks refused by a running daemon', () => {
       expect(rows[0].n).toBeGreaterThanOrEqual(2)
     })
 
+    it('a NUL in the text fields of sign-in, profile and API keys gets 400, never a 500 (found by the gRPC fuzzer)', async () => {
+      // PostgreSQL text cannot hold U+0000: a value with one must be refused as the caller's mistake.
+      const nul = await login('nul\u0000@example.test', PASSWORD)
+      expect(nul.status).toBe(400)
+      expect(((await nul.json()) as { error: string }).error).toMatch(/NUL character/)
+      const signedIn = (await (await login('writer@example.test', PASSWORD)).json()) as {
+        access_token: string
+      }
+      const headers = { ...bearer(signedIn.access_token), 'content-type': 'application/json' }
+      for (const body of [{ display_name: 'a\u0000b' }, { email: 'x\u0000y@example.test' }]) {
+        const patched = await fetch(`${url}/auth/me`, {
+          method: 'PATCH',
+          headers,
+          body: JSON.stringify(body),
+        })
+        expect(patched.status).toBe(400)
+      }
+      const key = await fetch(`${url}/auth/apikeys`, {
+        method: 'POST',
+        headers,
+        body: JSON.stringify({ name: 'k\u0000', scopes: ['infer'] }),
+      })
+      expect(key.status).toBe(400)
+      expect((await me(signedIn.access_token)).status).toBe(200)
+    })
+
     it('path traversal and NUL in model names and versions get 400 or 404, never a file or a 500', async () => {
       const paths = [
         '/v2/models/..%2F..%2F..%2Fetc%2Fpasswd',

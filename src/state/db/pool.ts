@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import pg from 'pg'
 import type { HelixConfig } from '../../shared/config.js'
-import { Failure, isHelixError } from '../../shared/errors.js'
+import { Failure, isHelixError, UserError } from '../../shared/errors.js'
 import { poolConfig } from './connection-options.js'
 import type { DatabaseTarget } from './resolve.js'
 
@@ -160,8 +160,24 @@ export function isConnectionError(err: unknown): boolean {
   )
 }
 
-/** DATABASE_UNAVAILABLE for a connection error (no URL, no SQL in the message); any other error as is. */
+/**
+ * SQLSTATEs of text PostgreSQL cannot store: 22021 (a NUL, U+0000, or an invalid byte sequence) and
+ * 22P05 (a character without an equivalent in the server encoding). Whatever field carried it, the
+ * value came from the caller: their mistake (400), never a server error.
+ */
+const UNSTORABLE_TEXT = new Set(['22021', '22P05'])
+
+/**
+ * DATABASE_UNAVAILABLE for a connection error (no URL, no SQL in the message); INVALID_INPUT for text
+ * PostgreSQL cannot store; any other error as is.
+ */
 export function connectionLost(err: unknown): unknown {
+  const code = (err as { code?: unknown })?.code
+  if (typeof code === 'string' && UNSTORABLE_TEXT.has(code))
+    return new UserError('INVALID_INPUT', 'Text fields cannot contain the NUL character (U+0000).', {
+      hint: 'Remove control characters from names, e-mail addresses and other text fields.',
+      cause: err,
+    })
   if (!isConnectionError(err)) return err
   return new Failure('DATABASE_UNAVAILABLE', 'The database is unavailable; try again in a few seconds.', {
     hint: 'The daemon reconnects by itself once PostgreSQL answers again (check `helix db status` and helix_db_up).',
