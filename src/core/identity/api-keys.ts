@@ -211,6 +211,7 @@ export async function rotateKey(
     last4: secret.last4,
     graceUntil: new Date(Date.now() + grace * 1000),
   })
+  deps.apiKeyCache?.evict(existing.id)
   if (!row) throw notFound(`API key ${id}`)
   deps.events?.('apikey.rotate')
   await repos.audit.recordAudit(deps.db, {
@@ -234,6 +235,8 @@ export async function revokeKey(
   requireKeyManager(actor)
   const existing = await ownedKey(deps, actor, id)
   const row = (await repos.apiKeys.revokeApiKey(deps.db, existing.id)) ?? existing
+  // This daemon forgets the key at once; the others hear of it on the change channel.
+  deps.apiKeyCache?.evict(existing.id)
   deps.events?.('apikey.revoke')
   await repos.audit.recordAudit(deps.db, {
     action: 'apikey.revoke',
