@@ -131,7 +131,13 @@ export class WorkerPool {
     // A thread given up during a run ends once onnxruntime returns: close() waits for it, since a
     // process that exits with a thread inside onnxruntime aborts.
     this.ending.add(host)
-    void host.ended.then(() => this.ending.delete(host))
+    // And the process stays up until it has: with only this thread left running, a shutdown awaiting
+    // it would otherwise find an empty event loop and exit 13 mid-run.
+    const keepAlive = setInterval(() => {}, 60_000)
+    void host.ended.then(() => {
+      clearInterval(keepAlive)
+      this.ending.delete(host)
+    })
     if (!this.closed)
       this.logger.warn(
         { threads: this.hosts.length, reason: host.exitReason },
