@@ -14,8 +14,8 @@ import { f32, recordingLogger, rejection } from '../infer/service-helpers.js'
 
 const options = { executionProviders: ['cpu'], intraOpNumThreads: 1, interOpNumThreads: 1 }
 const ones = f32('x', [1, 4], [1, 1, 1, 1])
-/** Keeps onnxruntime busy for about a second in slowOnDemandModel (100000 MatMuls of 64×64). */
-const hang = f32('x', [1, 4], [100_000, 1, 1, 1])
+/** Keeps onnxruntime busy for 1–2.5 s in slowOnDemandModel (250000 MatMuls of 64×64), past run_timeout_s. */
+const hang = f32('x', [1, 4], [250_000, 1, 1, 1])
 
 describe('a model whose worker thread is lost', () => {
   let dir: string

@@ -8,8 +8,8 @@ import { addToRepository, scaleModel, slowOnDemandModel } from '../../helpers/on
 import { f32, rejection } from './service-helpers.js'
 
 const ones = f32('x', [1, 4], [1, 1, 1, 1])
-/** Several hundred ms of onnxruntime work in slowOnDemandModel: past a run_timeout_s of 0.15. */
-const hang = f32('x', [1, 4], [40_000, 1, 1, 1])
+/** 200000 MatMuls of 64×64 in slowOnDemandModel: well past a run_timeout_s of 0.15 on every machine measured. */
+const hang = f32('x', [1, 4], [200_000, 1, 1, 1])
 
 describe('model service under model faults', () => {
   let dir: string
