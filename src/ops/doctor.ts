@@ -69,7 +69,7 @@ export async function checkExecutionProviders(): Promise<CheckResult> {
     : warn(
         'onnxruntime',
         `execution providers: ${providers.join(', ')} (CUDA provider not installed)`,
-        'For NVIDIA GPUs reinstall with `ONNXRUNTIME_NODE_INSTALL=cuda12 npm ci` (needs network access to fetch CUDA libraries).',
+        'For NVIDIA GPUs run `npm run install:cuda` after `npm ci` (needs network access to fetch CUDA libraries).',
       )
 }
 

@@ -5,7 +5,7 @@ import { type GpuReservations, placeModel } from '../gpu/placement.js'
 import type { DevicePolicy } from './backend.js'
 
 export const CUDA_INSTALL_HINT =
-  'install onnxruntime-node with its CUDA 12 libraries: ONNXRUNTIME_NODE_INSTALL=cuda12 npm ci (on a host with an NVIDIA driver), or set device: cpu or auto'
+  'install onnxruntime-node with its CUDA 12 libraries: npm run install:cuda (on a host with an NVIDIA driver), or set device: cpu or auto'
 
 /** One way to open a session: the providers to pass to onnxruntime and what to report. */
 export interface ProviderAttempt {

@@ -172,7 +172,7 @@ describe('OnnxBackend', () => {
     const error = (await withGpu.load().catch((e: BackendLoadError) => e)) as BackendLoadError
     expect(error).toBeInstanceOf(BackendLoadError)
     expect(error.reason).toMatch(
-      /^CUDA is unavailable \(.*1 GPU\(s\) found\); install onnxruntime-node with its CUDA 12 libraries: ONNXRUNTIME_NODE_INSTALL=cuda12 npm ci/,
+      /^CUDA is unavailable \(.*1 GPU\(s\) found\); install onnxruntime-node with its CUDA 12 libraries: npm run install:cuda/,
     )
     const none = await noNvidiaSmi()
     const noGpu = make({
@@ -183,7 +183,7 @@ describe('OnnxBackend', () => {
     const error2 = (await noGpu.load().catch((e: BackendLoadError) => e)) as BackendLoadError
     await none.cleanup()
     expect(error2.reason).toMatch(
-      /^CUDA is unavailable \(.*; no GPU found: nvidia-smi not found on PATH.*ONNXRUNTIME_NODE_INSTALL=cuda12/,
+      /^CUDA is unavailable \(.*; no GPU found: nvidia-smi not found on PATH.*npm run install:cuda/,
     )
   })
 

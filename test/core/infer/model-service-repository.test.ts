@@ -112,7 +112,7 @@ describe('model repository: loading, states and metadata', () => {
     })
     expect(row('gpuonly')).toMatchObject({
       state: 'UNAVAILABLE',
-      reason: expect.stringMatching(/^CUDA is unavailable .*ONNXRUNTIME_NODE_INSTALL=cuda12 npm ci/),
+      reason: expect.stringMatching(/^CUDA is unavailable .*npm run install:cuda/),
     })
     expect(row('auto')).toMatchObject({
       state: 'READY',
