@@ -14,7 +14,9 @@ import type { MethodDefinition } from '@grpc/proto-loader'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createAccount } from '../../src/core/identity/accounts.js'
 import { CLI_ACTOR, createKey } from '../../src/core/identity/api-keys.js'
+import { elementSize, isDatatype } from '../../src/core/infer/datatypes.js'
 import { HelixMetrics } from '../../src/core/metrics.js'
+import { CONTENTS_FIELD } from '../../src/grpc/inference/tensors.js'
 import { loadProtos, PROTO_FILES } from '../../src/grpc/protos.js'
 import { type GrpcServer, startGrpcServer } from '../../src/grpc/server.js'
 import { type Daemon, daemon, type IdentityWorld, identityWorld } from '../core/identity/identity-harness.js'
@@ -461,37 +463,6 @@ interface ModelInfo {
   outputs: TensorInfo[]
 }
 
-const BYTES_PER: Record<string, number> = {
-  BOOL: 1,
-  UINT8: 1,
-  INT8: 1,
-  UINT16: 2,
-  INT16: 2,
-  FP16: 2,
-  BF16: 2,
-  UINT32: 4,
-  INT32: 4,
-  FP32: 4,
-  UINT64: 8,
-  INT64: 8,
-  FP64: 8,
-}
-
-const CONTENTS_FIELD: Record<string, string> = {
-  BOOL: 'bool_contents',
-  INT8: 'int_contents',
-  INT16: 'int_contents',
-  INT32: 'int_contents',
-  INT64: 'int64_contents',
-  UINT8: 'uint_contents',
-  UINT16: 'uint_contents',
-  UINT32: 'uint_contents',
-  UINT64: 'uint64_contents',
-  FP32: 'fp32_contents',
-  FP64: 'fp64_contents',
-  BYTES: 'bytes_contents',
-}
-
 /** A ModelInferRequest (as an object for proto-loader's serializer) for one of `models`, with one lie or none. */
 function inferRequest(r: Random, models: ModelInfo[]): Record<string, unknown> {
   const model = r.pick(models)
@@ -503,7 +474,7 @@ function inferRequest(r: Random, models: ModelInfo[]): Record<string, unknown> {
     let shape: (number | string)[] = input.shape.map((dim) => (dim < 0 ? batch : dim))
     let datatype = input.datatype
     const elements = shape.reduce<number>((n, dim) => n * Number(dim), 1)
-    let bytes = elements * (BYTES_PER[datatype] ?? 4)
+    let bytes = elements * ((isDatatype(datatype) ? elementSize(datatype) : undefined) ?? 4)
     switch (lie) {
       case 0:
         shape = [...shape, 1]
@@ -533,7 +504,7 @@ function inferRequest(r: Random, models: ModelInfo[]): Record<string, unknown> {
     }
     if (lie === 7 || lie === 8) {
       // Typed contents instead of raw bytes, of the right or a wrong length (or beside raw bytes).
-      const field = CONTENTS_FIELD[datatype] ?? 'fp32_contents'
+      const field = CONTENTS_FIELD[datatype as keyof typeof CONTENTS_FIELD] ?? 'fp32_contents'
       const count = Math.max(0, Math.min(elements + (lie === 8 ? r.pick([-1, 1, 100]) : 0), 200_000))
       const value =
         field === 'bytes_contents'

@@ -59,7 +59,7 @@ export interface GrpcInferResponse {
 }
 
 /** The typed-contents field of each datatype; FP16 and BF16 have none (raw contents only). */
-const CONTENTS_FIELD: Record<Exclude<Datatype, 'FP16' | 'BF16'>, keyof TensorContents> = {
+export const CONTENTS_FIELD: Record<Exclude<Datatype, 'FP16' | 'BF16'>, keyof TensorContents> = {
   BOOL: 'bool_contents',
   INT8: 'int_contents',
   INT16: 'int_contents',
