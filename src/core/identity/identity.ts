@@ -66,7 +66,8 @@ export async function createIdentity(options: IdentityOptions): Promise<Identity
     ...(options.log ? { log: options.log } : {}),
   }
   const storeErrors = new StoreErrorPolicy(rateLimitStore, config.rate_limit.on_store_error, () => deps.log)
-  deps.limiter = storeErrors
+  // The in-process store cannot become unavailable: its checks skip the policy's extra promise.
+  deps.limiter = rateLimitStore instanceof MemoryRateLimiter ? rateLimitStore : storeErrors
   const reloadKeys = async () => {
     const [signer, jwks] = await Promise.all([loadSigningKey(home), loadJwks(home)])
     const verify = accessTokenVerifier(jwks, { issuer: config.jwt.issuer, audience: config.jwt.audience })

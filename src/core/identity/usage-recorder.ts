@@ -37,6 +37,8 @@ const SLOT_MS = 15 * 60_000
  */
 export class UsageRecorder {
   private counters = new Map<string, KeyCounters>()
+  /** The counters the last request went to (most requests in a row come from the same key). */
+  private lastCounters: KeyCounters | undefined
   private requests: RequestLogEntry[] = []
   private readonly timer: NodeJS.Timeout
   private flushing: Promise<void> = Promise.resolve()
@@ -77,26 +79,47 @@ export class UsageRecorder {
     request: Omit<RequestLogEntry, 'userId' | 'apiKeyId' | 'at'>,
   ): void {
     if (!principal) return
-    this.record({
-      ...request,
-      userId: principal.userId ?? null,
-      apiKeyId: principal.keyId ?? null,
-      at: new Date(),
-      served: request.status < 400,
-    })
+    // One object of one shape per request, no spreads: this runs for every request on every face.
+    this.add(
+      {
+        requestId: request.requestId,
+        userId: principal.userId ?? null,
+        apiKeyId: principal.keyId ?? null,
+        method: request.method,
+        route: request.route,
+        model: request.model ?? null,
+        modelVersion: request.modelVersion ?? null,
+        status: request.status,
+        durationMs: request.durationMs,
+        items: request.items ?? 0,
+        tokens: request.tokens ?? 0,
+        ip: request.ip ?? null,
+        userAgent: request.userAgent ?? null,
+        at: new Date(),
+      },
+      request.status < 400,
+    )
   }
 
   record(entry: RequestLogEntry & { served: boolean }): void {
     const { served, ...request } = entry
+    this.add(request, served)
+  }
+
+  private add(request: RequestLogEntry, served: boolean): void {
     this.requests.push(request)
     this.observer?.(request)
     if (request.apiKeyId) {
       const slot = Math.floor(this.now() / SLOT_MS) * SLOT_MS
-      const id = `${request.apiKeyId} ${slot}`
-      let c = this.counters.get(id)
-      if (!c) {
-        c = { keyId: request.apiKeyId, slot, requests: 0, errors: 0, items: 0 }
-        this.counters.set(id, c)
+      let c = this.lastCounters
+      if (c === undefined || c.keyId !== request.apiKeyId || c.slot !== slot) {
+        const id = `${request.apiKeyId} ${slot}`
+        c = this.counters.get(id)
+        if (!c) {
+          c = { keyId: request.apiKeyId, slot, requests: 0, errors: 0, items: 0 }
+          this.counters.set(id, c)
+        }
+        this.lastCounters = c
       }
       c.requests += 1
       if (request.status >= 400) c.errors += 1
@@ -116,6 +139,7 @@ export class UsageRecorder {
     const counters = this.counters
     const requests = this.requests
     this.counters = new Map()
+    this.lastCounters = undefined
     this.requests = []
     this.flushing = this.flushing.then(async () => {
       if (requests.length === 0 && counters.size === 0) return

@@ -188,11 +188,12 @@ export class BusinessMetrics {
   /** A limiter that reports each decision here and otherwise is `limiter`. */
   observe(limiter: RateLimiter): RateLimiter {
     return {
-      check: async (key, policy, cost) => {
-        const decision = await limiter.check(key, policy, cost)
-        this.decision(key, policy, decision)
-        return decision
-      },
+      // A reaction on the limiter's promise, not an async function: one promise less per check.
+      check: (key, policy, cost) =>
+        limiter.check(key, policy, cost).then((decision) => {
+          this.decision(key, policy, decision)
+          return decision
+        }),
       close: () => limiter.close(),
     }
   }
