@@ -3,16 +3,22 @@
 Started by the daemon as `python3 helix_torch_worker.py SPEC_JSON`, one process per model instance.
 Frames both ways: a 4-byte little-endian header length, a JSON header, then the raw little-endian
 bytes of every tensor the header lists, back to back (tensor data never goes through JSON).
+With "shm" in the spec (the path of a file in /dev/shm that the daemon created) the tensors move
+through that file instead, mapped here with mmap: the headers give each tensor's "offset" in it,
+frames carry no tensor bytes, inputs are read where they lie (no copy) and outputs are written
+after the inputs, the file grown first when they do not fit.
 
-SPEC_JSON: {"model": path, "device": "auto"|"cuda"|"cpu", "gpu": N|null,
+SPEC_JSON: {"model": path, "device": "auto"|"cuda"|"cpu", "gpu": N|null, "shm": path|null,
             "inputs": [{"name", "datatype"}...], "outputs": [{"name", "datatype"}...]}
 First frame out: {"ok": true, "torch": version, "cuda_available": bool, "device": "cpu"|"cuda:N",
                   "device_name": str, "fallback": reason|null} or {"ok": false, "error": line}.
-Then per request in: {"tensors": [{"name", "datatype", "shape", "nbytes"}], "outputs": [names]|null}
-and out: {"ok": true, "tensors": [...]} + bytes, or {"ok": false, "error": line}.
+Then per request in: {"tensors": [{"name", "datatype", "shape", "nbytes", "offset"?}],
+"outputs": [names]|null} and out: {"ok": true, "tensors": [...]} + bytes (the tensors' "offset"
+instead with shm), or {"ok": false, "error": line}.
 """
 
 import json
+import mmap
 import os
 import struct
 import sys
@@ -107,11 +113,72 @@ def choose_device(policy, gpu):
     return torch.device("cuda", index), None
 
 
-def to_bytes(tensor):
+def byte_view(tensor):
+    """The tensor's elements as a flat uint8 numpy array on the CPU (bool as 0/1 bytes)."""
     t = tensor.detach().contiguous().cpu()
     if t.dtype == torch.bool:
         t = t.to(torch.uint8)
-    return t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b""
+    return t.reshape(-1).view(torch.uint8).numpy()
+
+
+class PipeChannel:
+    """Tensor bytes inline in the frames on stdin/stdout."""
+
+    shm = False
+
+    def read_input(self, t, load_dtype):
+        data = bytearray(read_exact(t["nbytes"])) if t["nbytes"] else bytearray()
+        return torch.frombuffer(data, dtype=load_dtype) if data else torch.empty(0, dtype=load_dtype)
+
+    def place_outputs(self, views, input_headers):
+        return [None] * len(views), [v.tobytes() for v in views]
+
+
+ALIGN = 64
+
+
+class ShmChannel:
+    """Tensor bytes in a file of /dev/shm that both processes map (the daemon reads and writes it
+    with pread/pwrite); frames carry only headers."""
+
+    shm = True
+
+    def __init__(self, path):
+        self.fd = os.open(path, os.O_RDWR)
+        self.map = None
+        self.size = 0
+
+    def mapped(self, end):
+        """The mapping, redone when the file has grown (the daemon's writes or ours) past it."""
+        if self.map is None or end > self.size:
+            size = os.fstat(self.fd).st_size
+            if size < end:
+                size = -(-end // (1 << 20)) << 20  # grow in MiB steps
+                os.ftruncate(self.fd, size)
+            # The previous mapping stays alive as long as tensors still view it.
+            self.map = mmap.mmap(self.fd, size)
+            self.size = size
+        return self.map
+
+    def read_input(self, t, load_dtype):
+        if not t["nbytes"]:
+            return torch.empty(0, dtype=load_dtype)
+        memory = self.mapped(t["offset"] + t["nbytes"])
+        count = t["nbytes"] // torch.tensor([], dtype=load_dtype).element_size()
+        return torch.frombuffer(memory, dtype=load_dtype, count=count, offset=t["offset"])
+
+    def place_outputs(self, views, input_headers):
+        offset = max((t["offset"] + t["nbytes"] for t in input_headers), default=0)
+        offsets = []
+        for view in views:
+            offset = -(-offset // ALIGN) * ALIGN
+            offsets.append(offset)
+            offset += view.nbytes
+        memory = self.mapped(offset)
+        for view, start in zip(views, offsets):
+            if view.nbytes:
+                memory[start : start + view.nbytes] = view.data
+        return offsets, []
 
 
 def named_outputs(result, outputs):
@@ -145,6 +212,7 @@ def named_outputs(result, outputs):
 def main():
     spec = json.loads(sys.argv[1])
     try:
+        channel = ShmChannel(spec["shm"]) if spec.get("shm") else PipeChannel()
         torch.set_num_threads(int(spec.get("threads") or torch.get_num_threads()))
         device, fallback = choose_device(spec.get("device", "auto"), spec.get("gpu"))
         model = torch.jit.load(spec["model"], map_location=device)
@@ -160,6 +228,7 @@ def main():
             "device": str(device),
             "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
             "fallback": fallback,
+            "channel": "shm" if channel.shm else "pipe",
         }
     )
     inputs = spec["inputs"]
@@ -172,11 +241,9 @@ def main():
         header = json.loads(read_exact(length))
         tensors = {}
         for t in header["tensors"]:
-            data = bytearray(read_exact(t["nbytes"])) if t["nbytes"] else bytearray()
             dtype = DTYPES[t["datatype"]]
             load_dtype = torch.uint8 if dtype == torch.bool else dtype
-            value = torch.frombuffer(data, dtype=load_dtype) if data else torch.empty(0, dtype=load_dtype)
-            value = value.reshape(t["shape"])
+            value = channel.read_input(t, load_dtype).reshape(t["shape"])
             tensors[t["name"]] = value.to(torch.bool) if dtype == torch.bool else value
         try:
             args = [tensors[i["name"]].to(device) for i in inputs]
@@ -184,7 +251,7 @@ def main():
                 result = named_outputs(model(*args), outputs)
             wanted = header.get("outputs") or [o["name"] for o in outputs]
             declared = {o["name"]: o["datatype"] for o in outputs}
-            out_headers, buffers = [], []
+            out_headers, views = [], []
             for name in wanted:
                 value = result[name]
                 if not isinstance(value, torch.Tensor):
@@ -194,14 +261,18 @@ def main():
                     raise ConfigMismatch(
                         "output '%s' is %s but config.yaml declares %s" % (name, value.dtype, declared[name])
                     )
-                buf = to_bytes(value)
+                view = byte_view(value)
                 out_headers.append(
-                    {"name": name, "datatype": datatype, "shape": list(value.shape), "nbytes": len(buf)}
+                    {"name": name, "datatype": datatype, "shape": list(value.shape), "nbytes": view.nbytes}
                 )
-                buffers.append(buf)
+                views.append(view)
+            offsets, buffers = channel.place_outputs(views, header["tensors"])
         except Exception as exc:  # noqa: BLE001 - the reason goes back to the daemon
             send({"ok": False, "error": last_line(exc)})
             continue
+        if channel.shm:
+            for out, offset in zip(out_headers, offsets):
+                out["offset"] = offset
         send({"ok": True, "tensors": out_headers}, buffers)
 
 

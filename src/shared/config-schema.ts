@@ -385,6 +385,8 @@ export const HelixConfigSchema = Type.Object(
             python: Type.String({ minLength: 1, default: '/usr/bin/python3' }),
             /** Seconds a batch may take before its worker counts as hung and is restarted. */
             run_timeout_s: Type.Number({ exclusiveMinimum: 0, default: 60 }),
+            /** How tensors move between the daemon and the workers: pipe (raw frames on stdin/stdout) or shm (a 0600 file in /dev/shm both map). */
+            channel: Type.Union([Type.Literal('pipe'), Type.Literal('shm')], { default: 'pipe' }),
           },
           { default: {}, additionalProperties: false },
         ),

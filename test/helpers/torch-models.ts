@@ -1,4 +1,4 @@
-import { copyFile, mkdir, writeFile } from 'node:fs/promises'
+import { copyFile, mkdir, readdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { execa } from 'execa'
 import { stringify } from 'yaml'
@@ -122,4 +122,15 @@ export async function addTorchModel(
     join(repositoryDir, name, 'config.yaml'),
     typeof config === 'string' ? config : stringify(config),
   )
+}
+
+/** The PIDs of the running PyTorch workers whose argv names this model file. */
+export async function torchWorkerPids(modelFile: string): Promise<number[]> {
+  const pids: number[] = []
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue
+    const cmdline = await readFile(`/proc/${entry}/cmdline`, 'utf8').catch(() => '')
+    if (cmdline.includes('helix_torch_worker.py') && cmdline.includes(modelFile)) pids.push(Number(entry))
+  }
+  return pids
 }

@@ -1,4 +1,4 @@
-import { chmod, readdir, readFile, writeFile } from 'node:fs/promises'
+import { chmod, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { FastifyInstance } from 'fastify'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -15,6 +15,7 @@ import {
   MIX_IO,
   type TorchModels,
   torchReference,
+  torchWorkerPids,
 } from '../../helpers/torch-models.js'
 import { binaryBody, splitBinaryResponse } from '../../http/app/fixtures.js'
 import { maxAbsDiff, recordingLogger, seededFloats } from '../infer/service-helpers.js'
@@ -31,17 +32,6 @@ const ONE_IO = (name: string) => ({
   inputs: [{ name: 'x', datatype: 'FP32', dims: [1, 1] }],
   outputs: [{ name, datatype: 'FP32', dims: [1, 1] }],
 })
-
-/** The PIDs of the running PyTorch workers whose argv names this model file. */
-async function workerPids(modelFile: string): Promise<number[]> {
-  const pids: number[] = []
-  for (const entry of await readdir('/proc')) {
-    if (!/^\d+$/.test(entry)) continue
-    const cmdline = await readFile(`/proc/${entry}/cmdline`, 'utf8').catch(() => '')
-    if (cmdline.includes('helix_torch_worker.py') && cmdline.includes(modelFile)) pids.push(Number(entry))
-  }
-  return pids
-}
 
 describe.skipIf(!hasPythonTorch())('PyTorch backend (TorchScript in Python workers)', () => {
   let dir: string
@@ -273,7 +263,7 @@ describe.skipIf(!hasPythonTorch())('PyTorch backend (TorchScript in Python worke
     let pids: number[] = []
     for (let i = 0; i < 50 && pids.length === 0; i++) {
       await new Promise((r) => setTimeout(r, 100))
-      pids = await workerPids(join(repo, 'slow', '1', 'model.pt'))
+      pids = await torchWorkerPids(join(repo, 'slow', '1', 'model.pt'))
     }
     expect(pids).toHaveLength(1)
     await new Promise((r) => setTimeout(r, 300))
@@ -287,7 +277,7 @@ describe.skipIf(!hasPythonTorch())('PyTorch backend (TorchScript in Python worke
     const again = await jsonInfer('slow', [{ name: 'x', data: [2], shape: [1, 1] }])
     expect(again.statusCode, again.body).toBe(200)
     expect(again.json().outputs[0].data[0]).toBeCloseTo(Math.sin(Math.sin(2)), 5)
-    const now = await workerPids(join(repo, 'slow', '1', 'model.pt'))
+    const now = await torchWorkerPids(join(repo, 'slow', '1', 'model.pt'))
     expect(now).toHaveLength(1)
     expect(now[0]).not.toBe(pids[0])
   }, 30_000)

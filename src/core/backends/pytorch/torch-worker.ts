@@ -1,4 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process'
+import { closeSync, existsSync, openSync, readSync, unlinkSync, writeSync } from 'node:fs'
+import { join } from 'node:path'
 import { elementCount, TYPED_ARRAY } from '../../infer/tensor-data.js'
 import type { Datatype, Tensor, TensorData } from '../../infer/types.js'
 
@@ -7,7 +9,23 @@ import type { Datatype, Tensor, TensorData } from '../../infer/types.js'
  * on its stdin/stdout: a 4-byte little-endian header length, a JSON header naming each tensor's
  * datatype, shape and byte count, then the tensors' raw little-endian bytes back to back. Requests
  * are answered in order, one at a time.
+ *
+ * With the `shm` channel the tensors' bytes move through a file in /dev/shm instead (tmpfs: memory
+ * both processes reach): the daemon writes the inputs into it with pwrite, the worker maps it and
+ * reads them in place, writes the outputs after them, and the frames carry only the headers, with
+ * each tensor's offset. The file is unlinked once the worker has opened it, so nothing is left
+ * behind when either process dies. One request at a time uses the file: further requests wait for
+ * the answer before their inputs are written.
  */
+
+/** How tensors travel between the daemon and its PyTorch workers (helix.yaml backends.pytorch.channel). */
+export type TorchChannel = 'pipe' | 'shm'
+
+/** Where the shm channel's files live: tmpfs on Linux. */
+export const SHM_DIR = '/dev/shm'
+/** Tensors start at offsets aligned for every datatype (and for cache lines). */
+const SHM_ALIGN = 64
+let shmFiles = 0
 
 /** What the worker reports once the model is loaded. */
 export interface WorkerHello {
@@ -27,6 +45,8 @@ export interface WorkerSpec {
   threads: number | null
   inputs: { name: string; datatype: string }[]
   outputs: { name: string; datatype: string }[]
+  /** The shm channel's file (set by TorchWorker when the channel is shm). */
+  shm?: string | null
 }
 
 interface TensorHeader {
@@ -34,6 +54,8 @@ interface TensorHeader {
   datatype: Exclude<Datatype, 'BYTES'>
   shape: number[]
   nbytes: number
+  /** Where the bytes lie in the shm file (shm channel only). */
+  offset?: number
 }
 
 interface Frame {
@@ -44,6 +66,12 @@ interface Frame {
 interface Pending {
   resolve: (frame: Frame) => void
   reject: (err: Error) => void
+}
+
+/** The shm channel's file, open in the daemon. */
+interface ShmFile {
+  path: string
+  fd: number
 }
 
 /** Why a worker stopped: its exit code or signal and the last line it wrote to stderr. */
@@ -58,19 +86,30 @@ export class TorchWorker {
   private buffered = 0
   private stderrTail = ''
   private exitError: Error | undefined
+  private readonly shm: ShmFile | undefined
+  /** shm channel: whether a request owns the file, and the requests waiting for it. */
+  private shmBusy = false
+  private readonly waiting: (() => void)[] = []
   readonly ready: Promise<WorkerHello>
   /** Resolves when the process has exited. */
   readonly exited: Promise<void>
 
-  constructor(python: string, script: string, spec: WorkerSpec) {
-    this.child = spawn(python, [script, JSON.stringify(spec)], { stdio: ['pipe', 'pipe', 'pipe'] })
+  constructor(python: string, script: string, spec: WorkerSpec, channel: TorchChannel = 'pipe') {
+    this.shm = channel === 'shm' ? createShmFile() : undefined
+    this.child = spawn(python, [script, JSON.stringify({ ...spec, shm: this.shm?.path ?? null })], {
+      stdio: ['pipe', 'pipe', 'pipe'],
+    })
     this.ready = new Promise<Frame>((resolve, reject) => this.pending.push({ resolve, reject })).then(
       (frame) => {
         if (!frame.header.ok) throw new WorkerExit(frame.header.error ?? 'the worker failed to start')
         return frame.header as unknown as WorkerHello
       },
     )
-    this.ready.catch(() => {})
+    // Once the worker has opened the file (or failed), its name is no longer needed.
+    this.ready.then(
+      () => this.unlinkShm(),
+      () => this.unlinkShm(),
+    )
     this.child.stdout?.on('data', (chunk: Buffer) => this.receive(chunk))
     this.child.stderr?.on('data', (chunk: Buffer) => {
       this.stderrTail = (this.stderrTail + chunk.toString('utf8')).slice(-4096)
@@ -89,6 +128,8 @@ export class TorchWorker {
         const last = lastLine(this.stderrTail)
         const how = signal ? `was killed by ${signal}` : `exited with code ${code}`
         this.fail(new WorkerExit(`the PyTorch worker ${how}${last ? `: ${last}` : ''}`))
+        this.unlinkShm()
+        if (this.shm) closeSync(this.shm.fd)
         resolve()
       })
     })
@@ -108,19 +149,41 @@ export class TorchWorker {
   }
 
   /** Runs one batch; rejects with WorkerExit when the process dies first, with Error when the model raised. */
-  run(inputs: Tensor[], outputNames?: string[]): Promise<Tensor[]> {
-    if (this.exitError) return Promise.reject(this.exitError)
+  async run(inputs: Tensor[], outputNames?: string[]): Promise<Tensor[]> {
+    if (this.exitError) throw this.exitError
+    if (!this.shm) return this.exchange(inputs, outputNames)
+    if (this.shmBusy) await new Promise<void>((resolve) => this.waiting.push(resolve))
+    else this.shmBusy = true
+    try {
+      if (this.exitError) throw this.exitError
+      return await this.exchange(inputs, outputNames)
+    } finally {
+      // The file passes to the next request only once this one's outputs are read.
+      const next = this.waiting.shift()
+      if (next) next()
+      else this.shmBusy = false
+    }
+  }
+
+  /** Sends one request frame (its tensors inline, or written to the shm file) and decodes the answer. */
+  private async exchange(inputs: Tensor[], outputNames?: string[]): Promise<Tensor[]> {
+    const shm = this.shm
+    let offset = 0
     const tensors = inputs.map((t) => {
       const data = t.data as Exclude<TensorData, Uint8Array[]>
-      return {
-        header: {
-          name: t.name,
-          datatype: t.datatype,
-          shape: t.shape,
-          nbytes: data.byteLength,
-        },
-        bytes: Buffer.from(data.buffer, data.byteOffset, data.byteLength),
+      const bytes = Buffer.from(data.buffer, data.byteOffset, data.byteLength)
+      const header: TensorHeader = {
+        name: t.name,
+        datatype: t.datatype as TensorHeader['datatype'],
+        shape: t.shape,
+        nbytes: data.byteLength,
       }
+      if (shm) {
+        header.offset = offset
+        writeAll(shm.fd, bytes, offset)
+        offset = alignShm(offset + bytes.length)
+      }
+      return { header, bytes }
     })
     const header = Buffer.from(
       JSON.stringify({ tensors: tensors.map((t) => t.header), outputs: outputNames ?? null }),
@@ -132,12 +195,13 @@ export class TorchWorker {
     stdin?.cork()
     stdin?.write(length)
     stdin?.write(header)
-    for (const t of tensors) if (t.bytes.length) stdin?.write(t.bytes)
+    if (!shm) for (const t of tensors) if (t.bytes.length) stdin?.write(t.bytes)
     stdin?.uncork()
-    return answer.then((frame) => {
-      if (!frame.header.ok) throw new Error(frame.header.error ?? 'the PyTorch worker failed')
-      return decodeTensors(frame.header.tensors ?? [], frame.body)
-    })
+    const frame = await answer
+    if (!frame.header.ok) throw new Error(frame.header.error ?? 'the PyTorch worker failed')
+    return shm
+      ? readShmTensors(frame.header.tensors ?? [], shm.fd)
+      : decodeTensors(frame.header.tensors ?? [], frame.body)
   }
 
   /** Stops the process (SIGKILL after a grace period when it ignores its closed stdin). */
@@ -161,6 +225,15 @@ export class TorchWorker {
     for (const p of this.pending.splice(0)) p.reject(this.exitError)
   }
 
+  private unlinkShm(): void {
+    if (!this.shm) return
+    try {
+      unlinkSync(this.shm.path)
+    } catch {
+      // already unlinked
+    }
+  }
+
   private receive(chunk: Buffer): void {
     this.chunks.push(chunk)
     this.buffered += chunk.length
@@ -171,7 +244,8 @@ export class TorchWorker {
       const headerLength = all.readUInt32LE(0)
       if (all.length < 4 + headerLength) return
       const header = JSON.parse(all.subarray(4, 4 + headerLength).toString('utf8')) as Frame['header']
-      const bodyLength = (header.tensors ?? []).reduce((n, t) => n + t.nbytes, 0)
+      // With shm the tensors are in the file, not in the frame.
+      const bodyLength = this.shm ? 0 : (header.tensors ?? []).reduce((n, t) => n + t.nbytes, 0)
       const end = 4 + headerLength + bodyLength
       if (all.length < end) return
       const body = all.subarray(4 + headerLength, end)
@@ -181,6 +255,43 @@ export class TorchWorker {
       this.pending.shift()?.resolve({ header, body })
     }
   }
+}
+
+function alignShm(offset: number): number {
+  return Math.ceil(offset / SHM_ALIGN) * SHM_ALIGN
+}
+
+/** A new, empty file in /dev/shm that only this user can read (0600). */
+function createShmFile(): ShmFile {
+  if (!existsSync(SHM_DIR)) {
+    throw new WorkerExit(
+      `backends.pytorch.channel is shm but ${SHM_DIR} does not exist on this machine; set channel: pipe in helix.yaml`,
+    )
+  }
+  const path = join(SHM_DIR, `helix-torch-${process.pid}-${++shmFiles}`)
+  return { path, fd: openSync(path, 'wx+', 0o600) }
+}
+
+function writeAll(fd: number, bytes: Buffer, position: number): void {
+  let done = 0
+  while (done < bytes.length) done += writeSync(fd, bytes, done, bytes.length - done, position + done)
+}
+
+/** The outputs from the shm file: one pread each, straight into the output's own memory. */
+function readShmTensors(headers: TensorHeader[], fd: number): Tensor[] {
+  return headers.map((h) => {
+    const Ctor = TYPED_ARRAY[h.datatype]
+    const data = new Ctor(elementCount(h.shape))
+    const bytes = new Uint8Array(data.buffer, 0, h.nbytes)
+    let done = 0
+    while (done < h.nbytes) {
+      const read = readSync(fd, bytes, done, h.nbytes - done, (h.offset ?? 0) + done)
+      if (read === 0)
+        throw new Error(`the PyTorch worker's output '${h.name}' lies past the end of its shm file`)
+      done += read
+    }
+    return { name: h.name, datatype: h.datatype, shape: h.shape, data }
+  })
 }
 
 function decodeTensors(headers: TensorHeader[], body: Buffer): Tensor[] {
