@@ -47,24 +47,30 @@ def send(header, buffers=()):
 
 
 def read_exact(n):
-    chunks = []
-    while n > 0:
-        chunk = stdin.read(n)
-        if not chunk:
+    """n bytes from stdin into one new bytearray (no intermediate copies); None at end of input."""
+    data = bytearray(n)
+    view = memoryview(data)
+    done = 0
+    while done < n:
+        got = stdin.readinto(view[done:])
+        if not got:
             return None
-        chunks.append(chunk)
-        n -= len(chunk)
-    return b"".join(chunks)
+        done += got
+    return data
 
 
 class ConfigMismatch(ValueError):
     """What the model returned disagrees with config.yaml (the message says how)."""
 
 
+class ShmFull(RuntimeError):
+    """/dev/shm has no room for a batch (the message says what to do)."""
+
+
 def last_line(exc):
     """One line for the daemon: the exception; for TorchScript's errors, the last line of the
     interpreter's traceback they carry (the exception the scripted code raised)."""
-    if isinstance(exc, ConfigMismatch):
+    if isinstance(exc, (ConfigMismatch, ShmFull)):
         return str(exc)
     lines = [l.strip() for l in "".join(traceback.format_exception_only(type(exc), exc)).splitlines()]
     lines = [l for l in lines if l]
@@ -127,11 +133,11 @@ class PipeChannel:
     shm = False
 
     def read_input(self, t, load_dtype):
-        data = bytearray(read_exact(t["nbytes"])) if t["nbytes"] else bytearray()
+        data = read_exact(t["nbytes"]) if t["nbytes"] else None
         return torch.frombuffer(data, dtype=load_dtype) if data else torch.empty(0, dtype=load_dtype)
 
     def place_outputs(self, views, input_headers):
-        return [None] * len(views), [v.tobytes() for v in views]
+        return [None] * len(views), views  # written to the pipe straight from the tensors' memory
 
 
 ALIGN = 64
@@ -154,7 +160,15 @@ class ShmChannel:
             size = os.fstat(self.fd).st_size
             if size < end:
                 size = -(-end // (1 << 20)) << 20  # grow in MiB steps
-                os.ftruncate(self.fd, size)
+                try:
+                    # Allocated now, so a full /dev/shm is an error here, not a SIGBUS on a later write.
+                    os.posix_fallocate(self.fd, 0, size)
+                except OSError as exc:
+                    raise ShmFull(
+                        "the batch does not fit in /dev/shm (%s: a container gets 64 MB unless given more, "
+                        "e.g. docker run --shm-size 1g); give it more room or set backends.pytorch.channel: "
+                        "pipe in helix.yaml" % os.strerror(exc.errno)
+                    ) from None
             # The previous mapping stays alive as long as tensors still view it.
             self.map = mmap.mmap(self.fd, size)
             self.size = size
@@ -238,7 +252,7 @@ def main():
         if raw is None:
             return
         (length,) = struct.unpack("<I", raw)
-        header = json.loads(read_exact(length))
+        header = json.loads(bytes(read_exact(length)))
         tensors = {}
         for t in header["tensors"]:
             dtype = DTYPES[t["datatype"]]

@@ -385,8 +385,10 @@ export const HelixConfigSchema = Type.Object(
             python: Type.String({ minLength: 1, default: '/usr/bin/python3' }),
             /** Seconds a batch may take before its worker counts as hung and is restarted. */
             run_timeout_s: Type.Number({ exclusiveMinimum: 0, default: 60 }),
-            /** How tensors move between the daemon and the workers: pipe (raw frames on stdin/stdout) or shm (a 0600 file in /dev/shm both map). */
-            channel: Type.Union([Type.Literal('pipe'), Type.Literal('shm')], { default: 'pipe' }),
+            /** How tensors move between the daemon and the workers: shm (a 0600 file in /dev/shm both map; faster for large tensors), pipe (raw frames on stdin/stdout), or auto (shm where /dev/shm exists). */
+            channel: Type.Union([Type.Literal('auto'), Type.Literal('shm'), Type.Literal('pipe')], {
+              default: 'auto',
+            }),
           },
           { default: {}, additionalProperties: false },
         ),

@@ -1,7 +1,8 @@
+import { existsSync } from 'node:fs'
 import { readdir } from 'node:fs/promises'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { PytorchBackend } from '../../../src/core/backends/pytorch/pytorch-backend.js'
-import type { TorchChannel } from '../../../src/core/backends/pytorch/torch-worker.js'
+import { resolveChannel, type TorchChannel } from '../../../src/core/backends/pytorch/torch-worker.js'
 import type { Tensor } from '../../../src/core/infer/types.js'
 import { tempDir } from '../../helpers/cli.js'
 import { DEBIAN_PYTHON, hasPythonTorch } from '../../helpers/tools.js'
@@ -25,6 +26,14 @@ function mixInputs(rows: number, seed: number): Tensor[] {
     { name: 'b', datatype: 'FP32', shape: [rows, 4], data: seededFloats(rows * 4, seed + 1) },
   ]
 }
+
+describe('backends.pytorch.channel: auto', () => {
+  it('is shm where /dev/shm exists (Linux), else the pipe', () => {
+    expect(resolveChannel('auto')).toBe(existsSync('/dev/shm') ? 'shm' : 'pipe')
+    expect(resolveChannel('pipe')).toBe('pipe')
+    expect(resolveChannel('shm')).toBe('shm')
+  })
+})
 
 describe.skipIf(!hasPythonTorch())('PyTorch worker channels: pipe and shm (/dev/shm)', () => {
   let cleanup: () => Promise<void>
@@ -90,30 +99,34 @@ describe.skipIf(!hasPythonTorch())('PyTorch worker channels: pipe and shm (/dev/
     expect(onlyZ[0]?.data).toEqual(viaPipe[1]?.data)
   }, 60_000)
 
-  it('shm grows its file for batches larger than it holds (2.2 MB in, 1.9 MB out) and stays exact', async () => {
-    const shm = await open('shm')
-    const rows = 70_000
-    const inputs = mixInputs(rows, 21)
-    const [y, z] = await shm.run(inputs)
-    const a = inputs[0]?.data as Float32Array
-    const b = inputs[1]?.data as Float32Array
-    // z = a * b elementwise in float32: exact in JavaScript too.
-    const zData = z?.data as Float32Array
-    expect(zData.length).toBe(rows * 4)
-    let wrong = 0
-    for (let i = 0; i < zData.length; i++)
-      if (zData[i] !== Math.fround((a[i] as number) * (b[i] as number))) wrong++
-    expect(wrong).toBe(0)
-    expect(y?.shape).toEqual([rows, 3])
-    // A small batch after the large one still reads its own bytes, not the large batch's.
-    const small = mixInputs(2, 31)
-    const [, zSmall] = await shm.run(small)
-    const as = small[0]?.data as Float32Array
-    const bs = small[1]?.data as Float32Array
-    expect(Array.from(zSmall?.data as Float32Array)).toEqual(
-      Array.from(as, (v, i) => Math.fround(v * (bs[i] as number))),
-    )
-  }, 60_000)
+  it.each(['shm', 'pipe'] as const)(
+    '%s carries batches of megabytes exactly (2.2 MB in, 1.9 MB out; shm grows its file)',
+    async (channel) => {
+      const shm = await open(channel)
+      const rows = 70_000
+      const inputs = mixInputs(rows, 21)
+      const [y, z] = await shm.run(inputs)
+      const a = inputs[0]?.data as Float32Array
+      const b = inputs[1]?.data as Float32Array
+      // z = a * b elementwise in float32: exact in JavaScript too.
+      const zData = z?.data as Float32Array
+      expect(zData.length).toBe(rows * 4)
+      let wrong = 0
+      for (let i = 0; i < zData.length; i++)
+        if (zData[i] !== Math.fround((a[i] as number) * (b[i] as number))) wrong++
+      expect(wrong).toBe(0)
+      expect(y?.shape).toEqual([rows, 3])
+      // A small batch after the large one still reads its own bytes, not the large batch's.
+      const small = mixInputs(2, 31)
+      const [, zSmall] = await shm.run(small)
+      const as = small[0]?.data as Float32Array
+      const bs = small[1]?.data as Float32Array
+      expect(Array.from(zSmall?.data as Float32Array)).toEqual(
+        Array.from(as, (v, i) => Math.fround(v * (bs[i] as number))),
+      )
+    },
+    60_000,
+  )
 
   it('shm serves 24 concurrent runs of different data one after another, each getting its own answer', async () => {
     const shm = await open('shm')

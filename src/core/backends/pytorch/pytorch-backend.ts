@@ -7,7 +7,7 @@ import type { Tensor, TensorSpec } from '../../infer/types.js'
 import type { CoreLogger } from '../../logger.js'
 import type { Backend, BackendDescription, DevicePolicy } from '../backend.js'
 import { BackendLoadError } from '../onnx-backend.js'
-import { type TorchChannel, TorchWorker, type WorkerHello } from './torch-worker.js'
+import { resolveChannel, type TorchChannelSetting, TorchWorker, type WorkerHello } from './torch-worker.js'
 
 /** helix.yaml backends.pytorch. */
 export interface PytorchSettings {
@@ -15,13 +15,13 @@ export interface PytorchSettings {
   python?: string
   /** Seconds a batch may take before its worker counts as hung and is restarted (default 60). */
   run_timeout_s?: number
-  /** How tensors move between the daemon and the workers: a file in /dev/shm or the pipe (default DEFAULT_CHANNEL). */
-  channel?: TorchChannel
+  /** How tensors move between the daemon and the workers: a file in /dev/shm, the pipe, or auto (default: shm where /dev/shm exists). */
+  channel?: TorchChannelSetting
 }
 
 export const DEFAULT_PYTHON = '/usr/bin/python3'
 export const DEFAULT_RUN_TIMEOUT_S = 60
-export const DEFAULT_CHANNEL: TorchChannel = 'pipe'
+export const DEFAULT_CHANNEL: TorchChannelSetting = 'auto'
 
 /** python/helix_torch_worker.py of the installed package (the same depth from src/ and dist/). */
 export const WORKER_SCRIPT = join(
@@ -129,7 +129,7 @@ export class PytorchBackend implements Backend {
         inputs: (config.inputs ?? []).map((t) => ({ name: t.name, datatype: t.datatype })),
         outputs: (config.outputs ?? []).map((t) => ({ name: t.name, datatype: t.datatype })),
       },
-      this.options.settings.channel ?? DEFAULT_CHANNEL,
+      resolveChannel(this.options.settings.channel ?? DEFAULT_CHANNEL),
     )
   }
 

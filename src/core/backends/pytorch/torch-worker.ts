@@ -21,6 +21,14 @@ import type { Datatype, Tensor, TensorData } from '../../infer/types.js'
 /** How tensors travel between the daemon and its PyTorch workers (helix.yaml backends.pytorch.channel). */
 export type TorchChannel = 'pipe' | 'shm'
 
+/** backends.pytorch.channel as configured: auto is shm where /dev/shm exists, else the pipe. */
+export type TorchChannelSetting = TorchChannel | 'auto'
+
+export function resolveChannel(setting: TorchChannelSetting): TorchChannel {
+  if (setting !== 'auto') return setting
+  return existsSync(SHM_DIR) ? 'shm' : 'pipe'
+}
+
 /** Where the shm channel's files live: tmpfs on Linux. */
 export const SHM_DIR = '/dev/shm'
 /** Tensors start at offsets aligned for every datatype (and for cache lines). */
@@ -84,6 +92,8 @@ export class TorchWorker {
   private readonly pending: Pending[] = []
   private chunks: Buffer[] = []
   private buffered = 0
+  /** Bytes the frame being received needs before it is worth joining the chunks again. */
+  private needed = 4
   private stderrTail = ''
   private exitError: Error | undefined
   private readonly shm: ShmFile | undefined
@@ -237,21 +247,29 @@ export class TorchWorker {
   private receive(chunk: Buffer): void {
     this.chunks.push(chunk)
     this.buffered += chunk.length
+    // A large frame arrives in many pipe-sized chunks: they are joined once it is complete, not at
+    // every chunk (which made receiving quadratic in the frame's size).
+    if (this.buffered < this.needed) return
     for (;;) {
+      this.needed = 4
       if (this.buffered < 4) return
-      let all = this.chunks.length === 1 ? this.chunks[0] : Buffer.concat(this.chunks)
+      let all =
+        this.chunks.length === 1 ? (this.chunks[0] as Buffer) : Buffer.concat(this.chunks, this.buffered)
       this.chunks = [all]
       const headerLength = all.readUInt32LE(0)
-      if (all.length < 4 + headerLength) return
+      this.needed = 4 + headerLength
+      if (all.length < this.needed) return
       const header = JSON.parse(all.subarray(4, 4 + headerLength).toString('utf8')) as Frame['header']
       // With shm the tensors are in the file, not in the frame.
       const bodyLength = this.shm ? 0 : (header.tensors ?? []).reduce((n, t) => n + t.nbytes, 0)
       const end = 4 + headerLength + bodyLength
+      this.needed = end
       if (all.length < end) return
       const body = all.subarray(4 + headerLength, end)
       all = all.subarray(end)
       this.chunks = all.length ? [all] : []
       this.buffered = all.length
+      this.needed = 4
       this.pending.shift()?.resolve({ header, body })
     }
   }
@@ -274,8 +292,17 @@ function createShmFile(): ShmFile {
 
 function writeAll(fd: number, bytes: Buffer, position: number): void {
   let done = 0
-  while (done < bytes.length) done += writeSync(fd, bytes, done, bytes.length - done, position + done)
+  try {
+    while (done < bytes.length) done += writeSync(fd, bytes, done, bytes.length - done, position + done)
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOSPC') throw new Error(SHM_FULL)
+    throw err
+  }
 }
+
+/** What a full /dev/shm means for the user (Docker gives containers 64 MB of it by default). */
+export const SHM_FULL =
+  'the batch does not fit in /dev/shm (it is full: a container gets 64 MB unless given more, e.g. docker run --shm-size 1g); give it more room or set backends.pytorch.channel: pipe in helix.yaml'
 
 /** The outputs from the shm file: one pread each, straight into the output's own memory. */
 function readShmTensors(headers: TensorHeader[], fd: number): Tensor[] {
