@@ -176,6 +176,9 @@ export async function startGrpcServer(options: GrpcServerOptions, deps: GrpcServ
   const server = new Server({
     'grpc.max_receive_message_length': options.maxMessageBytes,
     'grpc.max_send_message_length': options.maxMessageBytes,
+    // Channelz (grpc-js's own per-call and per-socket statistics) has no reader here: helix exports
+    // its metrics to Prometheus. Off, calls skip its bookkeeping.
+    'grpc.enable_channelz': 0,
   })
   const add = (name: string, implementation: UntypedServiceImplementation) => {
     const definition = serviceDefinition(name)

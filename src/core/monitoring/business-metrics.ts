@@ -8,10 +8,13 @@ export const OTHER_KEYS = 'other'
 export const OTHER_MODELS = '(other)'
 const MAX_MODELS = 1000
 
-interface KeyModelChildren {
-  ok: Counter.Internal
-  error: Counter.Internal
-  items: Counter.Internal
+/** One key and model's counts since the last scrape (added to the counters when Prometheus reads them). */
+interface KeyModelCounts {
+  key: string
+  model: string
+  ok: number
+  error: number
+  items: number
 }
 
 /**
@@ -19,7 +22,9 @@ interface KeyModelChildren {
  * events, rate-limit and quota refusals, quota use. Counted where the identity layer already records
  * usage (one place for REST and gRPC). Only the key's id is a label, never its secret; after
  * `maxKeys` distinct ids the rest fold into key_id="other" so a flood of keys cannot flood Prometheus.
- * Label children are cached per key and model, so a request costs two map look-ups and two increments.
+ * A request costs two map look-ups and two additions to plain numbers: the per-key counts are added
+ * to the prom-client counters when they are collected (a scrape), not per request, since every
+ * prom-client increment hashes and validates its labels again.
  */
 export class BusinessMetrics {
   private readonly keyRequests: Counter<'key_id' | 'model' | 'outcome'>
@@ -31,7 +36,7 @@ export class BusinessMetrics {
   private readonly rateLimitedTotal: Counter<'limit'>
   private readonly quotaRejections: Counter
   private readonly quotaUsed: Gauge<'key_id'>
-  private readonly children = new Map<string, Map<string, KeyModelChildren>>()
+  private readonly children = new Map<string, Map<string, KeyModelCounts>>()
   private readonly quotaKeys = new Set<string>()
   /** Model names that have served a request, the only ones used as labels. */
   private readonly models = new Set<string>()
@@ -41,17 +46,20 @@ export class BusinessMetrics {
     private readonly maxKeys = 500,
   ) {
     const registers = [registry]
+    const flush = () => this.flushCounts()
     this.keyRequests = new Counter({
       name: 'helix_key_requests_total',
       help: 'Requests per API key id (key_id="other" beyond the cap; "none" for signed-in users) and model, by outcome (ok, error).',
       labelNames: ['key_id', 'model', 'outcome'] as const,
       registers,
+      collect: flush,
     })
     this.keyItems = new Counter({
       name: 'helix_key_items_total',
       help: 'Items (batch rows) served per API key id and model.',
       labelNames: ['key_id', 'model'] as const,
       registers,
+      collect: flush,
     })
     this.keyTokens = new Counter({
       name: 'helix_key_tokens_total',
@@ -130,17 +138,27 @@ export class BusinessMetrics {
     const modelLabel = this.modelLabel(model, ok)
     let c = byModel.get(modelLabel)
     if (!c) {
-      c = {
-        ok: this.keyRequests.labels(key, modelLabel, 'ok'),
-        error: this.keyRequests.labels(key, modelLabel, 'error'),
-        items: this.keyItems.labels(key, modelLabel),
-      }
+      c = { key, model: modelLabel, ok: 0, error: 0, items: 0 }
       byModel.set(modelLabel, c)
     }
     if (ok) {
-      c.ok.inc()
-      if (items > 0) c.items.inc(items)
-    } else c.error.inc()
+      c.ok += 1
+      c.items += items
+    } else c.error += 1
+  }
+
+  /** Adds the counts since the last collection to the per-key counters (before either is read). */
+  private flushCounts(): void {
+    for (const byModel of this.children.values()) {
+      for (const c of byModel.values()) {
+        if (c.ok > 0) this.keyRequests.inc({ key_id: c.key, model: c.model, outcome: 'ok' }, c.ok)
+        if (c.error > 0) this.keyRequests.inc({ key_id: c.key, model: c.model, outcome: 'error' }, c.error)
+        if (c.items > 0) this.keyItems.inc({ key_id: c.key, model: c.model }, c.items)
+        c.ok = 0
+        c.error = 0
+        c.items = 0
+      }
+    }
   }
 
   /**

@@ -87,6 +87,8 @@ export const DASHBOARD_PANELS: DashboardPanel[] = [
     description: 'Share of requests answered with a server error.',
     type: 'timeseries',
     unit: 'percentunit',
+    // Without a server error in the window the numerator has no series (and a healthy daemon has none).
+    mayBeEmpty: 'no server error (5xx) answered yet',
     targets: [
       {
         expr: 'sum(rate(helix_request_duration_seconds_count{status_code=~"5.."}[5m])) / sum(rate(helix_request_duration_seconds_count[5m]))',
