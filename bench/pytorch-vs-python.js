@@ -57,7 +57,7 @@ const CONFIG = {
   outputs: [{ name: 'y', datatype: 'FP32', dims: [OUT] }],
 }
 
-/** The backend alone (its Python worker and the pipe, no HTTP, no scheduler): batches of `batch` back to back. */
+/** The backend alone (its Python worker and its channel, no HTTP, no scheduler): batches of `batch` back to back. */
 async function backendAlone(modelPath, batch, seconds) {
   const silent = { debug() {}, info() {}, warn() {}, error() {} }
   const backend = new PytorchBackend({
@@ -156,7 +156,7 @@ ${rows
   .join('\n')}
 
 Median **${median.toFixed(2)}** (target ≥ 0.8). "Backend alone" runs the same batches through the
-pytorch backend from Node without HTTP or the scheduler (Python worker, pipe, raw frames): what the
+pytorch backend from Node without HTTP or the scheduler (Python worker, raw tensors through /dev/shm: backends.pytorch.channel auto): what the
 channel itself costs. The served side shares the machine's cores between the daemon's HTTP work,
 the load generator and torch; the Python loop has them to itself. Python loop per batch size in the last round:
 ${Object.entries(rows.at(-1).python)
