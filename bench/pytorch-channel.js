@@ -11,25 +11,14 @@ import { availableParallelism, loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { PytorchBackend } from '../dist/core/backends/pytorch/pytorch-backend.js'
 import { machine, writeReadmeSection } from './support/readme-section.js'
+import { mlpSource } from './support/torch-mlp.js'
 
 const PYTHON = process.env.HELIX_BENCH_PYTHON ?? '/usr/bin/python3'
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 2)
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3)
 const CHANNELS = ['pipe', 'shm']
 
-const BUILD = `
-import sys, torch
-torch.manual_seed(0)
-class MLP(torch.nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.net = torch.nn.Sequential(
-            torch.nn.Linear(256, 1024), torch.nn.ReLU(),
-            torch.nn.Linear(1024, 1024), torch.nn.ReLU(),
-            torch.nn.Linear(1024, 16))
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
-class Scale(torch.nn.Module):
+const BUILD = `${mlpSource(256, 1024, 16)}class Scale(torch.nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x * 2.0
 torch.jit.save(torch.jit.script(MLP().eval()), sys.argv[1] + '/mlp.pt')

@@ -8,6 +8,7 @@ import { join } from 'node:path'
 import { PytorchBackend } from '../dist/core/backends/pytorch/pytorch-backend.js'
 import { startServedModel } from './lib/served-model.js'
 import { machine, writeReadmeSection } from './support/readme-section.js'
+import { mlpSource } from './support/torch-mlp.js'
 
 const PYTHON = process.env.HELIX_BENCH_PYTHON ?? '/usr/bin/python3'
 const IN = 256
@@ -16,19 +17,7 @@ const OUT = 16
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 8)
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3)
 
-const BUILD = `
-import sys, torch
-torch.manual_seed(0)
-class MLP(torch.nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.net = torch.nn.Sequential(
-            torch.nn.Linear(${IN}, ${HIDDEN}), torch.nn.ReLU(),
-            torch.nn.Linear(${HIDDEN}, ${HIDDEN}), torch.nn.ReLU(),
-            torch.nn.Linear(${HIDDEN}, ${OUT}))
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
-torch.jit.save(torch.jit.script(MLP().eval()), sys.argv[1])
+const BUILD = `${mlpSource(IN, HIDDEN, OUT)}torch.jit.save(torch.jit.script(MLP().eval()), sys.argv[1])
 `
 
 // The reference: the saved module in a Python loop, per batch size, items per second.
