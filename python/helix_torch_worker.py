@@ -96,6 +96,7 @@ DTYPES = {
     "FP64": torch.float64,
 }
 DATATYPES = {v: k for k, v in DTYPES.items()}
+ELEMENT_SIZE = {d: torch.empty(0, dtype=d).element_size() for d in DTYPES.values()}
 
 
 def choose_device(policy, gpu):
@@ -130,14 +131,13 @@ def byte_view(tensor):
 class PipeChannel:
     """Tensor bytes inline in the frames on stdin/stdout."""
 
-    shm = False
-
     def read_input(self, t, load_dtype):
         data = read_exact(t["nbytes"]) if t["nbytes"] else None
         return torch.frombuffer(data, dtype=load_dtype) if data else torch.empty(0, dtype=load_dtype)
 
-    def place_outputs(self, views, input_headers):
-        return [None] * len(views), views  # written to the pipe straight from the tensors' memory
+    def place_outputs(self, views, out_headers, input_headers):
+        """The buffers the answer frame carries: the tensors' own memory, no copy."""
+        return views
 
 
 ALIGN = 64
@@ -146,8 +146,6 @@ ALIGN = 64
 class ShmChannel:
     """Tensor bytes in a file of /dev/shm that both processes map (the daemon reads and writes it
     with pread/pwrite); frames carry only headers."""
-
-    shm = True
 
     def __init__(self, path):
         self.fd = os.open(path, os.O_RDWR)
@@ -178,21 +176,21 @@ class ShmChannel:
         if not t["nbytes"]:
             return torch.empty(0, dtype=load_dtype)
         memory = self.mapped(t["offset"] + t["nbytes"])
-        count = t["nbytes"] // torch.tensor([], dtype=load_dtype).element_size()
+        count = t["nbytes"] // ELEMENT_SIZE[load_dtype]
         return torch.frombuffer(memory, dtype=load_dtype, count=count, offset=t["offset"])
 
-    def place_outputs(self, views, input_headers):
+    def place_outputs(self, views, out_headers, input_headers):
+        """Writes the outputs after the inputs, each header given its offset; the frame carries none."""
         offset = max((t["offset"] + t["nbytes"] for t in input_headers), default=0)
-        offsets = []
-        for view in views:
+        for view, out in zip(views, out_headers):
             offset = -(-offset // ALIGN) * ALIGN
-            offsets.append(offset)
+            out["offset"] = offset
             offset += view.nbytes
         memory = self.mapped(offset)
-        for view, start in zip(views, offsets):
+        for view, out in zip(views, out_headers):
             if view.nbytes:
-                memory[start : start + view.nbytes] = view.data
-        return offsets, []
+                memory[out["offset"] : out["offset"] + view.nbytes] = view.data
+        return []
 
 
 def named_outputs(result, outputs):
@@ -242,7 +240,6 @@ def main():
             "device": str(device),
             "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
             "fallback": fallback,
-            "channel": "shm" if channel.shm else "pipe",
         }
     )
     inputs = spec["inputs"]
@@ -280,13 +277,10 @@ def main():
                     {"name": name, "datatype": datatype, "shape": list(value.shape), "nbytes": view.nbytes}
                 )
                 views.append(view)
-            offsets, buffers = channel.place_outputs(views, header["tensors"])
+            buffers = channel.place_outputs(views, out_headers, header["tensors"])
         except Exception as exc:  # noqa: BLE001 - the reason goes back to the daemon
             send({"ok": False, "error": last_line(exc)})
             continue
-        if channel.shm:
-            for out, offset in zip(out_headers, offsets):
-                out["offset"] = offset
         send({"ok": True, "tensors": out_headers}, buffers)
 
 

@@ -55,7 +55,7 @@ export class DatabasePool implements Queryable {
     try {
       return await this.pool.query<R>(text, values)
     } catch (err) {
-      throw connectionLost(err)
+      throw databaseError(err)
     }
   }
 
@@ -69,7 +69,7 @@ export class DatabasePool implements Queryable {
     try {
       client = await this.pool.connect()
     } catch (err) {
-      throw connectionLost(err)
+      throw databaseError(err)
     }
     let broken: Error | undefined
     try {
@@ -81,7 +81,7 @@ export class DatabasePool implements Queryable {
       await client.query('ROLLBACK').catch(() => undefined)
       // A client whose connection failed must not go back to the pool.
       if (isConnectionError(err)) broken = err as Error
-      throw connectionLost(err)
+      throw databaseError(err)
     } finally {
       client.release(broken)
     }
@@ -171,7 +171,7 @@ const UNSTORABLE_TEXT = new Set(['22021', '22P05'])
  * DATABASE_UNAVAILABLE for a connection error (no URL, no SQL in the message); INVALID_INPUT for text
  * PostgreSQL cannot store; any other error as is.
  */
-export function connectionLost(err: unknown): unknown {
+function databaseError(err: unknown): unknown {
   const code = (err as { code?: unknown })?.code
   if (typeof code === 'string' && UNSTORABLE_TEXT.has(code))
     return new UserError('INVALID_INPUT', 'Text fields cannot contain the NUL character (U+0000).', {

@@ -269,7 +269,6 @@ export class TorchWorker {
       all = all.subarray(end)
       this.chunks = all.length ? [all] : []
       this.buffered = all.length
-      this.needed = 4
       this.pending.shift()?.resolve({ header, body })
     }
   }
@@ -301,7 +300,7 @@ function writeAll(fd: number, bytes: Buffer, position: number): void {
 }
 
 /** What a full /dev/shm means for the user (Docker gives containers 64 MB of it by default). */
-export const SHM_FULL =
+const SHM_FULL =
   'the batch does not fit in /dev/shm (it is full: a container gets 64 MB unless given more, e.g. docker run --shm-size 1g); give it more room or set backends.pytorch.channel: pipe in helix.yaml'
 
 /** The outputs from the shm file: one pread each, straight into the output's own memory. */
