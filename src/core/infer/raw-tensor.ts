@@ -6,11 +6,22 @@ import type { Datatype, TensorData } from './types.js'
  * Raw tensor bytes, as the REST binary tensor extension (`binary_tensor_data`, the bytes after the JSON
  * header) and gRPC's raw_input_contents / raw_output_contents carry them: little-endian elements, and
  * BYTES as 4-byte little-endian lengths each followed by the element. Inputs become typed-array views
- * over the received bytes (no copy) when the offset is aligned for the element size; only unaligned
- * data is copied.
+ * over the received bytes (no copy) when the offset is aligned for the element size; unaligned data
+ * is moved to an aligned offset in place when the caller allows it (see writableBefore), else copied.
  */
 
 const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1
+
+export interface BinaryDataOptions {
+  /** Where the size came from, for the error message (gRPC: "its raw_input_contents entry has"). */
+  sizeSource?: string
+  /**
+   * How many bytes just before the data (in its ArrayBuffer) the caller has finished reading and lets
+   * the decoder overwrite: unaligned data is then moved down over them to an aligned offset in place,
+   * instead of being copied into a new buffer.
+   */
+  writableBefore?: number
+}
 
 /** Decodes `size` bytes at `offset` of `binary` into the tensor data of one input. */
 export function decodeBinaryData(
@@ -20,8 +31,7 @@ export function decodeBinaryData(
   binary: Buffer,
   offset: number,
   size: number,
-  /** Where the size came from, for the error message (gRPC: "raw_input_contents has"). */
-  sizeSource = 'binary_data_size is',
+  { sizeSource = 'binary_data_size is', writableBefore = 0 }: BinaryDataOptions = {},
 ): TensorData {
   const count = elementCount(shape)
   if (datatype === 'BYTES') return decodeBinaryBytes(name, count, binary.subarray(offset, offset + size))
@@ -35,7 +45,13 @@ export function decodeBinaryData(
   const Ctor = TYPED_ARRAY[datatype as Exclude<Datatype, 'BYTES'>]
   const start = binary.byteOffset + offset
   const memory = binary.buffer as ArrayBuffer
-  if (start % width === 0) return new Ctor(memory, start, count)
+  const misalignment = start % width
+  if (misalignment === 0) return new Ctor(memory, start, count)
+  if (misalignment <= writableBefore) {
+    // A memmove within memory already in cache, where a new buffer costs an allocation and a copy.
+    new Uint8Array(memory, start - misalignment, size + misalignment).copyWithin(0, misalignment)
+    return new Ctor(memory, start - misalignment, count)
+  }
   return new Ctor(memory.slice(start, start + size))
 }
 

@@ -160,6 +160,31 @@ export interface DecodedGrpcRequest {
   rawOutputs: boolean
 }
 
+/** raw_input_contents is field 7 of ModelInferRequest, length-delimited (wire type 2): tag byte 0x3a. */
+const RAW_INPUT_TAG = (7 << 3) | 2
+
+/**
+ * How many bytes of protobuf field header (the tag and the length varint) sit just before one
+ * raw_input_contents entry in the received message, checked byte by byte; 0 when they are not found
+ * there. The decoder reads the entry as a view over the received message, so once the message is
+ * decoded those bytes are read and may be overwritten to align the entry's data (raw-tensor.ts).
+ */
+export function fieldHeaderBefore(bytes: Buffer): number {
+  let varint = 1
+  for (let n = bytes.length; n >= 0x80; n = Math.floor(n / 0x80)) varint++
+  const start = bytes.byteOffset - varint - 1
+  if (start < 0) return 0
+  const header = new Uint8Array(bytes.buffer, start, varint + 1)
+  if (header[0] !== RAW_INPUT_TAG) return 0
+  let n = bytes.length
+  for (let i = 1; i <= varint; i++) {
+    const expected = i < varint ? (n % 0x80) | 0x80 : n
+    if (header[i] !== expected) return 0
+    n = Math.floor(n / 0x80)
+  }
+  return varint + 1
+}
+
 /**
  * Decodes the inputs (all raw or all typed, as the protocol requires) and decides how the outputs
  * travel: raw when the request sent raw inputs or an output asks for binary_data, typed otherwise. The
@@ -190,15 +215,10 @@ export function decodeInferRequest(message: GrpcInferRequest): DecodedGrpcReques
         name,
         datatype,
         shape,
-        data: decodeBinaryData(
-          name,
-          datatype,
-          shape,
-          bytes,
-          0,
-          bytes.length,
-          'its raw_input_contents entry has',
-        ),
+        data: decodeBinaryData(name, datatype, shape, bytes, 0, bytes.length, {
+          sizeSource: 'its raw_input_contents entry has',
+          writableBefore: fieldHeaderBefore(bytes),
+        }),
       }
     }
     return { name, datatype, shape, data: decodeContents(name, datatype, shape, input.contents ?? {}) }
