@@ -145,6 +145,8 @@ export async function startDaemon(
   const shutdown = () => {
     closing ??= (async () => {
       app.log.info({ drainTimeoutMs: config.drainTimeoutMs }, 'shutting down: draining in-flight requests')
+      // Readiness turns false now (REST /v2/health/ready, gRPC health), while in-flight work finishes.
+      service.beginDrain()
       const force = setTimeout(() => {
         app.log.warn('drain timeout reached: closing the remaining connections')
         app.server.closeAllConnections()

@@ -23,6 +23,8 @@ export interface DaemonStatus {
   pid?: number
   reachable: boolean
   ready?: boolean
+  /** Why the daemon is not ready, as /v2/health/ready says (starting, a model loading, draining). */
+  notReadyReason?: string
   version?: string
   uptimeSeconds?: number
   error?: string
@@ -181,7 +183,12 @@ async function daemonStatus(
     const meta = await call('/v2')
     daemon.reachable = true
     if (meta.ok) daemon.version = ((await meta.json()) as { version?: string }).version
-    daemon.ready = (await call('/v2/health/ready')).ok
+    const ready = await call('/v2/health/ready')
+    daemon.ready = ready.ok
+    if (ready.status === 503) {
+      const reason = ((await ready.json().catch(() => ({}))) as { reason?: unknown }).reason
+      if (typeof reason === 'string') daemon.notReadyReason = reason
+    }
     const index = await call('/v2/repository/index', { method: 'POST', body: '{}' })
     if (index.ok) models = ((await index.json()) as Record<string, unknown>[]).map(fromWireIndexRow)
     else

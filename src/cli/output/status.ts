@@ -23,7 +23,7 @@ export function renderStatus(report: StatusReport): string {
   const lines: string[] = []
   lines.push(
     daemon.reachable
-      ? `daemon     ${daemon.url}  ${daemon.ready ? 'ready' : 'NOT READY'}  version ${daemon.version ?? '?'}${daemon.uptimeSeconds === undefined ? '' : `  up ${duration(daemon.uptimeSeconds)}`}${daemon.pid === undefined ? '' : `  pid ${daemon.pid}`}${daemon.error ? `  (${daemon.error})` : ''}`
+      ? `daemon     ${daemon.url}  ${daemon.ready ? 'ready' : `NOT READY${daemon.notReadyReason ? ` (${daemon.notReadyReason})` : ''}`}  version ${daemon.version ?? '?'}${daemon.uptimeSeconds === undefined ? '' : `  up ${duration(daemon.uptimeSeconds)}`}${daemon.pid === undefined ? '' : `  pid ${daemon.pid}`}${daemon.error ? `  (${daemon.error})` : ''}`
       : daemon.pid === undefined
         ? `daemon     ${daemon.url}  not running (${daemon.error ?? 'unreachable'}); start it with \`helix serve\` or \`helix up\``
         : `daemon     ${daemon.url}  NOT ANSWERING (${daemon.error ?? 'unreachable'}) although pid ${daemon.pid} runs; see its log, or stop it and start again`,

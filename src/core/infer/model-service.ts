@@ -12,6 +12,7 @@ import type {
   ModelIndexEntry,
   ModelMetadata,
   ModelService,
+  Readiness,
   TextTarget,
   TextTargetRequest,
 } from './types.js'
@@ -31,6 +32,7 @@ export class HelixModelService implements ModelService {
   private readonly lifecycle: ModelLifecycle
   private readonly logger: CoreLogger
   private clock = 0
+  private draining = false
 
   constructor(options: ModelServiceOptions) {
     this.logger = options.logger ?? silentLogger
@@ -43,11 +45,27 @@ export class HelixModelService implements ModelService {
   }
 
   isReady(): boolean {
-    if (!this.lifecycle.started || this.lifecycle.closed) return false
+    return this.readiness().ready
+  }
+
+  readiness(): Readiness {
+    if (this.lifecycle.closed) return { ready: false, reason: 'stopped: the models are unloaded' }
+    if (this.draining) return { ready: false, reason: 'draining: the daemon is shutting down' }
+    if (!this.lifecycle.started) return { ready: false, reason: 'starting: loading the startup models' }
     // A load on demand is one request's wait, not the server's: it stays ready meanwhile.
-    for (const entry of this.table.entries())
-      if (entry.loading.size > 0 && !this.lifecycle.loadingOnDemand(entry.name)) return false
-    return true
+    for (const entry of this.table.entries()) {
+      if (entry.loading.size > 0 && !this.lifecycle.loadingOnDemand(entry.name)) {
+        return {
+          ready: false,
+          reason: `loading model '${entry.name}' (version ${[...entry.loading].join(', ')})`,
+        }
+      }
+    }
+    return { ready: true }
+  }
+
+  beginDrain(): void {
+    this.draining = true
   }
 
   metadata(model: string, version?: string): ModelMetadata {

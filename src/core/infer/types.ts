@@ -158,9 +158,22 @@ export interface InferResult {
  * load() also raises MODEL_LOAD_FAILED (500; versions that were serving keep serving).
  * QUEUE_FULL errors are QueueFullError (errors.ts) carrying retryAfterSeconds.
  */
+/** Whether the server takes traffic, and why not when it does not (for operators and probes). */
+export interface Readiness {
+  ready: boolean
+  reason?: string
+}
+
 export interface ModelService {
   /** Server-level readiness: every model that should be loaded is READY (or UNAVAILABLE with a reason). */
   isReady(): boolean
+  /** isReady with the reason when not ready: starting, a model still loading, or draining. */
+  readiness(): Readiness
+  /**
+   * The daemon has begun to drain (SIGTERM): from now on the server reports not ready, so load
+   * balancers and readiness probes stop sending, while in-flight and queued work is still served.
+   */
+  beginDrain(): void
   metadata(model: string, version?: string): ModelMetadata
   /**
    * Ready state of one model (any version when version is absent). Throws MODEL_NOT_FOUND /

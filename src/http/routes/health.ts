@@ -44,10 +44,10 @@ export async function healthRoutes(instance: FastifyInstance, options: { service
     '/v2/health/ready',
     { config: { access: { scope: 'models:read' } }, schema: { response: { 200: Ready, 503: Ready } } },
     async (_request, reply) => {
-      const ready = service.isReady()
+      const { ready, reason } = service.readiness()
       const models = service.index().map(modelStatus)
       reply.code(ready ? 200 : 503)
-      return { ready, models }
+      return { ready, ...(reason ? { reason } : {}), models }
     },
   )
 }

@@ -46,7 +46,13 @@ export const ModelStatus = Type.Object({
   ),
 })
 
-export const Ready = Type.Object({ ready: Type.Boolean(), models: Type.Optional(Type.Array(ModelStatus)) })
+export const Ready = Type.Object({
+  ready: Type.Boolean(),
+  reason: Type.Optional(
+    Type.String({ description: 'Why the server is not ready: starting, a model loading, or draining.' }),
+  ),
+  models: Type.Optional(Type.Array(ModelStatus)),
+})
 export const ModelReady = Type.Object({ name: Type.String(), ready: Type.Boolean() })
 
 const TensorMetadata = Type.Object({ name: Type.String(), datatype: DatatypeSchema, shape: Shape })

@@ -32,6 +32,22 @@ describe('renderStatus: the daemon line', () => {
     )
   })
 
+  it('says why a daemon is not ready', () => {
+    const text = renderStatus(
+      report({
+        url: 'http://127.0.0.1:18080',
+        source: 'record',
+        reachable: true,
+        ready: false,
+        notReadyReason: "loading model 'cls' (version 1)",
+        version: '0.1.0',
+      }),
+    )
+    expect(text).toMatch(
+      /^daemon +http:\/\/127\.0\.0\.1:18080 {2}NOT READY \(loading model 'cls' \(version 1\)\) {2}version 0\.1\.0$/m,
+    )
+  })
+
   it('tells a daemon that is not running from a recorded one that does not answer', () => {
     const config = renderStatus(
       report({ url: 'http://127.0.0.1:8080', source: 'config', reachable: false, error: 'ECONNREFUSED' }),

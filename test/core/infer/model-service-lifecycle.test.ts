@@ -43,6 +43,7 @@ describe('model service lifecycle edges', () => {
     const loading = service.load('slow')
     await expect.poll(() => service?.index()).toEqual([{ name: 'slow', version: '1', state: 'LOADING' }])
     expect(service.isReady()).toBe(false)
+    expect(service.readiness()).toEqual({ ready: false, reason: "loading model 'slow' (version 1)" })
     expect(() => service?.modelReady('slow', '1')).toThrow(
       expect.objectContaining({
         code: 'MODEL_NOT_READY',
@@ -55,7 +56,12 @@ describe('model service lifecycle edges', () => {
     release()
     await loading
     expect(service.isReady()).toBe(true)
+    expect(service.readiness()).toEqual({ ready: true })
     expect((await service.infer({ model: 'slow', inputs: [x] })).modelVersion).toBe('1')
+    service.beginDrain()
+    expect(service.readiness()).toEqual({ ready: false, reason: 'draining: the daemon is shutting down' })
+    await service.close()
+    expect(service.readiness()).toEqual({ ready: false, reason: 'stopped: the models are unloaded' })
   })
 
   it('shows a failed version as LOADING while it is retried, and forgets a model removed meanwhile', async () => {

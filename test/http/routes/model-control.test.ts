@@ -67,4 +67,34 @@ describe('model control through the KServe routes (models.load none and lazy)', 
     }
     await app.close()
   })
+
+  it('ready says why not: a startup model loading, then draining while requests are still served', async () => {
+    const { backends, hold } = heldBackends()
+    const release = hold()
+    service = await createModelService({
+      repositoryDir: dir,
+      defaultDevice: 'cpu',
+      startupModels: 'none',
+      backends,
+    })
+    const app = await buildApp({ service })
+    const loading = service.load('a')
+    await expect.poll(() => service?.index().find((r) => r.name === 'a')?.state).toBe('LOADING')
+    const whileLoading = await app.inject({ method: 'GET', url: '/v2/health/ready' })
+    expect(whileLoading.statusCode).toBe(503)
+    expect(whileLoading.json()).toMatchObject({ ready: false, reason: "loading model 'a' (version 1)" })
+    release()
+    await loading
+    const ready = await app.inject({ method: 'GET', url: '/v2/health/ready' })
+    expect(ready.statusCode).toBe(200)
+    expect(ready.json()).not.toHaveProperty('reason')
+    service.beginDrain()
+    const draining = await app.inject({ method: 'GET', url: '/v2/health/ready' })
+    expect(draining.statusCode).toBe(503)
+    expect(draining.json()).toMatchObject({ ready: false, reason: 'draining: the daemon is shutting down' })
+    // Draining only turns readiness off: what still arrives is answered.
+    const served = await app.inject({ method: 'POST', url: '/v2/models/a/infer', payload: body })
+    expect(served.json().outputs[0].data).toEqual([2, 4, 6, 8])
+    await app.close()
+  })
 })
