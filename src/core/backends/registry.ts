@@ -99,6 +99,7 @@ export function textBackend(options: BackendOptions): Backend {
     discoverGpus: options.discoverGpus,
     reservations: options.reservations,
     ...(options.workerPool ? { workerPool: options.workerPool } : {}),
+    ...(options.onUnavailable ? { onUnavailable: options.onUnavailable } : {}),
   })
 }
 

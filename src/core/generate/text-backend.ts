@@ -4,10 +4,10 @@ import { dirname, join } from 'node:path'
 import * as ort from 'onnxruntime-node'
 import type { Backend, BackendDescription, DevicePolicy } from '../backends/backend.js'
 import { planProviders, providerFailure } from '../backends/execution-provider.js'
-import { BackendLoadError, sessionOptionsFor } from '../backends/onnx-backend.js'
+import { BackendLoadError, OnnxBackend, sessionOptionsFor } from '../backends/onnx-backend.js'
 import { inlineSession, type OnnxSession } from '../backends/onnx-session.js'
 import { specFromMetadata } from '../backends/onnx-tensors.js'
-import { sharedWorkerPool, type WorkerPool } from '../backends/worker-pool.js'
+import type { WorkerPool } from '../backends/worker-pool.js'
 import type { GpuDiscovery } from '../gpu/nvidia-smi.js'
 import type { GpuReservations } from '../gpu/placement.js'
 import { contextTooLong, invalidInput, wrongTask } from '../infer/errors.js'
@@ -59,6 +59,11 @@ export interface TextBackendOptions {
   reservations: GpuReservations
   /** The worker threads embedding models compute in (the process-wide pool when absent). */
   workerPool?: WorkerPool
+  /**
+   * Called when an embedding model's encoder gives up: its worker threads kept being lost (see
+   * OnnxBackend). The lifecycle then marks the version UNAVAILABLE.
+   */
+  onUnavailable?: (reason: string) => void
 }
 
 async function readJson(path: string, required: boolean): Promise<Record<string, unknown> | undefined> {
@@ -92,7 +97,12 @@ function eosIds(...sources: (Record<string, unknown> | undefined)[]): Set<number
  */
 export class TextBackend implements Backend {
   private session?: ort.InferenceSession
-  /** Embedding models: their session in a worker thread (the inline one is released). */
+  /**
+   * Embedding models: their encoder in a worker thread (the inline session is released), through an
+   * OnnxBackend, so an instance whose thread is lost (a crash, a run past run_timeout_s) reopens on a
+   * live one as an ONNX model's does.
+   */
+  private encoder?: OnnxBackend
   private hosted?: OnnxSession
   private description?: BackendDescription
   private engine?: HfTextEngine
@@ -161,21 +171,28 @@ export class TextBackend implements Backend {
         // a decoder stays inline, where each step's present tensors feed the next without copies.
         const task = options.config.text?.task ?? inferTask(session, config)
         if (attempt.executionProvider === 'cpu' && task === 'embeddings') {
-          const pool = options.workerPool ?? sharedWorkerPool()
-          this.hosted = await pool.open(
-            options.modelPath,
-            sessionOptionsFor(
-              {
-                intraOpThreads: options.config.intra_op_threads || availableParallelism(),
-                interOpThreads: options.config.inter_op_threads,
-                allowSpinning: options.config.allow_spinning,
-              },
-              attempt,
-              true,
-              availableParallelism(),
-            ),
-            [],
-          )
+          const encoder = new OnnxBackend({
+            modelPath: options.modelPath,
+            device: 'cpu',
+            instances: 1,
+            intraOpThreads: options.config.intra_op_threads || availableParallelism(),
+            interOpThreads: options.config.inter_op_threads,
+            workerThreads: true,
+            allowSpinning: options.config.allow_spinning,
+            ...(options.config.run_timeout_s ? { runTimeoutMs: options.config.run_timeout_s * 1000 } : {}),
+            ...(options.onUnavailable ? { onUnavailable: options.onUnavailable } : {}),
+            label: options.label,
+            logger: options.logger,
+            ...(options.workerPool ? { pool: options.workerPool } : {}),
+          })
+          this.encoder = encoder
+          await encoder.load()
+          this.hosted = {
+            inputMetadata: session.inputMetadata,
+            outputMetadata: session.outputMetadata,
+            run: (inputs, outputNames) => encoder.run(inputs, outputNames),
+            release: () => encoder.dispose(),
+          }
           this.session = undefined
           await session.release()
         }
@@ -207,13 +224,14 @@ export class TextBackend implements Backend {
   async dispose(): Promise<void> {
     const engine = this.engine
     const session = this.session
-    const hosted = this.hosted
+    const encoder = this.encoder
     this.engine = undefined
     this.session = undefined
     this.hosted = undefined
+    this.encoder = undefined
     await engine?.close()
     await session?.release()
-    await hosted?.release()
+    await encoder?.dispose()
   }
 
   describe(): BackendDescription {

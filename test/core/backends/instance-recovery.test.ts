@@ -8,8 +8,15 @@ import {
 } from '../../../src/core/backends/onnx-backend.js'
 import { WorkerPool } from '../../../src/core/backends/worker-pool.js'
 import type { HostedSession } from '../../../src/core/backends/worker-session.js'
+import { TEXT_MODEL_FILE } from '../../../src/core/generate/hf-folder.js'
+import { TextBackend } from '../../../src/core/generate/text-backend.js'
+import type { TextEngine } from '../../../src/core/generate/types.js'
+import { GpuReservations } from '../../../src/core/gpu/placement.js'
+import { parseModelConfig } from '../../../src/core/infer/model-config.js'
+import { silentLogger } from '../../../src/core/logger.js'
 import { tempDir } from '../../helpers/cli.js'
 import { scaleModel, slowOnDemandModel, writeOnnx } from '../../helpers/onnx-models.js'
+import { writeEmbeddingModel } from '../../helpers/text-models.js'
 import { f32, recordingLogger, rejection } from '../infer/service-helpers.js'
 
 const options = { executionProviders: ['cpu'], intraOpNumThreads: 1, interOpNumThreads: 1 }
@@ -189,6 +196,40 @@ describe('a model whose worker thread is lost', () => {
     expect(reasons[0]).toMatch(
       new RegExp(`could not be reopened after ${REOPEN_ATTEMPTS} tries: .*deleted\\.onnx`),
     )
+    await backend.dispose()
+    await pool.close()
+  })
+
+  it('an embedding model reopens its encoder on a live thread, and goes unavailable as an ONNX model does', async () => {
+    const folder = join(dir, 'embed')
+    await writeEmbeddingModel(folder, { seed: 5 })
+    const pool = new WorkerPool({ size: 2 })
+    const reasons: string[] = []
+    const backend = new TextBackend({
+      modelPath: join(folder, TEXT_MODEL_FILE),
+      config: parseModelConfig(''),
+      device: 'cpu',
+      label: 'embed:1',
+      logger: silentLogger,
+      discoverGpus: async () => ({ gpus: [] }),
+      reservations: new GpuReservations(),
+      workerPool: pool,
+      onUnavailable: (reason) => reasons.push(reason),
+    })
+    await backend.load()
+    const engine = backend.text as TextEngine
+    const first = await engine.embed({ inputs: ['the sea'] })
+    const host = () =>
+      (backend as unknown as { encoder: { sessions: HostedSession[] } }).encoder.sessions[0].host
+    for (let i = 1; i < MAX_INSTANCE_CRASHES; i++) {
+      await host().terminate()
+      // The lost thread's instance reopens before the next request is computed: the same answer.
+      expect((await engine.embed({ inputs: ['the sea'] })).embeddings).toEqual(first.embeddings)
+      expect(host().alive).toBe(true)
+    }
+    await host().terminate()
+    expect((await rejection(engine.embed({ inputs: ['the sea'] }))).code).toBe('MODEL_NOT_READY')
+    expect(reasons).toEqual([expect.stringMatching(/worker threads stopped 3 times within 60 s/)])
     await backend.dispose()
     await pool.close()
   })
