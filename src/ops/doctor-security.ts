@@ -216,6 +216,12 @@ export function checkRegistration(config: HelixConfig): CheckResult {
       'anyone may register and no mail is configured, so addresses are never verified',
       'Configure mail.smtp_url (and auth.require_email_verification), or set auth.allow_registration: false.',
     )
+  if (config.auth.allow_registration && !config.auth.require_email_verification)
+    return warn(
+      'registration',
+      'registration is open and sign-in does not wait for a confirmed address: a registrant who signs in with the password they chose learns whether the address was new',
+      'Set auth.require_email_verification: true.',
+    )
   return ok(
     'registration',
     config.auth.allow_registration ? 'registration is open, with mail' : 'registration is closed',

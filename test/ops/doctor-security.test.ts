@@ -158,6 +158,14 @@ describe('helix doctor --security', () => {
       expect(checkCors(config).status).toBe('ok')
 
       config = await withConfig((doc) => doc.setIn(['mail', 'smtp_url'], 'smtp://127.0.0.1:2525'))
+      expect(checkRegistration(config)).toMatchObject({
+        status: 'warn',
+        message: expect.stringContaining('learns whether the address was new'),
+      })
+      config = await withConfig((doc) => {
+        doc.setIn(['mail', 'smtp_url'], 'smtp://127.0.0.1:2525')
+        doc.setIn(['auth', 'require_email_verification'], true)
+      })
       expect(checkRegistration(config).status).toBe('ok')
 
       config = await withConfig((doc) => {

@@ -215,6 +215,48 @@ describe('registration reveals nothing about which addresses have accounts', () 
     expect(d.logs.text()).not.toContain(INTRUDER_PASSWORD)
   })
 
+  it('with verification required, signing in after registering tells a new address from a taken one by nothing', async () => {
+    // The registrant's last probe: sign in with the password they chose. A new address's account
+    // exists, unconfirmed; a taken address's password is not theirs. Both answers must be the same.
+    const strict = await daemon(
+      world,
+      {
+        mail: { smtp_url: sink.url, from: 'helix@example.test', public_url: 'https://helix.example.test' },
+        auth: { ...world.config.auth, require_email_verification: true },
+      },
+      { mailer: new SmtpMailer(sink.url, 'helix@example.test') },
+    )
+    try {
+      const post = (path: string, email: string) =>
+        strict.app.inject({ method: 'POST', url: path, payload: { email, password: INTRUDER_PASSWORD } })
+      expect((await post('/auth/register', 'strict.newcomer@example.test')).statusCode).toBe(202)
+      expect((await post('/auth/register', 'owner@example.test')).statusCode).toBe(202)
+      await mailsTo('strict.newcomer@example.test', VERIFY_SUBJECT)
+      const fresh = await post('/auth/login', 'strict.newcomer@example.test')
+      const taken = await post('/auth/login', 'owner@example.test')
+      expect(fresh.statusCode).toBe(401)
+      expect([taken.statusCode, taken.body]).toEqual([fresh.statusCode, fresh.body])
+      expect(stable(new Headers(taken.headers as Record<string, string>))).toEqual(
+        stable(new Headers(fresh.headers as Record<string, string>)),
+      )
+      // The unconfirmed account's owner learns why by mail: a fresh link, which then lets them in.
+      const [, reminder] = await mailsTo('strict.newcomer@example.test', VERIFY_SUBJECT, 2)
+      const verified = await strict.app.inject({
+        method: 'GET',
+        url: `/auth/email/verify?token=${tokenFrom(reminder.raw)}`,
+      })
+      expect(verified.statusCode, verified.body).toBe(200)
+      expect((await post('/auth/login', 'strict.newcomer@example.test')).statusCode).toBe(200)
+      const { rows } = await world.db.query(
+        `SELECT a.action FROM audit_log a JOIN users u ON a.actor = 'user:' || u.id
+          WHERE u.email = 'strict.newcomer@example.test' AND a.action LIKE 'auth.login%' ORDER BY a.seq`,
+      )
+      expect(rows.map((r) => r.action)).toEqual(['auth.login_unverified', 'auth.login'])
+    } finally {
+      await strict.close()
+    }
+  })
+
   it('without mail (mail.smtp_url unset) registration answers explicitly: 201 with the account, then 409', async () => {
     // The one-box default, documented: nothing could tell the owner of a taken address, or a new one its link.
     const noMail = await daemon(world)

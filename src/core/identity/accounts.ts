@@ -79,6 +79,23 @@ async function mailToken(
   )
 }
 
+/** At most this many verification reminders per address and hour, however often sign-in is tried. */
+const VERIFICATION_REMINDERS = { name: 'verification-reminders-per-account', limit: 3, windowSeconds: 3600 }
+
+/**
+ * Mails a fresh verification link to an account that tried to sign in before confirming its address
+ * (at most three an hour per address); the earlier link stops working. Returns whether it was sent.
+ */
+export async function remindVerification(deps: IdentityDeps, user: repos.users.UserRow): Promise<boolean> {
+  if (!deps.mailer || user.disabled_at) return false
+  if (deps.limiter) {
+    const key = hashSecret(`verify-reminder:${user.email.toLowerCase()}`)
+    if (!(await deps.limiter.check(key, VERIFICATION_REMINDERS, 1)).allowed) return false
+  }
+  await mailToken(deps, user, 'verify_email')
+  return true
+}
+
 export interface NewAccount {
   email: string
   password?: string

@@ -1,12 +1,14 @@
 import { Failure, UserError } from '../../shared/errors.js'
 import * as repos from '../../state/db/repositories/index.js'
 import { issueAccessToken } from './access-token.js'
+import { remindVerification } from './accounts.js'
 import { forbidden, invalidCredentials } from './auth-errors.js'
 import { argon2Params, type IdentityDeps, type RequestOrigin } from './identity-deps.js'
 import { generateOpaqueToken, isWellFormedOpaqueToken } from './opaque-token.js'
 import { hashPassword, needsRehash, verifyAgainstDummy, verifyPassword } from './password-hash.js'
 import { userScopes } from './scopes.js'
 import { hashSecret } from './secret-hash.js'
+import { registrationIsUniform } from './self-service.js'
 import { familyOfRefreshHash } from './session-state.js'
 
 /** What /auth/login and /auth/refresh return (OAuth 2.0 token response shape). */
@@ -128,7 +130,26 @@ export async function login(
     throw invalidCredentials()
   }
   if (deps.config.auth.require_email_verification && !user.email_verified_at) {
-    throw forbidden('Verify your e-mail address before signing in (see the mail sent at registration).')
+    if (!registrationIsUniform(deps.config))
+      throw forbidden('Verify your e-mail address before signing in (see the mail sent at registration).')
+    // Where registration answers a taken address as a new one, this answer must not tell a registrant
+    // that the address was new (their password works, the account waits for confirmation) from
+    // taken (their password is wrong): it is the wrong-password answer, and the address's owner gets
+    // a fresh verification link by mail, which only they can read.
+    deps.events?.('auth.login_failed')
+    await repos.audit.recordAudit(deps.db, {
+      action: 'auth.login_unverified',
+      actorUserId: user.id,
+      actor: `user:${user.id}`,
+      ip: origin.ip ?? null,
+    })
+    await throttle?.countFailure()
+    setImmediate(() => {
+      remindVerification(deps, user).catch((err: unknown) =>
+        deps.log?.error({ err }, 'verification reminder mail failed'),
+      )
+    })
+    throw invalidCredentials()
   }
   if (user.password_hash && needsRehash(user.password_hash, params)) {
     // The stored hash predates a cost increase: upgrade it while the password is at hand.
