@@ -1,9 +1,12 @@
+import { readdir, readFile, stat, writeFile } from 'node:fs/promises'
+import { dirname, join } from 'node:path'
 import { status } from '@grpc/grpc-js'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { generateApiKey } from '../../src/core/identity/api-key-format.js'
 import { CLI_ACTOR, revokeKey } from '../../src/core/identity/api-keys.js'
 import type { IdentityDeps } from '../../src/core/identity/identity-deps.js'
 import { UsageRecorder } from '../../src/core/identity/usage-recorder.js'
+import { USAGE_SPOOL_DIR, UsageSpool } from '../../src/core/identity/usage-spool.js'
 import { startEmbedded, stopEmbedded } from '../../src/provision/postgres/embedded-server.js'
 import { type IdentityWorld, INFER_BODY, identityWorld } from '../core/identity/identity-harness.js'
 import { client } from '../grpc/fixtures.js'
@@ -192,5 +195,62 @@ describe('PostgreSQL stopped for 10 s under steady load (real embedded PostgreSQ
       Array.from({ length: 10 }, (_, i) => `bounded-${i + 15}`).sort(),
     )
     expect((await usage()) - before).toBe(25)
+  })
+
+  it('a daemon stopped while the database is down saves what it kept; the next one to start writes it once', async () => {
+    const spooled = await cliKey(world, { name: 'spooled', scopes: ['infer'] })
+    const spoolDir = join(world.database.home.dataDir, USAGE_SPOOL_DIR)
+    const counts = async () => {
+      const log = await world.db.query<{ n: number }>(
+        'SELECT count(*)::int AS n FROM request_log WHERE api_key_id = $1',
+        [spooled.id],
+      )
+      const usage = await world.db.query<{ n: number }>(
+        'SELECT coalesce(sum(requests), 0)::int AS n FROM api_key_usage WHERE key_id = $1',
+        [spooled.id],
+      )
+      return { log: log.rows[0].n, usage: usage.rows[0].n }
+    }
+    // A fresh daemon: the one before heard the last outage, and caches keys again only once its
+    // LISTEN connection is back. The key is looked up (and cached) while the database answers, then
+    // 12 requests come during the outage.
+    await daemon.stop()
+    daemon = await startOutageDaemon(world, {
+      rate_limit: { per_key_per_min: 100_000, per_ip_per_min: 100_000, auth_per_ip_per_min: 1000 },
+    })
+    expect((await infer(spooled.key)).status).toBe(200)
+    await stopEmbedded(world.database.home, world.database.config)
+    let file: string
+    try {
+      for (let i = 0; i < 12; i++) expect((await infer(spooled.key)).status).toBe(200)
+      await daemon.stop()
+      const saved = (await daemon.logLines()).find((l) =>
+        String(l.msg).startsWith('database unavailable at shutdown: usage and request log saved'),
+      )
+      expect(saved).toMatchObject({ requests: expect.any(Number) })
+      file = String(saved?.file)
+      expect(dirname(file)).toBe(spoolDir)
+      // Request-log rows name users and client addresses: the file is the owner's alone.
+      expect((await stat(file)).mode & 0o777).toBe(0o600)
+    } finally {
+      await startEmbedded(world.database.home, world.database.config)
+    }
+    const copy = await readFile(file)
+    daemon = await startOutageDaemon(world, {
+      rate_limit: { per_key_per_min: 100_000, per_ip_per_min: 100_000, auth_per_ip_per_min: 1000 },
+    })
+    const deadline = Date.now() + 10_000
+    while ((await counts()).log < 13 && Date.now() < deadline) await sleep(100)
+    expect(await counts()).toEqual({ log: 13, usage: 13 })
+    expect(await readdir(spoolDir)).toEqual([])
+    // A daemon that stopped between the commit and deleting the file leaves it behind: a replay of it
+    // (here by a recorder of this process, as the next start would) writes nothing twice.
+    await writeFile(file, copy)
+    const recorder = new UsageRecorder(world.db, undefined, 60_000)
+    recorder.spool = new UsageSpool(spoolDir)
+    expect(await recorder.replaySpool()).toBe(0)
+    await recorder.close()
+    expect(await readdir(spoolDir)).toEqual([])
+    expect(await counts()).toEqual({ log: 13, usage: 13 })
   })
 })

@@ -43,9 +43,10 @@ describe('raw_input_contents alignment', () => {
         (entry, i) => entry.byteOffset % (i === 1 ? 8 : 4) <= fieldHeaderBefore(entry),
       )
       const { request } = decodeInferRequest(message)
-      expect([...(request.inputs[0]?.data as Float32Array)]).toEqual([...a])
-      expect([...(request.inputs[1]?.data as BigInt64Array)]).toEqual([...b])
-      expect([...(request.inputs[2]?.data as Float32Array)]).toEqual([...c])
+      const [da, db, dc] = request.inputs.map((t) => t.data)
+      expect([...(da as Float32Array)]).toEqual([...a])
+      expect([...(db as BigInt64Array)]).toEqual([...b])
+      expect([...(dc as Float32Array)]).toEqual([...c])
       request.inputs.forEach((input, i) => {
         expect((input.data as Float32Array).buffer === memory).toBe(inPlace[i])
       })

@@ -1,3 +1,4 @@
+import { join } from 'node:path'
 import type { HelixConfig } from '../../shared/config.js'
 import type { HelixHome } from '../../shared/home.js'
 import { connect } from '../../state/db/connect.js'
@@ -15,6 +16,7 @@ import { createMailer } from './mail/index.js'
 import type { Mailer } from './mail/mailer.js'
 import { purgeExpired } from './retention.js'
 import { UsageRecorder } from './usage-recorder.js'
+import { USAGE_SPOOL_DIR, UsageSpool } from './usage-spool.js'
 
 export interface IdentityOptions {
   home: HelixHome
@@ -89,6 +91,12 @@ export async function createIdentity(options: IdentityOptions): Promise<Identity
 
   const limiter = deps.limiter as RateLimiter
   const recorder = new UsageRecorder(db, options.log, options.usageFlushMs)
+  // What a daemon stopped during a database outage saved, written now (the database answered: the
+  // migrations ran); what this one cannot write at its own stop is saved there in turn.
+  recorder.spool = new UsageSpool(join(home.dataDir, USAGE_SPOOL_DIR))
+  void recorder
+    .replaySpool()
+    .catch((err: unknown) => deps.log?.error({ err }, 'writing the saved usage batches failed'))
   // Erasure must not be followed by a buffered request-log write naming the erased user.
   deps.flushUsage = () => recorder.flush()
   const purge = () =>

@@ -1,20 +1,13 @@
 import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
+import type pg from 'pg'
 import { from as copyFrom } from 'pg-copy-streams'
 import { isHelixError } from '../../shared/errors.js'
 import type { DatabasePool } from '../../state/db/pool.js'
 import type { RequestLogEntry } from '../../state/db/repositories/request-log.js'
 import type { CoreLogger } from '../logger.js'
 import type { Principal } from './principal.js'
-
-interface KeyCounters {
-  keyId: string
-  /** Start of the quarter hour the requests were recorded in (ms since the epoch). */
-  slot: number
-  requests: number
-  errors: number
-  items: number
-}
+import type { KeyCounters, UsageSpool } from './usage-spool.js'
 
 /**
  * Counters are kept per key and quarter hour, and written to the hour PostgreSQL's date_trunc gives
@@ -33,7 +26,9 @@ const SLOT_MS = 15 * 60_000
  * flush: its transaction rolled back, so it is written exactly once. At most `maxKeptRows` request-log
  * rows are kept; beyond that the oldest are dropped (counted by `onDropped`), while the counters,
  * a few numbers per key, are always kept. A batch the database refuses for another reason (a value it
- * cannot store) is dropped and logged, so one bad row cannot block the ones after it.
+ * cannot store) is dropped and logged, so one bad row cannot block the ones after it. What is still
+ * kept when the daemon stops goes to the spool (data/usage-spool/), and the next daemon to start
+ * writes it (replaySpool), once.
  */
 export class UsageRecorder {
   private counters = new Map<string, KeyCounters>()
@@ -50,6 +45,8 @@ export class UsageRecorder {
   observer: ((entry: RequestLogEntry) => void) | undefined
   /** Told how many request-log rows were dropped because too many were kept during an outage. */
   onDropped: ((rows: number) => void) | undefined
+  /** Where close() saves what the database did not take; without one it is lost (and logged). */
+  spool: UsageSpool | undefined
 
   constructor(
     private readonly db: DatabasePool,
@@ -172,25 +169,7 @@ export class UsageRecorder {
   }
 
   private async write(counters: Map<string, KeyCounters>, requests: RequestLogEntry[]): Promise<void> {
-    await this.db.transaction(async (tx) => {
-      for (const c of counters.values()) {
-        await tx.query(
-          `INSERT INTO api_key_usage AS u (key_id, hour, requests, errors, items) VALUES ($1, date_trunc('hour', $2::timestamptz), $3, $4, $5)
-           ON CONFLICT (key_id, hour) DO UPDATE SET requests = u.requests + EXCLUDED.requests,
-             errors = u.errors + EXCLUDED.errors, items = u.items + EXCLUDED.items`,
-          [c.keyId, new Date(c.slot), c.requests, c.errors, c.items],
-        )
-      }
-      if (counters.size > 0) {
-        const keyIds = new Set([...counters.values()].map((c) => c.keyId))
-        await tx.query('UPDATE api_keys SET last_used_at = now() WHERE id = ANY($1::uuid[])', [[...keyIds]])
-      }
-      if (requests.length === 0) return
-      // COPY, PostgreSQL's bulk path: a sixth less CPU on the server than INSERT … unnest($1…$14)
-      // and no per-element escaping by node-postgres (bench/README.md, full-stack-vs-echo).
-      const copy = tx.query(copyFrom(`COPY request_log (${LOG_COLUMNS.join(', ')}) FROM STDIN`))
-      await pipeline(Readable.from([requestLogRows(requests)]), copy)
-    })
+    await this.db.transaction((tx) => writeBatch(tx, [...counters.values()], requests))
   }
 
   /** Puts a batch whose write failed back in front of what was recorded since. */
@@ -225,11 +204,128 @@ export class UsageRecorder {
   async close(): Promise<void> {
     clearInterval(this.timer)
     await this.flush()
-    if (this.requests.length > 0 || this.counters.size > 0)
-      this.log?.error(
-        { requests: this.requests.length },
-        'database unavailable at shutdown: usage and request log not written',
-      )
+    if (this.requests.length === 0 && this.counters.size === 0) return
+    const requests = this.requests
+    if (this.spool) {
+      try {
+        const file = await this.spool.save([...this.counters.values()], requests)
+        this.requests = []
+        this.counters = new Map()
+        this.log?.warn(
+          { requests: requests.length, file },
+          'database unavailable at shutdown: usage and request log saved; the next daemon to start writes them',
+        )
+        return
+      } catch (err) {
+        this.log?.error({ err }, 'saving the usage and request log kept during the outage failed')
+      }
+    }
+    this.log?.error(
+      { requests: requests.length },
+      'database unavailable at shutdown: usage and request log not written',
+    )
+  }
+
+  /**
+   * Writes the batches earlier daemons saved at shutdown (oldest first), each once: its id goes into
+   * usage_spool_replays in the same transaction, so a replica replaying the same file at the same
+   * time, or a daemon stopped between the commit and deleting the file, cannot write it twice.
+   * Rows of users erased meanwhile are left out, and keys deleted meanwhile are no longer named.
+   * Stops at the first batch the database cannot take (unavailable: the next start tries again); a
+   * batch it refuses is set aside (….failed) and logged. Returns the batches written.
+   */
+  async replaySpool(): Promise<number> {
+    if (!this.spool) return 0
+    let written = 0
+    for (const file of await this.spool.files()) {
+      try {
+        const batch = await this.spool.read(file)
+        const claimed = await this.db.transaction(async (tx) => {
+          const claim = await tx.query(
+            'INSERT INTO usage_spool_replays (id, request_rows) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING RETURNING id',
+            [batch.id, batch.requests.length],
+          )
+          if (claim.rowCount === 0) return false
+          const known = await stillKnown(tx, batch.counters, batch.requests)
+          await writeBatch(tx, known.counters, known.requests)
+          return true
+        })
+        await this.spool.remove(file)
+        if (claimed) {
+          written++
+          this.log?.info(
+            { requests: batch.requests.length, file },
+            'wrote the usage and request log a daemon saved at shutdown',
+          )
+        }
+      } catch (err) {
+        if (isHelixError(err) && err.code === 'DATABASE_UNAVAILABLE') {
+          this.log?.warn({ err, file }, 'database unavailable: the saved usage is written at the next start')
+          break
+        }
+        const aside = await this.spool.setAside(file).catch(() => file)
+        this.log?.error({ err, file: aside }, 'a saved usage batch cannot be written; set aside')
+      }
+    }
+    return written
+  }
+}
+
+/** Counters and request-log rows in one transaction: an upsert per key and hour, one COPY for the rows. */
+async function writeBatch(
+  tx: pg.PoolClient,
+  counters: KeyCounters[],
+  requests: RequestLogEntry[],
+): Promise<void> {
+  for (const c of counters) {
+    await tx.query(
+      `INSERT INTO api_key_usage AS u (key_id, hour, requests, errors, items) VALUES ($1, date_trunc('hour', $2::timestamptz), $3, $4, $5)
+       ON CONFLICT (key_id, hour) DO UPDATE SET requests = u.requests + EXCLUDED.requests,
+         errors = u.errors + EXCLUDED.errors, items = u.items + EXCLUDED.items`,
+      [c.keyId, new Date(c.slot), c.requests, c.errors, c.items],
+    )
+  }
+  if (counters.length > 0) {
+    const keyIds = new Set(counters.map((c) => c.keyId))
+    await tx.query('UPDATE api_keys SET last_used_at = now() WHERE id = ANY($1::uuid[])', [[...keyIds]])
+  }
+  if (requests.length === 0) return
+  // COPY, PostgreSQL's bulk path: a sixth less CPU on the server than INSERT … unnest($1…$14)
+  // and no per-element escaping by node-postgres (bench/README.md, full-stack-vs-echo).
+  const copy = tx.query(copyFrom(`COPY request_log (${LOG_COLUMNS.join(', ')}) FROM STDIN`))
+  await pipeline(Readable.from([requestLogRows(requests)]), copy)
+}
+
+/**
+ * A saved batch as it may still be written: rows of users erased since (GDPR erasure removes them)
+ * are dropped, keys deleted since are no longer named in the rows, and their counters are dropped.
+ */
+async function stillKnown(
+  tx: pg.PoolClient,
+  counters: KeyCounters[],
+  requests: RequestLogEntry[],
+): Promise<{ counters: KeyCounters[]; requests: RequestLogEntry[] }> {
+  const ids = (values: (string | null | undefined)[]) => [...new Set(values.filter((v): v is string => !!v))]
+  const existing = async (table: 'users' | 'api_keys', wanted: string[]) =>
+    new Set(
+      wanted.length === 0
+        ? []
+        : (
+            await tx.query<{ id: string }>(`SELECT id::text AS id FROM ${table} WHERE id = ANY($1::uuid[])`, [
+              wanted,
+            ])
+          ).rows.map((r) => r.id),
+    )
+  const users = await existing('users', ids(requests.map((r) => r.userId)))
+  const keys = await existing(
+    'api_keys',
+    ids([...requests.map((r) => r.apiKeyId), ...counters.map((c) => c.keyId)]),
+  )
+  return {
+    counters: counters.filter((c) => keys.has(c.keyId)),
+    requests: requests
+      .filter((r) => !r.userId || users.has(r.userId))
+      .map((r) => (r.apiKeyId && !keys.has(r.apiKeyId) ? { ...r, apiKeyId: null } : r)),
   }
 }
 
