@@ -78,6 +78,8 @@ try {
       round[mode.key] = { ...step, daemonCpuMs: (1000 * cpu) / requests }
     }
     round.ratio = round.grpc.throughput / round.rest.throughput
+    // The daemon's own cost: REST's CPU per request over gRPC's (above 1: a gRPC call costs the daemon less).
+    round.cpuRatio = round.rest.daemonCpuMs / round.grpc.daemonCpuMs
     round.streamRatio = round.stream.throughput / round.rest.throughput
     round.channelsRatio = round.grpc32.throughput / round.rest.throughput
     rounds.push(round)
@@ -93,6 +95,7 @@ const med = (key, pick) => median(rounds.map((r) => pick(r[key])))
 const ratio = median(rounds.map((r) => r.ratio))
 const streamRatio = median(rounds.map((r) => r.streamRatio))
 const channelsRatio = median(rounds.map((r) => r.channelsRatio))
+const cpuRatio = median(rounds.map((r) => r.cpuRatio))
 const errors = Object.fromEntries(
   modes.map((m) => [m.key, rounds.reduce((a, r) => a + r[m.key].errorCount, 0)]),
 )
@@ -113,6 +116,7 @@ const summary = {
   grpcVsRest: Number(ratio.toFixed(3)),
   streamVsRest: Number(streamRatio.toFixed(3)),
   channelsVsRest: Number(channelsRatio.toFixed(3)),
+  daemonCpuRestOverGrpc: Number(cpuRatio.toFixed(3)),
   rounds: rounds.map((r) => Number(r.ratio.toFixed(2))),
   streamRounds: rounds.map((r) => Number(r.streamRatio.toFixed(2))),
   channelsRounds: rounds.map((r) => Number(r.channelsRatio.toFixed(2))),
@@ -133,7 +137,7 @@ const summary = {
 }
 console.log(JSON.stringify(summary))
 console.log(
-  `gRPC / REST = ${ratio.toFixed(2)} (target ≥ ${TARGET}: ${meets ? 'meets' : 'misses'}); ${CONCURRENCY} channels / REST = ${channelsRatio.toFixed(2)}; stream / REST = ${streamRatio.toFixed(2)}`,
+  `gRPC / REST = ${ratio.toFixed(2)} (target ≥ ${TARGET}: ${meets ? 'meets' : 'misses'}); ${CONCURRENCY} channels / REST = ${channelsRatio.toFixed(2)}; stream / REST = ${streamRatio.toFixed(2)}; daemon CPU REST / gRPC = ${cpuRatio.toFixed(2)}`,
 )
 
 const fmt = (x) => (x >= 100 ? x.toFixed(0) : x.toFixed(2))
@@ -157,14 +161,16 @@ with the same API key, in ${ROUNDS} interleaved rounds (REST, gRPC, gRPC×${CONC
 
 Measured ${machine()} on a shared 2-core machine (daemon and generator on the same cores).
 
-| | req/s (median) | p50 ms | p99 ms | daemon CPU ms/request | generator CPU (cores) | errors |
-|---|---|---|---|---|---|---|
-${rows.map((r) => `| ${r.label} | ${r.throughput.toFixed(0)} | ${r.p50} | ${r.p99} | ${fmt(r.daemonCpuMs)} | ${r.clientCpu.toFixed(2)} | ${errors[r.key]} |`).join('\n')}
+| | req/s (median) | p50 ms | p99 ms | daemon CPU ms/request | generator CPU (cores) | generator CPU ms/request | errors |
+|---|---|---|---|---|---|---|---|
+${rows.map((r) => `| ${r.label} | ${r.throughput.toFixed(0)} | ${r.p50} | ${r.p99} | ${fmt(r.daemonCpuMs)} | ${r.clientCpu.toFixed(2)} | ${((1000 * r.clientCpu) / r.throughput).toFixed(3)} | ${errors[r.key]} |`).join('\n')}
 
 Per-round gRPC / REST: ${rounds.map((r) => r.ratio.toFixed(2)).join(', ')}; gRPC×${CONCURRENCY} / REST: ${rounds.map((r) => r.channelsRatio.toFixed(2)).join(', ')};
 stream / REST: ${rounds.map((r) => r.streamRatio.toFixed(2)).join(', ')}.
 **gRPC / REST = ${ratio.toFixed(2)}** (median; target ≥ ${TARGET}: ${meets ? 'meets' : '**misses**'}) · gRPC×${CONCURRENCY} / REST = ${channelsRatio.toFixed(2)} ·
 **stream / REST = ${streamRatio.toFixed(2)}**.
+Daemon CPU per REST request / per unary gRPC call (median of the rounds): **${cpuRatio.toFixed(2)}**: what the
+daemon spends on the two faces, without the generator, which shares the cores.
 Every gRPC answer was checked: ${checked ? 'yes' : 'no'}.`,
 )
 // A missed target is a finding written to bench/README.md, not a failure of the script (as in served-vs-raw).
