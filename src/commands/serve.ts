@@ -61,6 +61,13 @@ export default class Serve extends HelixCommand<ServeResult> {
 
   async run(): Promise<ServeResult> {
     const { flags } = await this.parse(Serve)
+    // A daemon whose stdout or stderr fails (a full disk, a closed pipe) keeps serving; its log
+    // output says so once (src/http/log-output.ts). @oclif/core's own listener rethrows every stdout
+    // error but EPIPE, which would make a full disk an uncaught exception: it is replaced.
+    for (const stream of [process.stdout, process.stderr]) {
+      stream.removeAllListeners('error')
+      stream.on('error', () => undefined)
+    }
     const result = await serveDaemon(
       this.home,
       {
@@ -77,14 +84,23 @@ export default class Serve extends HelixCommand<ServeResult> {
       },
       {
         onListening: (url, faces) => {
-          this.log(`helix serve listening on ${url}`)
-          for (const face of faces) this.log(`helix serve ${face.name} listening on ${face.address}`)
+          this.announce(`helix serve listening on ${url}`)
+          for (const face of faces) this.announce(`helix serve ${face.name} listening on ${face.address}`)
         },
         // Under --json stdout holds only the final result; the logs go to stderr.
         logDestination: this.jsonEnabled() ? 2 : 1,
       },
     )
-    this.log(`helix serve stopped (${result.signal})`)
+    this.announce(`helix serve stopped (${result.signal})`)
     return result
+  }
+
+  /** A status line on stdout, which may fail (a full disk) without stopping the daemon. */
+  private announce(text: string): void {
+    try {
+      this.log(text)
+    } catch {
+      // The log output has said why on stderr.
+    }
   }
 }

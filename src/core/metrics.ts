@@ -78,6 +78,18 @@ export class HelixMetrics {
     registers: [this.registry],
   })
 
+  readonly logWriteErrors = new Counter({
+    name: 'helix_log_write_errors_total',
+    help: 'Writes of log lines that failed (a full disk, an I/O error); the lines are written again with the next one.',
+    registers: [this.registry],
+  })
+
+  readonly logLinesDropped = new Counter({
+    name: 'helix_log_lines_dropped_total',
+    help: 'Log lines dropped because 16 MiB were already waiting for an output that failed.',
+    registers: [this.registry],
+  })
+
   readonly realtimeConnections = new Gauge({
     name: 'helix_realtime_connections',
     help: 'Open WebSocket connections on /v1/realtime (authenticated or not yet).',

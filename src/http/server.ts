@@ -35,6 +35,7 @@ import {
 import { runMigrations } from '../state/db/connect.js'
 import { type BuildAppOptions, buildApp, REDACTED_PATHS } from './app.js'
 import { httpAuthentication } from './identity.js'
+import { LogOutput } from './log-output.js'
 import { chooseLogFormat, LEVEL_VALUES, PrettyLogStream } from './pretty-log.js'
 import { realtimeSettings } from './realtime/settings.js'
 import { loadRuntimeConfig, type RuntimeConfig, type RuntimeTls, type ServeFlags } from './serve-config.js'
@@ -321,6 +322,9 @@ export interface ServeOptions {
   faces?: DaemonFace[]
 }
 
+/** How long the last log lines may take to be written when the daemon stops. */
+const LOG_FLUSH_TIMEOUT_MS = 5000
+
 export async function serve(
   home: HelixHome,
   flags: ServeFlags,
@@ -328,7 +332,9 @@ export async function serve(
 ): Promise<ServeResult> {
   const config = await loadRuntimeConfig(home, flags)
   const fd = options.logDestination ?? 1
-  const destination = pino.destination({ dest: fd, sync: false })
+  // A log output that fails (a full disk) never stops the daemon (log-output.ts).
+  const output = new LogOutput(fd)
+  const destination = output.stream
   const pretty =
     chooseLogFormat(config.logFormat, isatty(fd)) === 'pretty' ? new PrettyLogStream(destination) : undefined
   const logger = createLogger(config, pretty ?? destination)
@@ -353,6 +359,8 @@ export async function serve(
   const tracing = await startTracing(config.helix.tracing, logger)
   const identity = await openAuthentication(home, config, flags, logger)
   const metrics = new HelixMetrics(service, { certificates: () => certificates })
+  output.onWriteError = () => metrics.logWriteErrors.inc()
+  output.onDropped = (lines) => metrics.logLinesDropped.inc(lines)
   // helix_gpu_*: nvidia-smi in the background, never delaying the start; nothing when there is no GPU.
   const gpuMetrics = new GpuMetrics(metrics.registry, () => service.index(), {
     intervalMs: config.helix.monitoring.gpu_interval_ms,
@@ -408,6 +416,6 @@ export async function serve(
   for (const stop of stopProbes) stop()
   await workerPool.close()
   await tracing.shutdown()
-  await new Promise<void>((resolve) => logger.flush(() => resolve()))
+  await output.flush(LOG_FLUSH_TIMEOUT_MS)
   return { url: daemon.url, signal }
 }
