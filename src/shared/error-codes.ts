@@ -159,6 +159,7 @@ export const ERROR_KINDS = {
   DB_UNREACHABLE: 'internal',
   DB_URL_INVALID: 'invalid_input',
   DISK_FULL: 'internal',
+  ADDRESS_IN_USE: 'internal',
   EMAIL_INVALID: 'invalid_input',
   INVALID_ALLOW: 'invalid_input',
   INVALID_EMAIL: 'invalid_input',

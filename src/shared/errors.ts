@@ -80,6 +80,24 @@ export function toHelixError(err: unknown): HelixError {
       cause: err,
     })
   }
+  if (e && (e.code === 'EADDRINUSE' || e.code === 'EADDRNOTAVAIL')) {
+    const { address, port } = e as { address?: string; port?: number }
+    const where =
+      address !== undefined && port !== undefined ? `${address}:${port}` : firstLine(e.message ?? '')
+    return new Failure(
+      'ADDRESS_IN_USE',
+      e.code === 'EADDRINUSE'
+        ? `Cannot listen on ${where}: another process is using that port.`
+        : `Cannot listen on ${where}: that address is not on this machine.`,
+      {
+        hint:
+          e.code === 'EADDRINUSE'
+            ? 'Stop the other process (`helix status` shows a running daemon), or pick another port with --port (server.port in helix.yaml, HELIX_PORT).'
+            : 'Listen on an address this machine has with --host (server.host in helix.yaml), e.g. 127.0.0.1 or 0.0.0.0.',
+        cause: err,
+      },
+    )
+  }
   const message = err instanceof Error ? err.message : String(err)
   return new Failure('INTERNAL', firstLine(message), {
     hint: 'This is a bug in Helix; run again with --verbose and report the output.',

@@ -49,6 +49,35 @@ describe('error hierarchy', () => {
     )
   })
 
+  it('says which address is taken or missing when a server cannot listen, and what to do', async () => {
+    const { createServer } = await import('node:net')
+    const first = createServer()
+    await new Promise<void>((resolve) => first.listen(0, '127.0.0.1', resolve))
+    const port = (first.address() as { port: number }).port
+    const second = createServer()
+    const err = await new Promise<Error>((resolve) => {
+      second.once('error', resolve)
+      second.listen(port, '127.0.0.1')
+    })
+    first.close()
+    const mapped = toHelixError(err)
+    expect(mapped).toMatchObject({
+      code: 'ADDRESS_IN_USE',
+      exitCode: 1,
+      message: `Cannot listen on 127.0.0.1:${port}: another process is using that port.`,
+    })
+    expect(mapped.hint).toMatch(/--port/)
+    const missing = Object.assign(new Error('listen EADDRNOTAVAIL'), {
+      code: 'EADDRNOTAVAIL',
+      address: '10.255.255.1',
+      port: 8080,
+    })
+    expect(toHelixError(missing).message).toBe(
+      'Cannot listen on 10.255.255.1:8080: that address is not on this machine.',
+    )
+    expect(toHelixError(missing).hint).toMatch(/--host/)
+  })
+
   it('wraps anything else as INTERNAL without losing the message', () => {
     expect(toHelixError(new Error('boom\nstack'))).toMatchObject({
       code: 'INTERNAL',
