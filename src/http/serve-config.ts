@@ -54,6 +54,8 @@ export interface RuntimeConfig {
   trustProxy: string[]
   /** How long shutdown waits for in-flight requests before closing their connections. */
   drainTimeoutMs: number
+  /** How long a drain keeps idle keep-alive connections open for a proxy to retire (server.drain_idle_grace_s). */
+  drainIdleGraceMs: number
   logLevel: LogLevel
   /** pretty, json, or auto: pretty when the log destination is a terminal. */
   logFormat: LogFormat
@@ -80,6 +82,12 @@ function logLevel(value: string | undefined): LogLevel {
   }
   return level as LogLevel
 }
+
+/**
+ * server.drain_idle_grace_s behind a proxy: longer than the generated nginx's upstream
+ * keepalive_timeout (4 s), so nginx closes its idle connections before the daemon would.
+ */
+export const DEFAULT_PROXIED_IDLE_GRACE_S = 5
 
 function drainTimeout(value: string | undefined): number {
   if (value === undefined) return DEFAULT_DRAIN_TIMEOUT_MS
@@ -190,6 +198,9 @@ export async function loadRuntimeConfig(
     },
     trustProxy: helix.server.trust_proxy,
     drainTimeoutMs: drainTimeout(env.HELIX_DRAIN_TIMEOUT_MS),
+    drainIdleGraceMs:
+      (helix.server.drain_idle_grace_s ??
+        (helix.server.trust_proxy.length > 0 ? DEFAULT_PROXIED_IDLE_GRACE_S : 0)) * 1000,
     logLevel: logLevel(flags.logLevel ?? env.HELIX_LOG_LEVEL),
     modelsDir: repositoryDir(home, helix),
     logFormat: helix.logging.format,

@@ -103,12 +103,26 @@ function trackConnections(app: FastifyInstance, event: 'connection' | 'secureCon
   // An upgraded socket (WebSocket /v1/realtime) is closed by its own shutdown hook with 1001, so the
   // client learns why; destroying it here would leave the client a bare 1006.
   app.server.on('upgrade', (request: IncomingMessage) => inFlight.delete(request.socket as Socket))
+  const destroyIdle = () => {
+    for (const [socket, count] of inFlight) if (count === 0) socket.destroy()
+  }
   return {
-    closeWhenIdle() {
+    /**
+     * Draining: every response from now on says Connection: close and its socket ends after it.
+     * Idle keep-alive sockets close at once, or after `idleGraceMs`: a proxy's pool then retires
+     * them itself (nginx closes upstream connections idle past its keepalive_timeout), where closing
+     * one under it can lose the request it was sending. Node's own closing of idle connections when
+     * the server closes is held back for that time.
+     */
+    closeWhenIdle(idleGraceMs: number) {
       draining = true
+      if (idleGraceMs > 0) {
+        app.server.closeIdleConnections = () => undefined
+        setTimeout(destroyIdle, idleGraceMs).unref()
+      }
       for (const [socket, count] of inFlight) {
         if (count === 0) {
-          socket.destroy()
+          if (idleGraceMs === 0) socket.destroy()
           continue
         }
         // The response being answered on the socket (Node's own link; a Set of every in-flight
@@ -152,7 +166,7 @@ export async function startDaemon(
         app.log.warn('drain timeout reached: closing the remaining connections')
         app.server.closeAllConnections()
       }, config.drainTimeoutMs)
-      connections.closeWhenIdle()
+      connections.closeWhenIdle(Math.min(config.drainIdleGraceMs, config.drainTimeoutMs))
       try {
         await Promise.all([app.close(), ...drains.map((drain) => drain(config.drainTimeoutMs))])
       } finally {

@@ -101,6 +101,14 @@ export const HelixConfigSchema = Type.Object(
          * rate limits and audit entries see the real client; empty: the socket's address is used.
          */
         trust_proxy: Type.Array(Type.String(), { default: [] }),
+        /**
+         * Seconds a draining daemon keeps its idle keep-alive connections open, so a proxy retires them
+         * itself (the generated nginx closes upstream connections idle for 4 s) instead of sending a
+         * request on one just as the daemon closes it: a POST lost that way is not resent. A request
+         * arriving meanwhile is served with Connection: close. Unset: 5 behind a proxy (trust_proxy
+         * set), 0 (close them at once) otherwise.
+         */
+        drain_idle_grace_s: Type.Optional(Type.Integer({ minimum: 0, maximum: 300 })),
         /** Also serve GET /metrics on 127.0.0.1 at this port, without credentials (for a local Prometheus); unset: none. Flag --metrics-port. */
         metrics_port: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535 })),
         /** The gRPC face (KServe GRPCInferenceService, health, reflection) on its own port. */

@@ -114,12 +114,11 @@ describe.skipIf(!hasTools)(
         await cluster.restart(0)
       })
       expect(stopped?.code).toBe(0)
-      // Every request the replica had received is answered. What can fail is a POST nginx was writing
-      // on a pooled keep-alive connection at the instant the draining replica closed it idle: nginx
-      // does not resend a POST (it may not be idempotent), so it answers 502. That race is narrow (0
-      // or 1 in ~2400 requests here); more is a drain bug.
-      for (const kind of Object.keys(step.errors)) expect(kind).toBe('status 502')
-      expect(step.errorCount).toBeLessThanOrEqual(2)
+      // Every request is answered. The draining replica keeps its idle keep-alive connections longer
+      // than nginx keeps an idle upstream connection (drain_idle_grace_s 5 s against keepalive_timeout
+      // 4 s), so nginx retires them itself and never writes a POST on one the replica is closing (a
+      // POST lost that way is not resent: it may not be idempotent).
+      expect(step.errors).toEqual({})
       expect(step.requests).toBeGreaterThan(RATE * 8 * 0.8)
     }, 120_000)
 

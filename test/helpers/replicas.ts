@@ -145,6 +145,9 @@ export async function startReplicaCluster(options: ClusterOptions): Promise<Repl
     doc.setIn(['rate_limit', 'per_key_per_min'], UNLIMITED)
     doc.setIn(['rate_limit', 'per_ip_per_min'], UNLIMITED)
     doc.setIn(['server', 'grpc', 'enabled'], false)
+    // nginx runs on this box: its X-Forwarded-For is believed, and a draining replica keeps its idle
+    // connections for nginx to retire (server.drain_idle_grace_s, 5 s behind a proxy).
+    doc.setIn(['server', 'trust_proxy'], ['loopback'])
     doc.setIn(
       ['nginx', 'upstreams'],
       ports.map((p) => `127.0.0.1:${p}`),

@@ -1,7 +1,11 @@
 import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { DEFAULT_DRAIN_TIMEOUT_MS, loadRuntimeConfig } from '../../../src/http/serve-config.js'
+import {
+  DEFAULT_DRAIN_TIMEOUT_MS,
+  DEFAULT_PROXIED_IDLE_GRACE_S,
+  loadRuntimeConfig,
+} from '../../../src/http/serve-config.js'
 import { HelixHome } from '../../../src/shared/home.js'
 import { tempDir } from '../../helpers/cli.js'
 import { hasTool } from '../../helpers/tools.js'
@@ -23,6 +27,8 @@ describe('loadRuntimeConfig', () => {
       bodyLimit: 64 * 1024 * 1024,
       trustProxy: [],
       drainTimeoutMs: DEFAULT_DRAIN_TIMEOUT_MS,
+      // No proxy: idle keep-alive connections close as soon as a drain begins.
+      drainIdleGraceMs: 0,
       logLevel: 'info',
       modelsDir: join(dir, 'models'),
     })
@@ -53,6 +59,8 @@ describe('loadRuntimeConfig', () => {
       logLevel: 'warn',
       drainTimeoutMs: 250,
       trustProxy: ['uniquelocal', '10.1.2.3', 'fd00::/8'],
+      // Behind a proxy: its pool gets longer than the generated nginx keeps idle connections (4 s).
+      drainIdleGraceMs: DEFAULT_PROXIED_IDLE_GRACE_S * 1000,
     })
     // An empty HELIX_TRUST_PROXY trusts nobody, whatever helix.yaml says.
     expect((await loadRuntimeConfig(home, {}, { HELIX_TRUST_PROXY: '' })).trustProxy).toEqual([])

@@ -3,7 +3,7 @@ import { request as httpsRequest } from 'node:https'
 import { join } from 'node:path'
 import { Writable } from 'node:stream'
 import { connect } from 'node:tls'
-import { request } from 'undici'
+import { Pool, request } from 'undici'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createModelService } from '../../../src/core/infer/model-service.js'
 import type { RequestLogPolicy } from '../../../src/http/plugins/request-log.js'
@@ -146,6 +146,43 @@ describe('the daemon over real HTTP', () => {
     expect(await inflight).toMatchObject({ code: 'UND_ERR_SOCKET' })
     expect(Date.now() - started).toBeLessThan(4000)
     expect(logs.lines.map((l) => l.msg)).toContain('drain timeout reached: closing the remaining connections')
+  })
+
+  it('behind a proxy, a drain keeps idle keep-alive connections for the grace and serves what comes on them', async () => {
+    const loaded = await loadRuntimeConfig(new HelixHome(dir), { port: 0 }, {})
+    const config = { ...loaded, drainIdleGraceMs: 1500 }
+    const service = await createModelService({ repositoryDir: config.modelsDir, defaultDevice: 'cpu' })
+    const daemon = await startDaemon(config, service, createLogger(config, logSink().stream))
+    // One pooled connection, as a proxy keeps to its upstream: used once, then idle.
+    const pool = new Pool(daemon.url, { connections: 1, pipelining: 1 })
+    try {
+      const infer = () =>
+        pool.request({
+          path: '/v2/models/add/infer',
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: addBody,
+        })
+      const first = await infer()
+      expect(first.statusCode).toBe(200)
+      await first.body.dump()
+      const started = Date.now()
+      const stopping = daemon.shutdown()
+      await new Promise((r) => setTimeout(r, 300))
+      // The listener is closed, so this can only travel on the idle connection the drain kept: it is
+      // served, and told that the connection closes after it.
+      const late = await infer()
+      expect(late.statusCode).toBe(200)
+      expect(late.headers.connection).toBe('close')
+      expect(((await late.body.json()) as { outputs: { data: number[] }[] }).outputs[0].data).toEqual([
+        2, 3, 4, 5,
+      ])
+      await stopping
+      // Its last connection closed after that answer: the drain did not wait out the whole grace.
+      expect(Date.now() - started).toBeLessThan(1500)
+    } finally {
+      await pool.close()
+    }
   })
 
   it('a client that disconnects has its queued work cancelled', async () => {
