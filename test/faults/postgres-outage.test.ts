@@ -46,6 +46,18 @@ describe('PostgreSQL stopped for 10 s under steady load (real embedded PostgreSQ
       body: JSON.stringify(body),
     })
   const infer = (key: string) => post('/v2/models/add/infer', INFER_BODY, key)
+  /** A key's request-log rows and the requests its usage counters sum to. */
+  const rowsOfKey = async (keyId: string) => {
+    const log = await world.db.query<{ n: number }>(
+      'SELECT count(*)::int AS n FROM request_log WHERE api_key_id = $1',
+      [keyId],
+    )
+    const usage = await world.db.query<{ n: number }>(
+      'SELECT coalesce(sum(requests), 0)::int AS n FROM api_key_usage WHERE key_id = $1',
+      [keyId],
+    )
+    return { log: log.rows[0].n, usage: usage.rows[0].n }
+  }
   const credentials = { email: 'outage@example.com', password: 'a long passphrase for the outage test' }
 
   it('serves cached keys, refuses auth writes with 503, and writes every usage row exactly once afterwards', async () => {
@@ -119,17 +131,7 @@ describe('PostgreSQL stopped for 10 s under steady load (real embedded PostgreSQ
     // The usage and request-log rows kept meanwhile are written, none lost and none doubled: the
     // key's rows equal the requests the client sent with it (one before the load, then the load).
     const expected = 1 + sent.length
-    const counts = async () => {
-      const log = await world.db.query<{ n: number }>(
-        'SELECT count(*)::int AS n FROM request_log WHERE api_key_id = $1',
-        [hot.id],
-      )
-      const usage = await world.db.query<{ n: number }>(
-        'SELECT coalesce(sum(requests), 0)::int AS n FROM api_key_usage WHERE key_id = $1',
-        [hot.id],
-      )
-      return { log: log.rows[0].n, usage: usage.rows[0].n }
-    }
+    const counts = () => rowsOfKey(hot.id)
     const deadline = Date.now() + 10_000
     let seen = await counts()
     while ((seen.log < expected || seen.usage < expected) && Date.now() < deadline) {
@@ -200,17 +202,7 @@ describe('PostgreSQL stopped for 10 s under steady load (real embedded PostgreSQ
   it('a daemon stopped while the database is down saves what it kept; the next one to start writes it once', async () => {
     const spooled = await cliKey(world, { name: 'spooled', scopes: ['infer'] })
     const spoolDir = join(world.database.home.dataDir, USAGE_SPOOL_DIR)
-    const counts = async () => {
-      const log = await world.db.query<{ n: number }>(
-        'SELECT count(*)::int AS n FROM request_log WHERE api_key_id = $1',
-        [spooled.id],
-      )
-      const usage = await world.db.query<{ n: number }>(
-        'SELECT coalesce(sum(requests), 0)::int AS n FROM api_key_usage WHERE key_id = $1',
-        [spooled.id],
-      )
-      return { log: log.rows[0].n, usage: usage.rows[0].n }
-    }
+    const counts = () => rowsOfKey(spooled.id)
     // A fresh daemon: the one before heard the last outage, and caches keys again only once its
     // LISTEN connection is back. The key is looked up (and cached) while the database answers, then
     // 12 requests come during the outage.
