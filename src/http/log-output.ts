@@ -44,11 +44,6 @@ export class LogOutput {
     }
   }
 
-  /** Whether the last write failed (and with what). */
-  get failure(): NodeJS.ErrnoException | undefined {
-    return this.failing
-  }
-
   /** Writes what is waiting; resolves once written, on a write error, or after `timeoutMs`. */
   flush(timeoutMs: number): Promise<void> {
     if (this.failing) return Promise.resolve()

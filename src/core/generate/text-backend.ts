@@ -103,7 +103,6 @@ export class TextBackend implements Backend {
    * live one as an ONNX model's does.
    */
   private encoder?: OnnxBackend
-  private hosted?: OnnxSession
   private description?: BackendDescription
   private engine?: HfTextEngine
 
@@ -170,6 +169,7 @@ export class TextBackend implements Backend {
         // An encoder computes in a worker thread, so the event loop gathers the next batch meanwhile;
         // a decoder stays inline, where each step's present tensors feed the next without copies.
         const task = options.config.text?.task ?? inferTask(session, config)
+        let hosted: OnnxSession | undefined
         if (attempt.executionProvider === 'cpu' && task === 'embeddings') {
           const encoder = new OnnxBackend({
             modelPath: options.modelPath,
@@ -187,7 +187,7 @@ export class TextBackend implements Backend {
           })
           this.encoder = encoder
           await encoder.load()
-          this.hosted = {
+          hosted = {
             inputMetadata: session.inputMetadata,
             outputMetadata: session.outputMetadata,
             run: (inputs, outputNames) => encoder.run(inputs, outputNames),
@@ -196,7 +196,7 @@ export class TextBackend implements Backend {
           this.session = undefined
           await session.release()
         }
-        this.engine = new HfTextEngine(session, this.hosted, {
+        this.engine = new HfTextEngine(session, hosted, {
           config,
           generationConfig,
           poolingConfig,
@@ -216,7 +216,7 @@ export class TextBackend implements Backend {
   }
 
   async run(inputs: Tensor[], outputNames?: string[]): Promise<Tensor[]> {
-    if (this.hosted) return this.hosted.run(inputs, outputNames)
+    if (this.encoder) return this.encoder.run(inputs, outputNames)
     if (!this.session) throw new Error('backend not loaded')
     return inlineSession(this.session).run(inputs, outputNames)
   }
@@ -227,7 +227,6 @@ export class TextBackend implements Backend {
     const encoder = this.encoder
     this.engine = undefined
     this.session = undefined
-    this.hosted = undefined
     this.encoder = undefined
     await engine?.close()
     await session?.release()

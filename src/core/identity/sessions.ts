@@ -117,17 +117,23 @@ export async function login(
     user?.password_hash != null
       ? await verifyPassword(user.password_hash, credentials.password)
       : await verifyAgainstDummy(credentials.password, params)
-  if (!user || !ok || user.disabled_at) {
+  /** Every refused sign-in: one answer, counted, audited, and towards the account's lockout. */
+  const refuse = async (action: string, details?: Record<string, unknown>): Promise<never> => {
     deps.events?.('auth.login_failed')
     await repos.audit.recordAudit(deps.db, {
-      action: 'auth.login_failed',
+      action,
       actorUserId: user?.id ?? null,
       actor: user ? `user:${user.id}` : 'anonymous',
       ip: origin.ip ?? null,
-      details: { reason: !user ? 'unknown_email' : !ok ? 'bad_password' : 'disabled' },
+      ...(details ? { details } : {}),
     })
     await throttle?.countFailure()
     throw invalidCredentials()
+  }
+  if (!user || !ok || user.disabled_at) {
+    return refuse('auth.login_failed', {
+      reason: !user ? 'unknown_email' : !ok ? 'bad_password' : 'disabled',
+    })
   }
   if (deps.config.auth.require_email_verification && !user.email_verified_at) {
     if (!registrationIsUniform(deps.config))
@@ -136,20 +142,12 @@ export async function login(
     // that the address was new (their password works, the account waits for confirmation) from
     // taken (their password is wrong): it is the wrong-password answer, and the address's owner gets
     // a fresh verification link by mail, which only they can read.
-    deps.events?.('auth.login_failed')
-    await repos.audit.recordAudit(deps.db, {
-      action: 'auth.login_unverified',
-      actorUserId: user.id,
-      actor: `user:${user.id}`,
-      ip: origin.ip ?? null,
-    })
-    await throttle?.countFailure()
     setImmediate(() => {
       remindVerification(deps, user).catch((err: unknown) =>
         deps.log?.error({ err }, 'verification reminder mail failed'),
       )
     })
-    throw invalidCredentials()
+    return refuse('auth.login_unverified')
   }
   if (user.password_hash && needsRehash(user.password_hash, params)) {
     // The stored hash predates a cost increase: upgrade it while the password is at hand.

@@ -22,6 +22,20 @@ describe('model control through the KServe routes (models.load none and lazy)', 
     await cleanup()
   })
 
+  /** The app on a service whose model loads wait at the door of load() until `release()`. */
+  const heldApp = async (startupModels: 'lazy' | 'none') => {
+    const { backends, hold } = heldBackends()
+    const release = hold()
+    const held = await createModelService({
+      repositoryDir: dir,
+      defaultDevice: 'cpu',
+      startupModels,
+      backends,
+    })
+    service = held
+    return { app: await buildApp({ service: held }), release, held }
+  }
+
   it('none: the index lists every model, infer is 503 until POST …/load', async () => {
     service = await createModelService({ repositoryDir: dir, defaultDevice: 'cpu', startupModels: 'none' })
     const app = await buildApp({ service })
@@ -46,15 +60,7 @@ describe('model control through the KServe routes (models.load none and lazy)', 
   })
 
   it('lazy: live and ready answer while a model loads for its first request', async () => {
-    const { backends, hold } = heldBackends()
-    const release = hold()
-    service = await createModelService({
-      repositoryDir: dir,
-      defaultDevice: 'cpu',
-      startupModels: 'lazy',
-      backends,
-    })
-    const app = await buildApp({ service })
+    const { app, release } = await heldApp('lazy')
     const first = app.inject({ method: 'POST', url: '/v2/models/b/infer', payload: body })
     const second = app.inject({ method: 'POST', url: '/v2/models/b/infer', payload: body })
     await expect.poll(() => service?.index().find((r) => r.name === 'b')?.state).toBe('LOADING')
@@ -69,16 +75,8 @@ describe('model control through the KServe routes (models.load none and lazy)', 
   })
 
   it('ready says why not: a startup model loading, then draining while requests are still served', async () => {
-    const { backends, hold } = heldBackends()
-    const release = hold()
-    service = await createModelService({
-      repositoryDir: dir,
-      defaultDevice: 'cpu',
-      startupModels: 'none',
-      backends,
-    })
-    const app = await buildApp({ service })
-    const loading = service.load('a')
+    const { app, release, held } = await heldApp('none')
+    const loading = held.load('a')
     await expect.poll(() => service?.index().find((r) => r.name === 'a')?.state).toBe('LOADING')
     const whileLoading = await app.inject({ method: 'GET', url: '/v2/health/ready' })
     expect(whileLoading.statusCode).toBe(503)
@@ -88,7 +86,7 @@ describe('model control through the KServe routes (models.load none and lazy)', 
     const ready = await app.inject({ method: 'GET', url: '/v2/health/ready' })
     expect(ready.statusCode).toBe(200)
     expect(ready.json()).not.toHaveProperty('reason')
-    service.beginDrain()
+    held.beginDrain()
     const draining = await app.inject({ method: 'GET', url: '/v2/health/ready' })
     expect(draining.statusCode).toBe(503)
     expect(draining.json()).toMatchObject({ ready: false, reason: 'draining: the daemon is shutting down' })
