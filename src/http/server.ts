@@ -366,6 +366,7 @@ export async function serve(
       ? { memoryBudgetBytes: parseMemorySize(models.memory_budget) }
       : {}),
     loadConcurrency: models.load_concurrency,
+    isolation: models.isolation,
     pytorch: config.helix.backends.pytorch,
     workerPool,
   })

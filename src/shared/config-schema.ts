@@ -379,6 +379,8 @@ export const HelixConfigSchema = Type.Object(
         ),
         /** Worker threads every CPU model's sessions share (0: one per core); each session gets cores / threads intra-op threads. */
         worker_pool_size: Type.Integer({ minimum: 0, default: 0 }),
+        /** Where ONNX instances run unless a model's config says otherwise: thread (default) or process (a native crash costs one instance, not the daemon). */
+        isolation: Type.Union([Type.Literal('thread'), Type.Literal('process')], { default: 'thread' }),
         /** Models loading at once (0: twice the cores). */
         load_concurrency: Type.Integer({ minimum: 0, default: 0 }),
       },

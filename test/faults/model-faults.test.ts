@@ -1,9 +1,15 @@
-import { rm } from 'node:fs/promises'
+import { readFile, rm, truncate, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { request } from 'undici'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { tempDir } from '../helpers/cli.js'
-import { addToRepository, scaleModel, slowOnDemandModel, writeOnnx } from '../helpers/onnx-models.js'
+import {
+  addToRepository,
+  scaleModel,
+  slowOnDemandModel,
+  writeExternalWeightsModel,
+  writeOnnx,
+} from '../helpers/onnx-models.js'
 import { type Served, startServe } from '../helpers/serve.js'
 
 /**
@@ -18,8 +24,11 @@ import { type Served, startServe } from '../helpers/serve.js'
  *   binding throw a C++ exception nothing catches), so the watchdog, a product setting, stops it.
  * - B (scaleModel(3)): y = 3x, batched with a queue delay so that its requests are in flight for a
  *   while (what the SIGTERM drain must finish).
+ * - C (externalWeightsModel): a row of a table in an external weights file, with `isolation: process`.
+ *   Truncating the file under the loaded model makes onnxruntime fault reading it (SIGBUS): a real
+ *   native crash, which in a thread would end the daemon and here ends only C's worker process.
  *
- * Both have one instance, so with the default pool (a thread per core, 2 here) A and B sit on
+ * A and B have one instance, so with the default pool (a thread per core, 2 here) they sit on
  * different threads: a lost thread fails the requests in flight on it, whatever model they are for.
  */
 
@@ -29,6 +38,12 @@ const RUN_TIMEOUT_S = 0.5
  * run_timeout_s however many threads onnxruntime gets (100000 finished under 0.5 s on one of them).
  */
 const HANG = [400_000, 1, 1, 1]
+/** A request for row 60000 of C's table (externalWeightsModel: W[r] = [4r … 4r+3]). */
+const GATHER_ROW = JSON.stringify({
+  inputs: [{ name: 'idx', datatype: 'INT64', shape: [1], data: [60_000] }],
+  outputs: [{ name: 'y' }],
+})
+const ROW = [240_000, 240_001, 240_002, 240_003]
 const CRASHED =
   "Model 'A' version '1' lost this request: a run took longer than run_timeout_s (0.5 s), so its onnxruntime worker thread was stopped; its instance is being reopened."
 
@@ -58,14 +73,14 @@ async function post(url: string, body: string): Promise<Answer> {
  * `concurrency` loops sending one model the same request (input x) until stopped; every answer is kept.
  * `stop()` stops sending and waits for the requests in flight.
  */
-function steadyLoad(base: string, model: string, concurrency: number, x = [1, 1, 1, 1]) {
+function steadyLoad(base: string, model: string, concurrency: number, x = [1, 1, 1, 1], body = infer(x)) {
   const answers: Answer[] = []
   let running = true
   let inFlight = 0
   const loops = Array.from({ length: concurrency }, async () => {
     while (running) {
       inFlight++
-      answers.push(await post(`${base}/v2/models/${model}/infer`, infer(x)))
+      answers.push(await post(`${base}/v2/models/${model}/infer`, body))
       inFlight--
     }
   })
@@ -111,6 +126,7 @@ describe('model faults under steady load', () => {
   let cleanup: () => Promise<void>
   let served: Served
   let base: string
+  let weights: string
 
   beforeAll(async () => {
     ;({ dir, cleanup } = await tempDir('helix-model-faults-'))
@@ -121,6 +137,9 @@ describe('model faults under steady load', () => {
     await addToRepository(models, 'B', scaleModel(3), {
       config: { instances: 1, max_batch_size: 8, max_queue_delay_ms: 100 },
     })
+    // C runs in a worker process of its own; its weights are an external file onnxruntime maps.
+    weights = await writeExternalWeightsModel(join(models, 'C', '1', 'model.onnx'))
+    await writeFile(join(models, 'C', 'config.yaml'), 'isolation: process\ninstances: 1\nmax_batch_size: 8\n')
     served = await startServe(dir)
     base = served.url
     await waitFor('the daemon to be ready', async () => (await get(`${base}/v2/health/ready`)).status === 200)
@@ -224,6 +243,54 @@ describe('model faults under steady load', () => {
     expect((await get(`${base}/metrics`)).body).toMatch(
       /^helix_model_load_failures_total\{model="A",reason="missing_file"\} 1$/m,
     )
+  })
+
+  it("a native crash inside onnxruntime (C's mapped weights truncated: SIGBUS) ends only C's worker process: B loses nothing, C goes UNAVAILABLE with the reason, and comes back once its weights are", async () => {
+    const original = await readFile(weights)
+    const c = steadyLoad(base, 'C', 2, undefined, GATHER_ROW)
+    const b = steadyLoad(base, 'B', 4)
+    await sleep(300)
+    await truncate(weights, 0)
+    const cut = performance.now()
+    await waitFor(
+      'C to be UNAVAILABLE',
+      async () => (await indexRow(base, 'C', '1'))?.state === 'UNAVAILABLE',
+    )
+    await sleep(200)
+    await Promise.all([c.stop(), b.stop()])
+
+    // The daemon lived through it, and B (on its threads) lost nothing.
+    expect(served.child.exitCode).toBeNull()
+    expect(b.failed()).toEqual([])
+    expect(b.ok().filter((x) => x.at > cut).length).toBeGreaterThan(5)
+    // C answered right until the fault, and then only with 503s saying why.
+    expect(c.ok().length).toBeGreaterThan(5)
+    expect(c.ok().every((x) => JSON.stringify(outputOf(x)) === JSON.stringify(ROW))).toBe(true)
+    expect(c.failed().length).toBeGreaterThan(0)
+    for (const failure of c.failed()) expect(failure.status).toBe(503)
+    expect(c.failed().map((x) => JSON.parse(x.body).error)).toContainEqual(
+      expect.stringMatching(
+        /^Model 'C' version '1' lost this request: its onnxruntime worker process was killed by SIGBUS/,
+      ),
+    )
+    const row = await indexRow(base, 'C', '1')
+    expect(row?.reason).toMatch(
+      /^an instance lost with its onnxruntime worker process \(its onnxruntime worker process was killed by SIGBUS\) could not be reopened after 4 tries: /,
+    )
+    expect((await get(`${base}/v2/models/C/ready`)).status).toBe(503)
+    expect(served.output()).toContain('an onnxruntime worker process exited')
+
+    await writeFile(weights, original)
+    const load = await request(`${base}/v2/repository/models/C/load`, {
+      method: 'POST',
+      body: '{}',
+      headers: json,
+    })
+    expect(load.statusCode).toBe(200)
+    await load.body.dump()
+    const again = await post(`${base}/v2/models/C/infer`, GATHER_ROW)
+    expect(again.status).toBe(200)
+    expect(outputOf(again)).toEqual(ROW)
   })
 
   it('SIGTERM while requests are in flight and a new version of B loads: every request the daemon received is answered 200, and it exits 0', async () => {

@@ -211,6 +211,52 @@ export function slowOnDemandModel(): Uint8Array {
   })
 }
 
+/** Rows of externalWeightsModel's table: 1 MiB of weights, many pages onnxruntime maps from the file. */
+export const EXTERNAL_ROWS = 65_536
+/** The file beside the model that holds externalWeightsModel's weights. */
+export const EXTERNAL_WEIGHTS_FILE = 'weights.bin'
+
+/**
+ * y = W[idx]: a Gather from a table W FP32 [EXTERNAL_ROWS, 4] (W[r] = [4r, 4r+1, 4r+2, 4r+3]) kept in
+ * an external data file (ONNX's format for weights beside the model, as exporters write large models),
+ * idx INT64 [batch] → y FP32 [batch, 4]. At offset 0, the file is memory-mapped by onnxruntime on the
+ * CPU and read at run time, so truncating it under a loaded session makes the next run that reads it
+ * fault inside onnxruntime (SIGBUS): a real native crash, the kind a model file rewritten in place
+ * causes. Write both with writeExternalWeightsModel.
+ */
+export function externalWeightsModel(): { model: Uint8Array; weights: Uint8Array } {
+  const table = new Float32Array(EXTERNAL_ROWS * 4).map((_, i) => i)
+  const model = encode({
+    name: 'external_weights',
+    input: [valueInfo('idx', 7, ['batch'])],
+    output: [valueInfo('y', 1, ['batch', 4])],
+    initializer: [
+      onnx.TensorProto.create({
+        name: 'W',
+        dataType: 1,
+        dims: [EXTERNAL_ROWS, 4],
+        dataLocation: onnx.TensorProto.DataLocation.EXTERNAL,
+        externalData: [
+          { key: 'location', value: EXTERNAL_WEIGHTS_FILE },
+          { key: 'offset', value: '0' },
+          { key: 'length', value: String(table.byteLength) },
+        ],
+      }),
+    ],
+    node: [node('Gather', ['W', 'idx'], ['y'])],
+  })
+  return { model, weights: new Uint8Array(table.buffer) }
+}
+
+/** Writes externalWeightsModel as `path` and its weights beside it; returns the weights' path. */
+export async function writeExternalWeightsModel(path: string): Promise<string> {
+  const { model, weights } = externalWeightsModel()
+  await writeOnnx(path, model)
+  const weightsPath = join(dirname(path), EXTERNAL_WEIGHTS_FILE)
+  await writeFile(weightsPath, weights)
+  return weightsPath
+}
+
 /** A well-formed model whose operator does not exist: onnxruntime refuses to load it. */
 export function unsupportedOpModel(): Uint8Array {
   return encode({

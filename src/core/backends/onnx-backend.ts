@@ -10,7 +10,7 @@ import { type ProviderAttempt, planProviders, providerFailure } from './executio
 import { type OnnxSession, openInlineSession } from './onnx-session.js'
 import { specFromMetadata } from './onnx-tensors.js'
 import { sharedWorkerPool, type WorkerPool } from './worker-pool.js'
-import { type HostedSession, WorkerExitedError } from './worker-session.js'
+import { type HostedSession, type Isolation, WorkerExitedError } from './worker-session.js'
 
 export interface OnnxBackendOptions {
   modelPath: string
@@ -31,6 +31,12 @@ export interface OnnxBackendOptions {
    * Default: on for the CPU provider (HTTP work then overlaps compute), off for GPUs.
    */
   workerThreads?: boolean
+  /**
+   * Where the sessions run (config `isolation`): `thread`, the worker pool's threads (or inline, see
+   * workerThreads); `process`, a worker process per instance, so that a native crash inside
+   * onnxruntime (SIGSEGV, SIGBUS, abort) costs that instance, which reopens, and not the daemon.
+   */
+  isolation?: Isolation
   /** The worker threads that host the sessions (sharedWorkerPool() when absent). */
   pool?: WorkerPool
   /**
@@ -217,12 +223,15 @@ export class OnnxBackend implements Backend {
   private openOne(sessions: readonly OnnxSession[]): Promise<OnnxSession> {
     const sessionOptions = this.sessionOptions ?? {}
     if (!this.offThread) return openInlineSession(this.options.modelPath, sessionOptions)
+    if (this.options.isolation === 'process')
+      return this.pool.openIsolated(this.options.modelPath, sessionOptions)
     return this.pool.open(this.options.modelPath, sessionOptions, sessions as HostedSession[])
   }
 
   private async openSessions(attempt: ProviderAttempt): Promise<OnnxSession[]> {
     const { options } = this
-    this.offThread = options.workerThreads ?? attempt.executionProvider === 'cpu'
+    this.offThread =
+      options.isolation === 'process' || (options.workerThreads ?? attempt.executionProvider === 'cpu')
     const defaulted = defaultInstances(this.offThread, attempt.executionProvider)
     // Instances beyond the pool's threads would only queue behind each other on one thread.
     this.maxInstances = Math.max(
@@ -365,7 +374,7 @@ export class OnnxBackend implements Backend {
     const timer = setTimeout(() => {
       this.hungHosts.add(host)
       host.abandon(
-        `a run took longer than run_timeout_s (${timeoutMs / 1000} s), so its onnxruntime worker thread was stopped`,
+        `a run took longer than run_timeout_s (${timeoutMs / 1000} s), so its onnxruntime ${host.kind} was ${host.isolation === 'process' ? 'killed' : 'stopped'}`,
       )
     }, timeoutMs)
     try {
@@ -387,7 +396,7 @@ export class OnnxBackend implements Backend {
 
   private async reopenWithRetries(lost: OnnxSession): Promise<OnnxSession> {
     const host = (lost as HostedSession).host
-    const why = host.exitReason ?? 'its onnxruntime worker thread exited'
+    const why = host.exitReason ?? `its onnxruntime ${host.kind} exited`
     // A thread another model's watchdog gave up is that model's fault: the instance reopens, uncounted.
     const blamed = !host.abandoned || this.hungHosts.has(host)
     if (blamed && !this.lostHosts.has(host)) {
@@ -398,12 +407,12 @@ export class OnnxBackend implements Backend {
     await lost.release()
     if (this.crashes.length >= MAX_INSTANCE_CRASHES) {
       throw this.giveUp(
-        `its onnxruntime worker threads stopped ${this.crashes.length} times within ${CRASH_WINDOW_MS / 1000} s (last: ${why}); load it again once the cause is fixed`,
+        `its onnxruntime ${host.isolation === 'process' ? 'worker processes' : 'worker threads'} stopped ${this.crashes.length} times within ${CRASH_WINDOW_MS / 1000} s (last: ${why}); load it again once the cause is fixed`,
       )
     }
     this.logger.warn(
       { model: this.options.label, reason: why },
-      'reopening an instance on a live worker thread',
+      `reopening an instance on a live ${host.kind}`,
     )
     let lastError = ''
     for (let attempt = 0; attempt < REOPEN_ATTEMPTS; attempt++) {
@@ -424,11 +433,11 @@ export class OnnxBackend implements Backend {
         throw modelNotReady(this.modelName, 'it was unloaded')
       }
       this.sessions[at] = session
-      this.logger.info({ model: this.options.label }, 'instance reopened on a live worker thread')
+      this.logger.info({ model: this.options.label }, `instance reopened on a live ${host.kind}`)
       return session
     }
     throw this.giveUp(
-      `an instance lost with its onnxruntime worker thread (${why}) could not be reopened after ${REOPEN_ATTEMPTS} tries: ${lastError}`,
+      `an instance lost with its onnxruntime ${host.kind} (${why}) could not be reopened after ${REOPEN_ATTEMPTS} tries: ${lastError}`,
     )
   }
 

@@ -11,6 +11,7 @@ import { PytorchBackend, type PytorchSettings } from './pytorch/pytorch-backend.
 import { TfjsBackend } from './tfjs/tfjs-backend.js'
 import { TFJS_MODEL_FILE } from './tfjs/tfjs-files.js'
 import type { WorkerPool } from './worker-pool.js'
+import type { Isolation } from './worker-session.js'
 
 /** What the inference core gives any backend for one model version; each reads what applies to it. */
 export interface BackendOptions {
@@ -23,6 +24,8 @@ export interface BackendOptions {
   workerThreads?: boolean
   /** The process's worker threads, for backends that compute in them. */
   workerPool?: WorkerPool
+  /** Where instances run unless the config says otherwise (helix.yaml models.isolation). */
+  isolation?: Isolation
   /** For log lines: "model:version". */
   label: string
   logger: CoreLogger
@@ -50,6 +53,7 @@ export function onnxBackend(options: BackendOptions): Backend {
     intraOpThreads: config.intra_op_threads,
     interOpThreads: config.inter_op_threads,
     workerThreads: config.worker_threads ?? options.workerThreads,
+    isolation: config.isolation ?? options.isolation,
     allowSpinning: config.allow_spinning,
     ...(config.run_timeout_s ? { runTimeoutMs: config.run_timeout_s * 1000 } : {}),
     ...(options.onUnavailable ? { onUnavailable: options.onUnavailable } : {}),
@@ -99,6 +103,7 @@ export function textBackend(options: BackendOptions): Backend {
     discoverGpus: options.discoverGpus,
     reservations: options.reservations,
     ...(options.workerPool ? { workerPool: options.workerPool } : {}),
+    ...((config.isolation ?? options.isolation) ? { isolation: config.isolation ?? options.isolation } : {}),
     ...(options.onUnavailable ? { onUnavailable: options.onUnavailable } : {}),
   })
 }

@@ -2,7 +2,7 @@ import { availableParallelism } from 'node:os'
 import type * as ort from 'onnxruntime-node'
 import { firstLine } from '../../shared/errors.js'
 import { type CoreLogger, silentLogger } from '../logger.js'
-import { type HostedSession, SessionHost } from './worker-session.js'
+import { type HostedSession, type Isolation, SessionHost } from './worker-session.js'
 
 /**
  * Worker threads a pool starts when its size is not configured: one per core. Each computes one
@@ -27,8 +27,8 @@ export interface WorkerPoolOptions {
   /** Worker threads at most (helix.yaml models.worker_threads; 0 or absent: defaultPoolSize()). */
   size?: number
   logger?: CoreLogger
-  /** Starts one worker thread; a seam for tests of what happens when the system refuses one. */
-  startHost?: (onExit: (host: SessionHost) => void) => SessionHost
+  /** Starts one worker; a seam for tests of what happens when the system refuses one. */
+  startHost?: (onExit: (host: SessionHost) => void, isolation: Isolation) => SessionHost
 }
 
 /** A pool that cannot start even one worker thread: the model cannot be opened off the event loop. */
@@ -48,6 +48,8 @@ export class WorkerStartError extends Error {
 export class WorkerPool {
   readonly size: number
   private readonly hosts: SessionHost[] = []
+  /** Worker processes, one per isolated session (see openIsolated). */
+  private readonly processes = new Set<SessionHost>()
   /** Threads that left the pool and have not ended yet. */
   private readonly ending = new Set<SessionHost>()
   private readonly logger: CoreLogger
@@ -84,6 +86,39 @@ export class WorkerPool {
     return this.place(siblings).open(modelPath, options)
   }
 
+  /**
+   * Opens a session in a worker process of its own (config `isolation: process`): a native crash
+   * inside onnxruntime ends that process, not the daemon. The process ends with the session's
+   * release; processes do not count towards the pool's threads.
+   */
+  async openIsolated(
+    modelPath: string,
+    options: ort.InferenceSession.SessionOptions,
+  ): Promise<HostedSession> {
+    if (this.closed) throw new WorkerStartError('the worker pool is closed')
+    const host = (this.options.startHost ?? ((onExit, isolation) => new SessionHost(onExit, isolation)))(
+      (exited) => this.forget(exited),
+      'process',
+    )
+    this.processes.add(host)
+    let session: HostedSession
+    try {
+      session = await host.open(modelPath, options)
+    } catch (err) {
+      this.processes.delete(host)
+      await host.terminate()
+      throw err
+    }
+    return {
+      ...session,
+      release: async () => {
+        await session.release()
+        this.processes.delete(host)
+        await host.terminate()
+      },
+    }
+  }
+
   private place(siblings: readonly HostedSession[]): SessionHost {
     const taken = new Set(siblings.map((s) => s.host))
     let best: SessionHost | undefined
@@ -108,8 +143,9 @@ export class WorkerPool {
 
   private start(): SessionHost | undefined {
     try {
-      const host = (this.options.startHost ?? ((onExit) => new SessionHost(onExit)))((exited) =>
-        this.forget(exited),
+      const host = (this.options.startHost ?? ((onExit) => new SessionHost(onExit)))(
+        (exited) => this.forget(exited),
+        'thread',
       )
       this.hosts.push(host)
       return host
@@ -127,6 +163,8 @@ export class WorkerPool {
 
   private forget(host: SessionHost): void {
     const at = this.hosts.indexOf(host)
+    // Neither running nor isolated any more: it was ended on purpose (a released session, close()).
+    if (at < 0 && !this.processes.delete(host)) return
     if (at >= 0) this.hosts.splice(at, 1)
     // A thread given up during a run ends once onnxruntime returns: close() waits for it, since a
     // process that exits with a thread inside onnxruntime aborts.
@@ -141,14 +179,16 @@ export class WorkerPool {
     if (!this.closed)
       this.logger.warn(
         { threads: this.hosts.length, reason: host.exitReason },
-        'an onnxruntime worker thread exited',
+        `an onnxruntime ${host.kind} exited`,
       )
   }
 
   /** Stops every thread once its current call is done (their sessions fail from then on). */
   async close(): Promise<void> {
     this.closed = true
-    await Promise.all([...this.hosts.splice(0), ...this.ending].map((h) => h.terminate()))
+    const hosts = [...this.hosts.splice(0), ...this.processes, ...this.ending]
+    this.processes.clear()
+    await Promise.all(hosts.map((h) => h.terminate()))
   }
 }
 

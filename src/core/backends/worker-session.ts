@@ -1,3 +1,4 @@
+import { type ChildProcess, spawn } from 'node:child_process'
 import { createRequire } from 'node:module'
 import { Worker } from 'node:worker_threads'
 import type * as ort from 'onnxruntime-node'
@@ -14,19 +15,25 @@ import { fromOrtParts, ORT_TYPE } from './onnx-tensors.js'
  */
 const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads')
-const ort = require(workerData.ortPath)
+// A worker thread talks through parentPort; a worker process (isolation: process) through its IPC channel.
+const port = parentPort || process
+const ort = require(parentPort ? workerData.ortPath : process.env.HELIX_ORT_PATH)
 const sessions = new Map()
 // Set by the host to stop the thread: checked between calls, never during one (see SessionHost.stop).
-const stopped = new Int32Array(workerData.stop)
-const reply = (message, transfer) => {
-  try { parentPort.postMessage(message, transfer) } catch { parentPort.postMessage(message) }
-}
+const stopped = parentPort ? new Int32Array(workerData.stop) : new Int32Array(1)
+const reply = parentPort
+  ? (message, transfer) => {
+      try { parentPort.postMessage(message, transfer) } catch { parentPort.postMessage(message) }
+    }
+  : (message) => process.send(message)
+// A worker process whose daemon is gone (killed, crashed) leaves with it.
+if (!parentPort) process.on('disconnect', () => process.exit(0))
 const sessionOf = (id) => {
   const session = sessions.get(id)
   if (!session) throw new Error('the session was released')
   return session
 }
-parentPort.on('message', async (msg) => {
+port.on('message', async (msg) => {
   if (Atomics.load(stopped, 0) === 1 || msg.type === 'exit') process.exit(0)
   try {
     if (msg.type === 'load') {
@@ -40,8 +47,9 @@ parentPort.on('message', async (msg) => {
       const results = msg.outputNames ? await session.run(feeds, msg.outputNames) : await session.run(feeds)
       const names = msg.outputNames || session.outputNames
       const outputs = names.map((name) => ({ name, type: results[name].type, dims: results[name].dims, data: results[name].data }))
-      // The inputs' memory goes back for reuse; outputs move too (transfer, no copy).
-      const returned = msg.feeds.filter((f) => ArrayBuffer.isView(f.data)).map((f) => f.data.buffer)
+      // A thread hands the inputs' memory back for reuse, and outputs move too (transfer, no copy);
+      // between processes everything is copied, so nothing comes back.
+      const returned = parentPort ? msg.feeds.filter((f) => ArrayBuffer.isView(f.data)).map((f) => f.data.buffer) : []
       const buffers = [...new Set([...returned, ...outputs.filter((o) => ArrayBuffer.isView(o.data)).map((o) => o.data.buffer)])]
       reply({ id: msg.id, ok: true, outputs, returned }, buffers)
     } else if (msg.type === 'release') {
@@ -72,11 +80,13 @@ const utf8 = new TextDecoder()
 
 /**
  * Inputs as the worker needs them. A batch the batcher assembled owns its buffer, which moves to the
- * worker with no copy; anything else (a view of a request body, which a shadow version or the cache
- * may still read) is copied once into a buffer of its own, which then moves. The worker hands every
- * moved buffer back with the results, for the next batch (recycleMovable).
+ * worker thread with no copy; anything else (a view of a request body, which a shadow version or the
+ * cache may still read) is copied once into a buffer of its own, which then moves. The worker hands
+ * every moved buffer back with the results, for the next batch (recycleMovable). A worker process is
+ * sent copies of the views' bytes by the IPC channel's serializer whatever they are, so for it
+ * (`copied`) nothing is copied beforehand and nothing moves.
  */
-function feedsFor(inputs: Tensor[]): { feeds: unknown[]; transfer: ArrayBuffer[] } {
+function feedsFor(inputs: Tensor[], copied: boolean): { feeds: unknown[]; transfer: ArrayBuffer[] } {
   const transfer: ArrayBuffer[] = []
   const feeds = inputs.map((tensor) => {
     const type = ORT_TYPE[tensor.datatype]
@@ -85,6 +95,7 @@ function feedsFor(inputs: Tensor[]): { feeds: unknown[]; transfer: ArrayBuffer[]
       return { name: tensor.name, type, dims: tensor.shape, data: tensor.data.map((b) => utf8.decode(b)) }
     }
     const numeric = tensor.data as Exclude<TensorData, Uint8Array[]>
+    if (copied) return { name: tensor.name, type, dims: tensor.shape, data: numeric }
     const data = isMovable(numeric)
       ? numeric
       : movableCopy(numeric, tensor.datatype as Exclude<Datatype, 'BYTES'>)
@@ -95,9 +106,9 @@ function feedsFor(inputs: Tensor[]): { feeds: unknown[]; transfer: ArrayBuffer[]
 }
 
 /**
- * Why a call failed when its worker thread exited or was stopped (an error in the thread, a run
- * that outlived the model's run_timeout_s): the thread, not the input, is to blame, so the model's
- * instance is reopened on a live thread (see OnnxBackend).
+ * Why a call failed when its worker exited or was stopped (an error in the thread, a crash of the
+ * process, a run that outlived the model's run_timeout_s): the worker, not the input, is to blame, so
+ * the model's instance is reopened on a live one (see OnnxBackend).
  */
 export class WorkerExitedError extends Error {
   override name = 'WorkerExitedError'
@@ -109,13 +120,129 @@ export interface HostedSession extends OnnxSession {
 }
 
 /**
- * One worker thread hosting many sessions (a pool places them, see worker-pool.ts): the event loop
- * stays free while they compute (requests keep being parsed, deadlines fire on time), and sessions
- * on different hosts really run at once. Batches move to the worker and results move back without
- * copies; a lone request's input is copied once (see feedsFor).
+ * Where a host runs its sessions: a worker thread of the daemon (the default: tensors move without
+ * copies), or a child process of its own (config `isolation: process`): tensors are copied through a
+ * pipe, but a native crash inside onnxruntime (SIGSEGV, SIGBUS, abort) ends only that process, where
+ * in a thread it ends the daemon.
+ */
+export type Isolation = 'thread' | 'process'
+
+/** What a host needs of its worker, a thread or a process. */
+interface WorkerChannel {
+  post(message: Record<string, unknown>, transfer: ArrayBuffer[]): void
+  /** Whether the worker keeps the daemon's event loop alive (while calls are in flight). */
+  ref(): void
+  unref(): void
+  /** Asks the worker to exit before its next call. */
+  stop(): void
+  /** Ends the worker now where that is safe (a process: SIGKILL); a thread can only be asked (stop). */
+  kill(): void
+}
+
+interface ChannelEvents {
+  message(reply: WorkerReply): void
+  /** The worker failed (it may still be ending); `reason` is the sentence errors quote. */
+  failed(reason: string): void
+  /** The worker has ended. */
+  ended(reason: string): void
+}
+
+/**
+ * A worker thread. Never worker.terminate() here: terminating a thread while onnxruntime-node runs a
+ * session on it aborts the whole process (the binding throws a C++ Napi::Error nothing catches), so
+ * the thread leaves by itself between calls (a flag it checks, and an exit message).
+ */
+function threadChannel(events: ChannelEvents): WorkerChannel {
+  const stopFlag = new Int32Array(new SharedArrayBuffer(4))
+  const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { ortPath, stop: stopFlag.buffer } })
+  worker.on('message', events.message)
+  worker.on('error', (err) => events.failed(`its onnxruntime worker thread failed: ${err.message}`))
+  worker.on('exit', (code) => events.ended(`its onnxruntime worker thread exited (code ${code})`))
+  const stop = () => {
+    Atomics.store(stopFlag, 0, 1)
+    try {
+      worker.postMessage({ type: 'exit' })
+    } catch {
+      // The thread is gone already.
+    }
+  }
+  return {
+    post: (message, transfer) => worker.postMessage(message, transfer),
+    ref: () => worker.ref(),
+    unref: () => worker.unref(),
+    stop,
+    kill: stop,
+  }
+}
+
+/** The last lines a worker process wrote on stderr, kept for the reason of its exit. */
+const STDERR_KEPT = 2048
+
+/**
+ * A worker process: the same program run by this Node.js (`node -e`), over an IPC channel with V8's
+ * serialization (typed arrays travel as their bytes). It leaves when the daemon's end of the channel
+ * closes, so a daemon killed with SIGKILL leaves no worker behind. What it writes on stderr (what
+ * onnxruntime prints before an abort) is kept for the exit reason; its stdout is the daemon's log's
+ * business and is not shared.
+ */
+function processChannel(events: ChannelEvents): WorkerChannel & { pid: number | undefined } {
+  const child: ChildProcess = spawn(process.execPath, ['-e', WORKER_SOURCE], {
+    stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
+    serialization: 'advanced',
+    env: { ...process.env, HELIX_ORT_PATH: ortPath },
+  })
+  let stderr = ''
+  // Read while the worker lives, but never what keeps the daemon running (see unref).
+  ;(child.stderr as (NodeJS.ReadableStream & { unref?: () => void }) | null)?.unref?.()
+  child.stderr?.setEncoding('utf8')
+  child.stderr?.on('data', (chunk: string) => {
+    stderr = (stderr + chunk).slice(-STDERR_KEPT)
+  })
+  child.on('message', (reply) => events.message(reply as WorkerReply))
+  child.on('error', (err) => {
+    const reason = `its onnxruntime worker process failed: ${err.message}`
+    // A process that never started (EAGAIN, ENOMEM) has no exit to wait for.
+    if (child.pid === undefined) events.ended(reason)
+    else events.failed(reason)
+  })
+  // 'close' comes after its stderr has been read to the end.
+  child.on('close', (code, signal) => {
+    const said = stderr.trim().split('\n').filter(Boolean).at(-1)
+    const how = signal ? `was killed by ${signal}` : `exited (code ${code})`
+    events.ended(`its onnxruntime worker process ${how}${said ? ` (${said})` : ''}`)
+  })
+  const channel = () => child.channel as { ref(): void; unref(): void } | null | undefined
+  return {
+    pid: child.pid,
+    post: (message) => {
+      child.send(message)
+    },
+    ref: () => {
+      child.ref()
+      channel()?.ref()
+    },
+    unref: () => {
+      child.unref()
+      channel()?.unref()
+    },
+    stop: () => {
+      if (child.connected) child.send({ type: 'exit' })
+    },
+    kill: () => {
+      child.kill('SIGKILL')
+    },
+  }
+}
+
+/**
+ * One worker hosting sessions: a thread of the pool hosting many (a pool places them, see
+ * worker-pool.ts), or a process of its own hosting one (`isolation: process`). The event loop stays
+ * free while they compute (requests keep being parsed, deadlines fire on time), and sessions on
+ * different hosts really run at once. Batches move to a thread and results move back without copies;
+ * a lone request's input is copied once (see feedsFor).
  */
 export class SessionHost {
-  private readonly worker: Worker
+  private readonly channel: WorkerChannel
   private readonly pending = new Map<
     number,
     { resolve: (reply: WorkerReply) => void; reject: (error: Error) => void }
@@ -123,49 +250,62 @@ export class SessionHost {
   private nextId = 0
   private nextSession = 0
   private exited?: WorkerExitedError
-  /** The flag the thread checks before each call: 1 once it is to stop. */
-  private readonly stopFlag = new Int32Array(new SharedArrayBuffer(4))
-  /** Resolves once the thread has really ended (a stopped thread may still finish a run first). */
+  /** Resolves once the worker has really ended (a stopped thread may still finish a run first). */
   readonly ended: Promise<void>
+  /** The worker process's id (isolation: process). */
+  readonly pid: number | undefined
   /** Sessions opened here and not released: what placement balances. */
   sessions = 0
-  /** Set when a watchdog gave the thread up (abandon): the model whose run hung is to blame, not its neighbours. */
+  /** Set when a watchdog gave the worker up (abandon): the model whose run hung is to blame, not its neighbours. */
   abandoned = false
 
-  /** Starts the thread; throws when it cannot be created (ERR_WORKER_INIT_FAILED, no memory). */
-  constructor(private readonly onExit: (host: SessionHost) => void = () => {}) {
-    this.worker = new Worker(WORKER_SOURCE, {
-      eval: true,
-      workerData: { ortPath, stop: this.stopFlag.buffer },
-    })
-    this.worker.on('message', (reply: WorkerReply) => {
-      const waiter = this.pending.get(reply.id)
-      this.pending.delete(reply.id)
-      if (this.pending.size === 0) this.worker.unref()
-      if (!waiter) return
-      if (reply.ok) waiter.resolve(reply)
-      else waiter.reject(new Error(reply.message))
-    })
-    this.worker.on('error', (err) =>
-      this.fail(new WorkerExitedError(`its onnxruntime worker thread failed: ${err.message}`)),
-    )
+  /** Starts the worker; throws when it cannot be created (ERR_WORKER_INIT_FAILED, no memory). */
+  constructor(
+    private readonly onExit: (host: SessionHost) => void = () => {},
+    readonly isolation: Isolation = 'thread',
+  ) {
+    let ended!: () => void
     this.ended = new Promise((resolve) => {
-      this.worker.on('exit', (code) => {
-        this.fail(new WorkerExitedError(`its onnxruntime worker thread exited (code ${code})`))
-        resolve()
-      })
+      ended = resolve
     })
-    // After the listeners (adding one refs the worker again): an idle thread of the pool must not
-    // keep the process alive; a call in flight does (see call).
-    this.worker.unref()
+    const events: ChannelEvents = {
+      message: (reply) => {
+        const waiter = this.pending.get(reply.id)
+        this.pending.delete(reply.id)
+        if (this.pending.size === 0) this.channel.unref()
+        if (!waiter) return
+        if (reply.ok) waiter.resolve(reply)
+        else waiter.reject(new Error(reply.message))
+      },
+      failed: (reason) => this.fail(new WorkerExitedError(reason)),
+      ended: (reason) => {
+        this.fail(new WorkerExitedError(reason))
+        ended()
+      },
+    }
+    if (isolation === 'process') {
+      const channel = processChannel(events)
+      this.pid = channel.pid
+      this.channel = channel
+    } else {
+      this.channel = threadChannel(events)
+    }
+    // After the listeners (adding one refs the worker again): an idle worker must not keep the
+    // process alive; a call in flight does (see call).
+    this.channel.unref()
   }
 
-  /** False once the thread failed, exited or was stopped: nothing more can be opened or run here. */
+  /** "worker thread" or "worker process", for the sentences errors and logs say. */
+  get kind(): string {
+    return `worker ${this.isolation}`
+  }
+
+  /** False once the worker failed, exited or was stopped: nothing more can be opened or run here. */
   get alive(): boolean {
     return this.exited === undefined
   }
 
-  /** Why the thread is no longer alive. */
+  /** Why the worker is no longer alive. */
   get exitReason(): string | undefined {
     return this.exited?.message
   }
@@ -175,7 +315,7 @@ export class SessionHost {
     this.exited = error
     for (const waiter of this.pending.values()) waiter.reject(error)
     this.pending.clear()
-    this.worker.unref()
+    this.channel.unref()
     this.onExit(this)
   }
 
@@ -183,13 +323,13 @@ export class SessionHost {
     return new Promise<WorkerReply>((resolve, reject) => {
       if (this.exited) return reject(this.exited)
       const id = this.nextId++
-      if (this.pending.size === 0) this.worker.ref()
+      if (this.pending.size === 0) this.channel.ref()
       this.pending.set(id, { resolve, reject })
-      this.worker.postMessage({ ...message, id }, transfer)
+      this.channel.post({ ...message, id }, transfer)
     })
   }
 
-  /** Opens a session of the model on this thread; rejects with onnxruntime's reason. */
+  /** Opens a session of the model on this worker; rejects with onnxruntime's reason. */
   async open(modelPath: string, options: ort.InferenceSession.SessionOptions): Promise<HostedSession> {
     const session = this.nextSession++
     this.sessions++
@@ -201,12 +341,13 @@ export class SessionHost {
       throw err
     }
     let released = false
+    const copied = this.isolation === 'process'
     return {
       host: this,
       inputMetadata: loaded.inputMetadata ?? [],
       outputMetadata: loaded.outputMetadata ?? [],
       run: async (inputs, outputNames) => {
-        const { feeds, transfer } = feedsFor(inputs)
+        const { feeds, transfer } = feedsFor(inputs, copied)
         const reply = await this.call({ type: 'run', session, feeds, outputNames }, transfer)
         for (const buffer of reply.returned ?? []) recycleMovable(buffer)
         return (reply.outputs ?? []).map((o) => fromOrtParts(o.name, o.type, o.dims, o.data))
@@ -221,36 +362,23 @@ export class SessionHost {
   }
 
   /**
-   * Gives the thread up at once: its calls in flight and its sessions fail with `reason` from now
-   * on, and the thread exits as soon as onnxruntime hands control back (the run that hung it
-   * finishes first; see stop). Used by the run watchdog (a model's run_timeout_s).
+   * Gives the worker up at once: its calls in flight and its sessions fail with `reason` from now
+   * on. A process is killed there and then; a thread exits as soon as onnxruntime hands control back
+   * (the run that hung it finishes first; see threadChannel). Used by the run watchdog (a model's
+   * run_timeout_s).
    */
   abandon(reason: string): void {
     this.abandoned = true
-    this.stop()
+    this.channel.kill()
     this.fail(new WorkerExitedError(reason))
   }
 
-  /**
-   * Asks the thread to exit before its next call. Never worker.terminate() here: terminating a
-   * thread while onnxruntime-node runs a session on it aborts the whole process (the binding throws
-   * a C++ Napi::Error nothing catches), so the thread leaves by itself between calls.
-   */
-  private stop(): void {
-    Atomics.store(this.stopFlag, 0, 1)
-    try {
-      this.worker.postMessage({ type: 'exit' })
-    } catch {
-      // The thread is gone already.
-    }
-  }
-
-  /** Stops the thread once its current call is done; its sessions fail from then on. */
+  /** Stops the worker once its current call is done; its sessions fail from then on. */
   async terminate(): Promise<void> {
-    // Referenced while it ends: an idle thread is unreferenced, and a process awaiting only an
-    // unreferenced thread would exit before it does.
-    this.worker.ref()
-    this.stop()
+    // Referenced while it ends: an idle worker is unreferenced, and a process awaiting only an
+    // unreferenced worker would exit before it does.
+    this.channel.ref()
+    this.channel.stop()
     await this.ended
   }
 }

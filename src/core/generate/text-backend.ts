@@ -8,6 +8,7 @@ import { BackendLoadError, OnnxBackend, sessionOptionsFor } from '../backends/on
 import { inlineSession, type OnnxSession } from '../backends/onnx-session.js'
 import { specFromMetadata } from '../backends/onnx-tensors.js'
 import type { WorkerPool } from '../backends/worker-pool.js'
+import type { Isolation } from '../backends/worker-session.js'
 import type { GpuDiscovery } from '../gpu/nvidia-smi.js'
 import type { GpuReservations } from '../gpu/placement.js'
 import { contextTooLong, invalidInput, wrongTask } from '../infer/errors.js'
@@ -59,6 +60,8 @@ export interface TextBackendOptions {
   reservations: GpuReservations
   /** The worker threads embedding models compute in (the process-wide pool when absent). */
   workerPool?: WorkerPool
+  /** Where an embedding model's encoder runs (config isolation, else helix.yaml models.isolation). */
+  isolation?: Isolation
   /**
    * Called when an embedding model's encoder gives up: its worker threads kept being lost (see
    * OnnxBackend). The lifecycle then marks the version UNAVAILABLE.
@@ -178,6 +181,7 @@ export class TextBackend implements Backend {
             intraOpThreads: options.config.intra_op_threads || availableParallelism(),
             interOpThreads: options.config.inter_op_threads,
             workerThreads: true,
+            ...(options.isolation ? { isolation: options.isolation } : {}),
             allowSpinning: options.config.allow_spinning,
             ...(options.config.run_timeout_s ? { runTimeoutMs: options.config.run_timeout_s * 1000 } : {}),
             ...(options.onUnavailable ? { onUnavailable: options.onUnavailable } : {}),

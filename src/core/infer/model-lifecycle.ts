@@ -10,6 +10,7 @@ import {
   type PytorchSettings,
 } from '../backends/registry.js'
 import type { WorkerPool } from '../backends/worker-pool.js'
+import type { Isolation } from '../backends/worker-session.js'
 import { discoverGpus, type GpuDiscovery } from '../gpu/nvidia-smi.js'
 import { GpuReservations } from '../gpu/placement.js'
 import type { CoreLogger } from '../logger.js'
@@ -86,6 +87,8 @@ export interface LifecycleOptions {
    * absent: worker threads on the CPU provider.
    */
   workerThreads?: boolean
+  /** Where ONNX instances run unless a model's config says otherwise (helix.yaml models.isolation). */
+  isolation?: Isolation
   /** Backends by model format, over the built-in ones (a seam for tests and other runtimes). */
   backends?: Partial<Record<ModelFormat, BackendFactory>>
   /** The PyTorch backend's settings (helix.yaml backends.pytorch). */
@@ -479,6 +482,7 @@ export class ModelLifecycle {
       defaultDevice: this.options.defaultDevice ?? 'auto',
       ...(this.options.workerThreads !== undefined ? { workerThreads: this.options.workerThreads } : {}),
       ...(this.options.workerPool ? { workerPool: this.options.workerPool } : {}),
+      ...(this.options.isolation ? { isolation: this.options.isolation } : {}),
       label,
       logger: this.logger,
       ...(this.options.pytorch ? { pytorch: this.options.pytorch } : {}),

@@ -1,0 +1,213 @@
+import { truncate } from 'node:fs/promises'
+import { join } from 'node:path'
+import { pathToFileURL } from 'node:url'
+import { execa } from 'execa'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { MAX_INSTANCE_CRASHES, OnnxBackend } from '../../../src/core/backends/onnx-backend.js'
+import { WorkerPool } from '../../../src/core/backends/worker-pool.js'
+import type { HostedSession } from '../../../src/core/backends/worker-session.js'
+import type { Tensor } from '../../../src/core/infer/types.js'
+import { ROOT, tempDir } from '../../helpers/cli.js'
+import {
+  scaleModel,
+  slowOnDemandModel,
+  writeExternalWeightsModel,
+  writeOnnx,
+} from '../../helpers/onnx-models.js'
+import { f32, recordingLogger, rejection } from '../infer/service-helpers.js'
+
+/**
+ * `isolation: process`: each instance in a worker process of its own. The crashes here are real: a
+ * model whose memory-mapped weights are truncated under it faults inside onnxruntime (SIGBUS), and
+ * signals sent to the worker process (SIGSEGV, SIGKILL) end it the way a native fault or the kernel's
+ * OOM killer would. The test process itself is the daemon that must survive them.
+ */
+
+const options = { executionProviders: ['cpu'], intraOpNumThreads: 1, interOpNumThreads: 1 }
+const ones = f32('x', [1, 4], [1, 1, 1, 1])
+const idx = (...rows: number[]): Tensor => ({
+  name: 'idx',
+  datatype: 'INT64',
+  shape: [rows.length],
+  data: BigInt64Array.from(rows.map(BigInt)),
+})
+const row = (r: number) => [4 * r, 4 * r + 1, 4 * r + 2, 4 * r + 3]
+
+/** Whether a process with this id exists (signal 0 checks without sending anything). */
+function exists(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch {
+    return false
+  }
+}
+
+async function gone(pid: number, withinMs = 5000): Promise<boolean> {
+  const until = Date.now() + withinMs
+  while (Date.now() < until) {
+    if (!exists(pid)) return true
+    await new Promise((resolve) => setTimeout(resolve, 20))
+  }
+  return !exists(pid)
+}
+
+const hostOf = (backend: OnnxBackend) =>
+  (backend as unknown as { sessions: HostedSession[] }).sessions[0].host
+
+describe('isolation: process', () => {
+  let dir: string
+  let cleanup: () => Promise<void>
+  let scale: string
+  let slow: string
+  beforeAll(async () => {
+    ;({ dir, cleanup } = await tempDir())
+    scale = await writeOnnx(join(dir, 'scale.onnx'), scaleModel(3))
+    slow = await writeOnnx(join(dir, 'slow.onnx'), slowOnDemandModel())
+  })
+  afterAll(() => cleanup())
+
+  it('runs a session in a process of its own with the same answers as a thread, and ends the process on release', async () => {
+    const pool = new WorkerPool({ size: 1 })
+    const isolated = await pool.openIsolated(scale, options)
+    const threaded = await pool.open(scale, options)
+    const pid = isolated.host.pid as number
+    expect(pid).toBeGreaterThan(0)
+    expect(pid).not.toBe(process.pid)
+    expect(isolated.host.isolation).toBe('process')
+    const x = f32('x', [2, 4], [1, 2, 3, 4, -1, 0.5, 1e6, -7.25])
+    const [fromProcess] = await isolated.run([x])
+    const [fromThread] = await threaded.run([x])
+    expect(fromProcess.data).toEqual(fromThread.data)
+    expect(fromProcess.shape).toEqual([2, 4])
+    // The process does not count towards the pool's threads.
+    expect(pool.threads).toBe(1)
+    await isolated.release()
+    expect(await gone(pid)).toBe(true)
+    await threaded.release()
+    await pool.close()
+  })
+
+  it('a native fault inside onnxruntime (weights truncated under a loaded model: SIGBUS) costs that instance, not this process; the model then goes unavailable with the reason', async () => {
+    const { logger, lines } = recordingLogger()
+    const pool = new WorkerPool({ size: 1, logger })
+    const modelPath = join(dir, 'external', 'model.onnx')
+    const weights = await writeExternalWeightsModel(modelPath)
+    const reasons: string[] = []
+    const backend = new OnnxBackend({
+      modelPath,
+      device: 'cpu',
+      pool,
+      instances: 1,
+      isolation: 'process',
+      label: 'ext:1',
+      logger,
+      onUnavailable: (reason) => reasons.push(reason),
+    })
+    await backend.load()
+    const neighbour = new OnnxBackend({ modelPath: scale, device: 'cpu', pool, instances: 1, label: 'b:1' })
+    await neighbour.load()
+    expect((await backend.run([idx(3, 60_000)]))[0].data).toEqual(
+      Float32Array.from([...row(3), ...row(60_000)]),
+    )
+    const pid = hostOf(backend).pid as number
+
+    await truncate(weights, 0)
+    const error = await rejection(backend.run([idx(65_000)]))
+    expect(error.code).toBe('MODEL_INSTANCE_CRASHED')
+    expect(error.message).toMatch(
+      /^Model 'ext' version '1' lost this request: its onnxruntime worker process was killed by SIGBUS/,
+    )
+    expect(await gone(pid)).toBe(true)
+    // This process (the daemon) lives on, and so does the model on its thread.
+    expect((await neighbour.run([ones]))[0].data).toEqual(Float32Array.from([3, 3, 3, 3]))
+    // The file cannot be loaded any more: the reopen gives up and says why.
+    const next = await rejection(backend.run([idx(1)]))
+    expect(next.code).toBe('MODEL_NOT_READY')
+    expect(reasons).toHaveLength(1)
+    expect(reasons[0]).toMatch(
+      /^an instance lost with its onnxruntime worker process \(its onnxruntime worker process was killed by SIGBUS\) could not be reopened after 4 tries: /,
+    )
+    expect(lines.map((l) => l.msg)).toContain('an onnxruntime worker process exited')
+    await Promise.all([backend.dispose(), neighbour.dispose()])
+    await pool.close()
+  })
+
+  it('an instance whose process dies (SIGSEGV, SIGKILL) reopens in a new process and serves; the third death in a minute makes it unavailable', async () => {
+    const pool = new WorkerPool({ size: 1 })
+    const reasons: string[] = []
+    const backend = new OnnxBackend({
+      modelPath: scale,
+      device: 'cpu',
+      pool,
+      instances: 1,
+      isolation: 'process',
+      label: 'crashy:1',
+      onUnavailable: (reason) => reasons.push(reason),
+    })
+    await backend.load()
+    const pids: number[] = []
+    for (const signal of ['SIGSEGV', 'SIGKILL'] as const) {
+      const pid = hostOf(backend).pid as number
+      pids.push(pid)
+      process.kill(pid, signal)
+      expect(await gone(pid)).toBe(true)
+      await hostOf(backend).ended
+      // The next request waits for the instance to reopen in a new process.
+      expect((await backend.run([ones]))[0].data).toEqual(Float32Array.from([3, 3, 3, 3]))
+      expect(hostOf(backend).pid).not.toBe(pid)
+    }
+    const last = hostOf(backend)
+    process.kill(last.pid as number, 'SIGABRT')
+    await last.ended
+    const error = await rejection(backend.run([ones]))
+    expect(error.code).toBe('MODEL_NOT_READY')
+    expect(reasons).toEqual([
+      `its onnxruntime worker processes stopped ${MAX_INSTANCE_CRASHES} times within 60 s (last: its onnxruntime worker process was killed by SIGABRT); load it again once the cause is fixed`,
+    ])
+    await backend.dispose()
+    await pool.close()
+  })
+
+  it('run_timeout_s kills a hung process at once (no waiting for onnxruntime to return), and the instance reopens', async () => {
+    const pool = new WorkerPool({ size: 1 })
+    const backend = new OnnxBackend({
+      modelPath: slow,
+      device: 'cpu',
+      pool,
+      instances: 1,
+      isolation: 'process',
+      runTimeoutMs: 300,
+      label: 'slow:1',
+    })
+    await backend.load()
+    const pid = hostOf(backend).pid as number
+    const started = performance.now()
+    // 50 million MatMuls: minutes of onnxruntime work; a thread could only be waited for.
+    const error = await rejection(backend.run([f32('x', [1, 4], [50_000_000, 1, 1, 1])], ['y']))
+    expect(error.code).toBe('MODEL_INSTANCE_CRASHED')
+    expect(error.message).toContain(
+      'a run took longer than run_timeout_s (0.3 s), so its onnxruntime worker process was killed',
+    )
+    expect(await gone(pid, 2000)).toBe(true)
+    expect(performance.now() - started).toBeLessThan(3000)
+    expect((await backend.run([ones], ['y']))[0].data).toEqual(Float32Array.from([2, 2, 2, 2]))
+    await backend.dispose()
+    await pool.close()
+  })
+
+  it('a daemon killed with SIGKILL leaves no worker process behind', async () => {
+    // The built pool (npm test builds first) in a process of its own, killed once its worker runs.
+    const pool = pathToFileURL(join(ROOT, 'dist/core/backends/worker-pool.js')).href
+    const code = `import(${JSON.stringify(pool)}).then(async ({ WorkerPool }) => {
+      const session = await new WorkerPool({ size: 1 }).openIsolated(${JSON.stringify(scale)}, {})
+      console.log(session.host.pid)
+      process.kill(process.pid, 'SIGKILL')
+    })`
+    const daemon = await execa(process.execPath, ['-e', code], { reject: false, timeout: 30_000 })
+    expect(daemon.signal).toBe('SIGKILL')
+    const pid = Number(String(daemon.stdout).trim())
+    expect(pid).toBeGreaterThan(0)
+    expect(await gone(pid)).toBe(true)
+  })
+})
