@@ -6,7 +6,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { MAX_INSTANCE_CRASHES, OnnxBackend } from '../../../src/core/backends/onnx-backend.js'
 import { WorkerPool } from '../../../src/core/backends/worker-pool.js'
 import type { HostedSession } from '../../../src/core/backends/worker-session.js'
+import { TEXT_MODEL_FILE } from '../../../src/core/generate/hf-folder.js'
+import { TextBackend } from '../../../src/core/generate/text-backend.js'
+import type { TextEngine } from '../../../src/core/generate/types.js'
+import { GpuReservations } from '../../../src/core/gpu/placement.js'
+import { parseModelConfig } from '../../../src/core/infer/model-config.js'
 import type { Tensor } from '../../../src/core/infer/types.js'
+import { silentLogger } from '../../../src/core/logger.js'
 import { ROOT, tempDir } from '../../helpers/cli.js'
 import {
   scaleModel,
@@ -14,6 +20,7 @@ import {
   writeExternalWeightsModel,
   writeOnnx,
 } from '../../helpers/onnx-models.js'
+import { writeEmbeddingModel } from '../../helpers/text-models.js'
 import { f32, recordingLogger, rejection } from '../infer/service-helpers.js'
 
 /**
@@ -193,6 +200,42 @@ describe('isolation: process', () => {
     expect(performance.now() - started).toBeLessThan(3000)
     expect((await backend.run([ones], ['y']))[0].data).toEqual(Float32Array.from([2, 2, 2, 2]))
     await backend.dispose()
+    await pool.close()
+  })
+
+  it('an embedding model with isolation: process runs its encoder in a worker process, with the answers of a thread, and survives a SIGSEGV there', async () => {
+    const folder = join(dir, 'embed')
+    await writeEmbeddingModel(folder, { seed: 5 })
+    const pool = new WorkerPool({ size: 1 })
+    const open = async (isolation: 'thread' | 'process') => {
+      const backend = new TextBackend({
+        modelPath: join(folder, TEXT_MODEL_FILE),
+        config: parseModelConfig(`isolation: ${isolation}\n`),
+        device: 'cpu',
+        label: `embed-${isolation}:1`,
+        logger: silentLogger,
+        discoverGpus: async () => ({ gpus: [] }),
+        reservations: new GpuReservations(),
+        workerPool: pool,
+        isolation,
+      })
+      await backend.load()
+      return backend
+    }
+    const threaded = await open('thread')
+    const isolated = await open('process')
+    const encoderHost = (backend: TextBackend) =>
+      (backend as unknown as { encoder: { sessions: HostedSession[] } }).encoder.sessions[0].host
+    expect(encoderHost(isolated).isolation).toBe('process')
+    const request = { inputs: ['the sea', 'a longer sentence about the sea and the sky'] }
+    const expected = (await (threaded.text as TextEngine).embed(request)).embeddings
+    expect((await (isolated.text as TextEngine).embed(request)).embeddings).toEqual(expected)
+    const pid = encoderHost(isolated).pid as number
+    process.kill(pid, 'SIGSEGV')
+    await encoderHost(isolated).ended
+    expect((await (isolated.text as TextEngine).embed(request)).embeddings).toEqual(expected)
+    expect(encoderHost(isolated).pid).not.toBe(pid)
+    await Promise.all([threaded.dispose(), isolated.dispose()])
     await pool.close()
   })
 
