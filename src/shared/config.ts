@@ -5,6 +5,7 @@ import { parse as parseYaml } from 'yaml'
 import { type HelixConfig, HelixConfigSchema } from './config-schema.js'
 import { UserError } from './errors.js'
 import type { HelixHome } from './home.js'
+import { schemaMessage } from './schema-message.js'
 
 export type { HelixConfig } from './config-schema.js'
 
@@ -55,7 +56,7 @@ export function parseConfig(raw: unknown, source = 'helix.yaml'): HelixConfig {
   const first = Value.Errors(HelixConfigSchema, withDefaults).First()
   if (first) {
     const where = first.path.replace(/^\//, '').replaceAll('/', '.') || '(root)'
-    throw new UserError('CONFIG_INVALID', `${source}: ${where}: ${first.message}`, {
+    throw new UserError('CONFIG_INVALID', `${source}: ${where}: ${schemaMessage(first)}`, {
       hint: `Fix ${where} in ${source} (see the comments in the file for allowed values).`,
     })
   }

@@ -54,6 +54,17 @@ describe('helix.yaml config', () => {
     })
   })
 
+  it('names the choices of a setting that takes one of a few words, and the value given', () => {
+    expect(() => parseConfig({ models: { isolation: 'proces' } })).toThrow(
+      expect.objectContaining({
+        code: 'CONFIG_INVALID',
+        message: 'helix.yaml: models.isolation: must be one of thread, process (got "proces")',
+      }),
+    )
+    expect(parseConfig({ models: { isolation: 'process' } }).models.isolation).toBe('process')
+    expect(parseConfig({}).models.isolation).toBe('thread')
+  })
+
   it('accepts the proxy addresses, ranges and names Fastify understands, and names a bad one', () => {
     const good = ['127.0.0.1', '10.0.0.0/8', '::1', 'fd00::/8', 'loopback', 'linklocal', 'uniquelocal']
     expect(parseConfig({ server: { trust_proxy: good } }).server.trust_proxy).toEqual(good)

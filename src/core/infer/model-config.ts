@@ -1,6 +1,7 @@
 import { type Static, Type } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
 import { parse as parseYaml } from 'yaml'
+import { schemaMessage } from '../../shared/schema-message.js'
 
 const VersionNumber = Type.Integer({ minimum: 1 })
 
@@ -217,7 +218,7 @@ export function parseModelConfig(text: string, source = 'config.yaml'): ModelCon
     const where = first.path.replace(/^\//, '').replaceAll('/', '.') || '(root)'
     // Typos are the usual cause: name the unknown key instead of TypeBox's generic message.
     const unknown = Object.keys(raw).find((k) => !(k in ModelConfigSchema.properties))
-    const message = unknown ? `unknown setting '${unknown}'` : `${where}: ${first.message}`
+    const message = unknown ? `unknown setting '${unknown}'` : `${where}: ${schemaMessage(first)}`
     throw new ModelConfigError(`${source}: ${message}`)
   }
   const config = raw as ModelConfig

@@ -38,7 +38,8 @@ queue: { max_size: 64, timeout_ms: 500 }
 
   it.each([
     ['max_batch_sise: 8', "config.yaml: unknown setting 'max_batch_sise'"],
-    ['device: tpu', 'config.yaml: device: Expected union value'],
+    ['device: tpu', 'config.yaml: device: must be one of auto, cuda, webgpu, cpu (got "tpu")'],
+    ['isolation: proces', 'config.yaml: isolation: must be one of thread, process (got "proces")'],
     ['max_batch_size: -1', 'config.yaml: max_batch_size: Expected integer to be greater or equal to 0'],
     ['version_policy: { latest: 1, all: true }', 'config.yaml: version_policy: Expected union value'],
     ['queue: { max_size: 0 }', 'config.yaml: queue.max_size: Expected integer to be greater or equal to 1'],
