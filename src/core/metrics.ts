@@ -332,7 +332,7 @@ export class HelixMetrics {
     })
     new Counter({
       name: 'helix_model_load_failures_total',
-      help: 'Failed loads of model versions by reason: crashed (a loaded version whose worker threads kept stopping), missing_file, memory_budget, device, config, warmup, invalid_model.',
+      help: 'Failed loads of model versions by reason: crashed (a loaded version whose worker threads or processes kept stopping), missing_file, memory_budget, device, config, warmup, invalid_model.',
       labelNames: ['model', 'reason'] as const,
       registers: [this.registry],
       collect() {

@@ -278,6 +278,9 @@ describe('model faults under steady load', () => {
       /^an instance lost with its onnxruntime worker process \(its onnxruntime worker process was killed by SIGBUS\) could not be reopened after 4 tries: /,
     )
     expect((await get(`${base}/v2/models/C/ready`)).status).toBe(503)
+    expect((await get(`${base}/metrics`)).body).toMatch(
+      /^helix_model_load_failures_total\{model="C",reason="crashed"\} 1$/m,
+    )
     expect(served.output()).toContain('an onnxruntime worker process exited')
 
     await writeFile(weights, original)

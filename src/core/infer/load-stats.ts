@@ -26,7 +26,11 @@ export interface ModelLoadStats {
 
 /** The kind of a load failure, from the reason the lifecycle gives (model-lifecycle.ts, the backends). */
 export function loadFailureKind(reason: string): LoadFailureKind {
-  if (/worker threads? (stopped|exited|failed)|lost with its onnxruntime worker thread/.test(reason))
+  if (
+    /worker (threads?|process(es)?) (stopped|exited|failed)|lost with its onnxruntime worker (thread|process)/.test(
+      reason,
+    )
+  )
     return 'crashed'
   if (/ is missing$|no backend serves/.test(reason)) return 'missing_file'
   if (/memory_budget/.test(reason)) return 'memory_budget'

@@ -21,6 +21,17 @@ describe('load statistics', () => {
         'an instance lost with its onnxruntime worker thread (its onnxruntime worker thread exited (code 0)) could not be reopened after 4 tries: models/a/1/model.onnx: No such file',
       ),
     ).toBe('crashed')
+    // The same with isolation: process, whose instances run in worker processes.
+    expect(
+      loadFailureKind(
+        'its onnxruntime worker processes stopped 3 times within 60 s (last: its onnxruntime worker process was killed by SIGSEGV); load it again once the cause is fixed',
+      ),
+    ).toBe('crashed')
+    expect(
+      loadFailureKind(
+        'an instance lost with its onnxruntime worker process (its onnxruntime worker process was killed by SIGBUS) could not be reopened after 4 tries: models/c/1/model.onnx: external data file too short',
+      ),
+    ).toBe('crashed')
   })
 
   it('counts a loaded version that stopped serving as a failure without load time', () => {
