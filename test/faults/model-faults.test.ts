@@ -106,6 +106,10 @@ async function get(url: string): Promise<{ status: number; body: string }> {
   return { status: res.statusCode, body: await res.body.text() }
 }
 
+/** POST /v2/repository/models/{model}/load: the response, its body unread. */
+const loadModel = (base: string, model: string) =>
+  request(`${base}/v2/repository/models/${model}/load`, { method: 'POST', body: '{}', headers: json })
+
 async function indexRow(base: string, model: string, version: string) {
   const res = await request(`${base}/v2/repository/index`, { method: 'POST', body: '{}', headers: json })
   const rows = (await res.body.json()) as { name: string; version: string; state: string; reason?: string }[]
@@ -202,11 +206,7 @@ describe('model faults under steady load', () => {
     expect(metrics).toMatch(/^helix_model_load_failures_total\{model="A",reason="crashed"\} 1$/m)
     expect(metrics).toMatch(/^helix_model_ready\{model="A",version="1"[^}]*\} 0$/m)
 
-    const load = await request(`${base}/v2/repository/models/A/load`, {
-      method: 'POST',
-      body: '{}',
-      headers: json,
-    })
+    const load = await loadModel(base, 'A')
     expect(load.statusCode).toBe(200)
     await load.body.dump()
     const again = await post(`${base}/v2/models/A/infer`, infer([1, 1, 1, 1]))
@@ -222,11 +222,7 @@ describe('model faults under steady load', () => {
     await sleep(300)
     await rm(join(dir, 'models', 'A', '1', 'model.onnx'))
     await sleep(300)
-    const load = await request(`${base}/v2/repository/models/A/load`, {
-      method: 'POST',
-      body: '{}',
-      headers: json,
-    })
+    const load = await loadModel(base, 'A')
     const loadBody = (await load.body.json()) as { error: string }
     await sleep(300)
     await Promise.all([a.stop(), b.stop()])
@@ -284,11 +280,7 @@ describe('model faults under steady load', () => {
     expect(served.output()).toContain('an onnxruntime worker process exited')
 
     await writeFile(weights, original)
-    const load = await request(`${base}/v2/repository/models/C/load`, {
-      method: 'POST',
-      body: '{}',
-      headers: json,
-    })
+    const load = await loadModel(base, 'C')
     expect(load.statusCode).toBe(200)
     await load.body.dump()
     const again = await post(`${base}/v2/models/C/infer`, GATHER_ROW)
@@ -303,11 +295,7 @@ describe('model faults under steady load', () => {
     const b = steadyLoad(base, 'B', 4)
     await sleep(400)
     await writeOnnx(join(dir, 'models', 'B', '2', 'model.onnx'), scaleModel(5))
-    const loading = request(`${base}/v2/repository/models/B/load`, {
-      method: 'POST',
-      body: '{}',
-      headers: json,
-    })
+    const loading = loadModel(base, 'B')
     // Sending stops first, then the signal comes once what was sent has reached the daemon (loopback,
     // a few ms) and before the new version is swapped in (opening and warming it up takes longer):
     // A's requests are computing or queued at the signal, as is the load.
