@@ -23,6 +23,12 @@ const DATATYPE_OF = new Map<string, Datatype>(
   Object.entries(ORT_TYPE).map(([d, t]) => [t as string, d as Datatype]),
 )
 
+/** The typed array an onnxruntime tensor type's data comes in; undefined for strings and unknown types. */
+export function ortTypedArray(type: string) {
+  const datatype = DATATYPE_OF.get(type)
+  return datatype && datatype !== 'BYTES' ? TYPED_ARRAY[datatype] : undefined
+}
+
 const utf8Decoder = new TextDecoder()
 const utf8Encoder = new TextEncoder()
 

@@ -5,7 +5,18 @@ import type * as ort from 'onnxruntime-node'
 import { isMovable, movableCopy, recycleMovable } from '../infer/tensor-data.js'
 import type { Datatype, Tensor, TensorData } from '../infer/types.js'
 import type { OnnxSession } from './onnx-session.js'
-import { fromOrtParts, ORT_TYPE } from './onnx-tensors.js'
+import { fromOrtParts, ORT_TYPE, ortTypedArray } from './onnx-tensors.js'
+import {
+  alignShm,
+  closeShm,
+  createShmFile,
+  readAll,
+  type ShmFile,
+  ShmLock,
+  shmAvailable,
+  unlinkShm,
+  writeAll,
+} from './shm-file.js'
 
 /**
  * The worker's whole program: it hosts any number of sessions by id and runs one call at a time
@@ -28,6 +39,42 @@ const reply = parentPort
   : (message) => process.send(message)
 // A worker process whose daemon is gone (killed, crashed) leaves with it.
 if (!parentPort) process.on('disconnect', () => process.exit(0))
+// A worker process may be given a file in /dev/shm for tensors (see SessionHost): inputs are read
+// from it, outputs written into it after them; what does not fit (ENOSPC) travels in the message.
+const fs = require('node:fs')
+const shmFd = !parentPort && process.env.HELIX_SHM ? fs.openSync(process.env.HELIX_SHM, 'r+') : undefined
+const ARRAYS = {
+  bool: Uint8Array, uint8: Uint8Array, int8: Int8Array, uint16: Uint16Array, int16: Int16Array,
+  uint32: Uint32Array, int32: Int32Array, uint64: BigUint64Array, int64: BigInt64Array,
+  float16: Uint16Array, float32: Float32Array, float64: Float64Array,
+}
+const fromShm = (f) => {
+  const Ctor = ARRAYS[f.type]
+  const data = new Ctor(f.nbytes / Ctor.BYTES_PER_ELEMENT)
+  const bytes = new Uint8Array(data.buffer)
+  for (let done = 0; done < bytes.length; ) {
+    const read = fs.readSync(shmFd, bytes, done, bytes.length - done, f.at + done)
+    if (read === 0) throw new Error("input '" + f.name + "' lies past the end of the shm file")
+    done += read
+  }
+  return data
+}
+const toShm = (outputs, at) => {
+  for (const o of outputs) {
+    if (!ArrayBuffer.isView(o.data)) continue
+    const bytes = new Uint8Array(o.data.buffer, o.data.byteOffset, o.data.byteLength)
+    try {
+      for (let done = 0; done < bytes.length; ) done += fs.writeSync(shmFd, bytes, done, bytes.length - done, at + done)
+    } catch (err) {
+      if (err && err.code === 'ENOSPC') return
+      throw err
+    }
+    o.at = at
+    o.nbytes = bytes.length
+    o.data = undefined
+    at = Math.ceil((at + bytes.length) / 64) * 64
+  }
+}
 const sessionOf = (id) => {
   const session = sessions.get(id)
   if (!session) throw new Error('the session was released')
@@ -43,10 +90,11 @@ port.on('message', async (msg) => {
     } else if (msg.type === 'run') {
       const session = sessionOf(msg.session)
       const feeds = {}
-      for (const f of msg.feeds) feeds[f.name] = new ort.Tensor(f.type, f.data, f.dims)
+      for (const f of msg.feeds) feeds[f.name] = new ort.Tensor(f.type, f.at === undefined ? f.data : fromShm(f), f.dims)
       const results = msg.outputNames ? await session.run(feeds, msg.outputNames) : await session.run(feeds)
       const names = msg.outputNames || session.outputNames
       const outputs = names.map((name) => ({ name, type: results[name].type, dims: results[name].dims, data: results[name].data }))
+      if (msg.outAt !== undefined) toShm(outputs, msg.outAt)
       // A thread hands the inputs' memory back for reuse, and outputs move too (transfer, no copy);
       // between processes everything is copied, so nothing comes back.
       const returned = parentPort ? msg.feeds.filter((f) => ArrayBuffer.isView(f.data)).map((f) => f.data.buffer) : []
@@ -70,7 +118,8 @@ interface WorkerReply {
   message?: string
   inputMetadata?: ort.InferenceSession.ValueMetadata[]
   outputMetadata?: ort.InferenceSession.ValueMetadata[]
-  outputs?: { name: string; type: string; dims: number[]; data: unknown }[]
+  /** An output's data, or where it lies in the shm file (`at`, `nbytes`). */
+  outputs?: { name: string; type: string; dims: number[]; data?: unknown; at?: number; nbytes?: number }[]
   /** The moved input buffers, handed back after the run. */
   returned?: ArrayBuffer[]
 }
@@ -122,7 +171,7 @@ export interface HostedSession extends OnnxSession {
 /**
  * Where a host runs its sessions: a worker thread of the daemon (the default: tensors move without
  * copies), or a child process of its own (config `isolation: process`): tensors are copied through a
- * pipe, but a native crash inside onnxruntime (SIGSEGV, SIGBUS, abort) ends only that process, where
+ * file in /dev/shm, but a native crash inside onnxruntime (SIGSEGV, SIGBUS, abort) ends only that process, where
  * in a thread it ends the daemon.
  */
 export type Isolation = 'thread' | 'process'
@@ -180,16 +229,21 @@ const STDERR_KEPT = 2048
 
 /**
  * A worker process: the same program run by this Node.js (`node -e`), over an IPC channel with V8's
- * serialization (typed arrays travel as their bytes). It leaves when the daemon's end of the channel
+ * serialization (typed arrays travel as their bytes), and with a file in /dev/shm for the tensors of
+ * runs where the machine has one (see SessionHost.runThroughShm). It leaves when the daemon's end of the channel
  * closes, so a daemon killed with SIGKILL leaves no worker behind. What it writes on stderr (what
  * onnxruntime prints before an abort) is kept for the exit reason; its stdout is the daemon's log's
  * business and is not shared.
  */
-function processChannel(events: ChannelEvents): WorkerChannel & { pid: number | undefined } {
+function processChannel(
+  events: ChannelEvents,
+  tensorFile: boolean,
+): WorkerChannel & { pid: number | undefined; shm: ShmFile | undefined } {
+  const shm = tensorFile ? openTensorFile() : undefined
   const child: ChildProcess = spawn(process.execPath, ['-e', WORKER_SOURCE], {
     stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
     serialization: 'advanced',
-    env: { ...process.env, HELIX_ORT_PATH: ortPath },
+    env: { ...process.env, HELIX_ORT_PATH: ortPath, ...(shm ? { HELIX_SHM: shm.path } : {}) },
   })
   let stderr = ''
   // Read while the worker lives, but never what keeps the daemon running (see unref).
@@ -198,7 +252,11 @@ function processChannel(events: ChannelEvents): WorkerChannel & { pid: number | 
   child.stderr?.on('data', (chunk: string) => {
     stderr = (stderr + chunk).slice(-STDERR_KEPT)
   })
-  child.on('message', (reply) => events.message(reply as WorkerReply))
+  child.on('message', (reply) => {
+    // The worker opens the file before it reads any message: once it answers, the name can go.
+    if (shm) unlinkShm(shm)
+    events.message(reply as WorkerReply)
+  })
   child.on('error', (err) => {
     const reason = `its onnxruntime worker process failed: ${err.message}`
     // A process that never started (EAGAIN, ENOMEM) has no exit to wait for.
@@ -207,13 +265,16 @@ function processChannel(events: ChannelEvents): WorkerChannel & { pid: number | 
   })
   // 'close' comes after its stderr has been read to the end.
   child.on('close', (code, signal) => {
+    if (shm) closeShm(shm)
     const said = stderr.trim().split('\n').filter(Boolean).at(-1)
     const how = signal ? `was killed by ${signal}` : `exited (code ${code})`
     events.ended(`its onnxruntime worker process ${how}${said ? ` (${said})` : ''}`)
   })
   const channel = () => child.channel as { ref(): void; unref(): void } | null | undefined
+  if (child.pid === undefined && shm) closeShm(shm)
   return {
     pid: child.pid,
+    shm,
     post: (message) => {
       child.send(message)
     },
@@ -232,6 +293,62 @@ function processChannel(events: ChannelEvents): WorkerChannel & { pid: number | 
       child.kill('SIGKILL')
     },
   }
+}
+
+/**
+ * The file a worker process's tensors travel through, where /dev/shm exists; without one (or when it
+ * cannot be made) they travel in the IPC channel's messages.
+ */
+function openTensorFile(): ShmFile | undefined {
+  if (!shmAvailable()) return undefined
+  try {
+    return createShmFile('helix-onnx')
+  } catch {
+    return undefined
+  }
+}
+
+/**
+ * A run's inputs for a worker process with a shm file: each numeric tensor's bytes written into the
+ * file (one pwrite) and named by offset; BYTES, and a tensor that does not fit (ENOSPC: /dev/shm is
+ * full), go in the message. `end` is where the outputs may start.
+ */
+function feedsThroughShm(inputs: Tensor[], fd: number): { feeds: unknown[]; end: number } {
+  let at = 0
+  let full = false
+  const feeds = inputs.map((tensor) => {
+    const type = ORT_TYPE[tensor.datatype]
+    if (!type) throw new Error(`datatype ${tensor.datatype} cannot be fed to onnxruntime`)
+    if (Array.isArray(tensor.data)) {
+      return { name: tensor.name, type, dims: tensor.shape, data: tensor.data.map((b) => utf8.decode(b)) }
+    }
+    const data = tensor.data as Exclude<TensorData, Uint8Array[]>
+    if (!full) {
+      try {
+        writeAll(fd, new Uint8Array(data.buffer, data.byteOffset, data.byteLength), at)
+        const feed = { name: tensor.name, type, dims: tensor.shape, at, nbytes: data.byteLength }
+        at = alignShm(at + data.byteLength)
+        return feed
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOSPC') throw err
+        full = true
+      }
+    }
+    return { name: tensor.name, type, dims: tensor.shape, data }
+  })
+  return { feeds, end: at }
+}
+
+/** An output the worker process wrote into the shm file, read into memory of its own. */
+function outputFromShm(output: { name: string; type: string; nbytes?: number; at?: number }, fd: number) {
+  const Ctor = ortTypedArray(output.type)
+  if (!Ctor)
+    throw new Error(`output '${output.name}' has onnx type ${output.type}, which helix cannot return`)
+  const nbytes = output.nbytes ?? 0
+  const data = new Ctor(nbytes / Ctor.BYTES_PER_ELEMENT)
+  if (!readAll(fd, new Uint8Array(data.buffer, 0, nbytes), output.at ?? 0))
+    throw new Error(`output '${output.name}' lies past the end of the worker's shm file`)
+  return data
 }
 
 /**
@@ -254,6 +371,9 @@ export class SessionHost {
   readonly ended: Promise<void>
   /** The worker process's id (isolation: process). */
   readonly pid: number | undefined
+  /** The worker process's tensor file, one run at a time (isolation: process, where /dev/shm exists). */
+  private readonly shm: ShmFile | undefined
+  private readonly shmLock = new ShmLock()
   /** Sessions opened here and not released: what placement balances. */
   sessions = 0
   /** Set when a watchdog gave the worker up (abandon): the model whose run hung is to blame, not its neighbours. */
@@ -263,6 +383,8 @@ export class SessionHost {
   constructor(
     private readonly onExit: (host: SessionHost) => void = () => {},
     readonly isolation: Isolation = 'thread',
+    /** A worker process's tensors travel through a file in /dev/shm where there is one (false: in its messages). */
+    tensorFile = true,
   ) {
     let ended!: () => void
     this.ended = new Promise((resolve) => {
@@ -284,8 +406,9 @@ export class SessionHost {
       },
     }
     if (isolation === 'process') {
-      const channel = processChannel(events)
+      const channel = processChannel(events, tensorFile)
       this.pid = channel.pid
+      this.shm = channel.shm
       this.channel = channel
     } else {
       this.channel = threadChannel(events)
@@ -347,6 +470,8 @@ export class SessionHost {
       inputMetadata: loaded.inputMetadata ?? [],
       outputMetadata: loaded.outputMetadata ?? [],
       run: async (inputs, outputNames) => {
+        const shm = this.shm
+        if (shm) return this.shmLock.exclusive(() => this.runThroughShm(session, shm.fd, inputs, outputNames))
         const { feeds, transfer } = feedsFor(inputs, copied)
         const reply = await this.call({ type: 'run', session, feeds, outputNames }, transfer)
         for (const buffer of reply.returned ?? []) recycleMovable(buffer)
@@ -359,6 +484,20 @@ export class SessionHost {
         if (this.alive) await this.call({ type: 'release', session }).catch(() => undefined)
       },
     }
+  }
+
+  /** One run of a worker process's session with its tensors in the shm file (the caller holds shmLock). */
+  private async runThroughShm(
+    session: number,
+    fd: number,
+    inputs: Tensor[],
+    outputNames: string[] | undefined,
+  ): Promise<Tensor[]> {
+    const { feeds, end } = feedsThroughShm(inputs, fd)
+    const reply = await this.call({ type: 'run', session, feeds, outputNames, outAt: end })
+    return (reply.outputs ?? []).map((o) =>
+      fromOrtParts(o.name, o.type, o.dims, o.at === undefined ? o.data : outputFromShm(o, fd)),
+    )
   }
 
   /**

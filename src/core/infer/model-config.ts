@@ -124,7 +124,7 @@ export const ModelConfigSchema = Type.Object(
     /**
      * Where each instance runs (helix.yaml models.isolation when absent): `thread`, a worker thread of
      * the daemon (tensors move without copies); `process`, a worker process of its own (tensors are
-     * copied through a pipe), so a native crash inside onnxruntime (SIGSEGV, SIGBUS, abort) costs that
+     * copied through /dev/shm), so a native crash inside onnxruntime (SIGSEGV, SIGBUS, abort) costs that
      * instance, which reopens, instead of the whole daemon. ONNX and text embedding models.
      */
     isolation: Type.Optional(Type.Union([Type.Literal('thread'), Type.Literal('process')])),

@@ -1,20 +1,22 @@
-import { truncate } from 'node:fs/promises'
+import { readdir, readlink, truncate } from 'node:fs/promises'
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { execa } from 'execa'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { MAX_INSTANCE_CRASHES, OnnxBackend } from '../../../src/core/backends/onnx-backend.js'
 import { WorkerPool } from '../../../src/core/backends/worker-pool.js'
-import type { HostedSession } from '../../../src/core/backends/worker-session.js'
+import { type HostedSession, SessionHost } from '../../../src/core/backends/worker-session.js'
 import { TEXT_MODEL_FILE } from '../../../src/core/generate/hf-folder.js'
 import { TextBackend } from '../../../src/core/generate/text-backend.js'
 import type { TextEngine } from '../../../src/core/generate/types.js'
 import { GpuReservations } from '../../../src/core/gpu/placement.js'
 import { parseModelConfig } from '../../../src/core/infer/model-config.js'
-import type { Tensor } from '../../../src/core/infer/types.js'
+import type { Tensor, TensorData } from '../../../src/core/infer/types.js'
 import { silentLogger } from '../../../src/core/logger.js'
 import { ROOT, tempDir } from '../../helpers/cli.js'
 import {
+  IDENTITY_DATATYPES,
+  identityModel,
   scaleModel,
   slowOnDemandModel,
   writeExternalWeightsModel,
@@ -93,6 +95,62 @@ describe('isolation: process', () => {
     expect(await gone(pid)).toBe(true)
     await threaded.release()
     await pool.close()
+  })
+
+  it('every datatype crosses to a worker process and back unchanged, through the shm file and through the messages alike', async () => {
+    const samples: Record<string, TensorData> = {
+      FP32: Float32Array.from([1.5, -2, 3.25, Number.NaN, Infinity, -0]),
+      FP64: Float64Array.from([1e300, -2.5, 3, 4, 5, 6]),
+      FP16: Uint16Array.from([0x3c00, 0xc000, 0x7c00, 0x0001, 0x8000, 0x3555]),
+      INT8: Int8Array.from([-128, 127, 0, 1, -1, 5]),
+      UINT8: Uint8Array.from([0, 255, 1, 2, 3, 4]),
+      INT16: Int16Array.from([-32768, 32767, 0, 1, -1, 5]),
+      UINT16: Uint16Array.from([0, 65535, 1, 2, 3, 4]),
+      INT32: Int32Array.from([-(2 ** 31), 2 ** 31 - 1, 0, 1, -1, 5]),
+      UINT32: Uint32Array.from([0, 2 ** 32 - 1, 1, 2, 3, 4]),
+      INT64: BigInt64Array.from([-(2n ** 63n), 2n ** 63n - 1n, 0n, 1n, -1n, 5n]),
+      UINT64: BigUint64Array.from([0n, 2n ** 64n - 1n, 1n, 2n, 3n, 4n]),
+      BOOL: Uint8Array.from([1, 0, 1, 1, 0, 0]),
+      BYTES: ['a', '', 'héllo', 'x'.repeat(1000), 'tab\tnewline\n', 'z'].map((t) =>
+        new TextEncoder().encode(t),
+      ),
+    }
+    const hosts = [
+      new SessionHost(undefined, 'process'),
+      new SessionHost(undefined, 'process', false),
+      new SessionHost(undefined, 'thread'),
+    ]
+    // The worker process holds the tensor file open, its name already gone; the other has none.
+    const shmFilesOf = async (host: SessionHost) => {
+      await host.open(join(dir, 'scale.onnx'), options).then((s) => s.release())
+      const fds = await readdir(`/proc/${host.pid}/fd`)
+      const links = await Promise.all(fds.map((fd) => readlink(`/proc/${host.pid}/fd/${fd}`).catch(() => '')))
+      return links.filter((l) => l.startsWith('/dev/shm/helix-onnx-'))
+    }
+    try {
+      expect(await shmFilesOf(hosts[0])).toEqual([
+        expect.stringMatching(/^\/dev\/shm\/helix-onnx-\d+-\d+ \(deleted\)$/),
+      ])
+      expect(await shmFilesOf(hosts[1])).toEqual([])
+      for (const datatype of IDENTITY_DATATYPES) {
+        const path = await writeOnnx(join(dir, `identity-${datatype}.onnx`), identityModel(datatype))
+        const input: Tensor = { name: 'input', datatype, shape: [2, 3], data: samples[datatype] }
+        for (const host of hosts) {
+          const session = await host.open(path, options)
+          const [output] = await session.run([input])
+          expect({ isolation: host.isolation, ...output }).toEqual({
+            isolation: host.isolation,
+            datatype,
+            name: 'output',
+            shape: [2, 3],
+            data: samples[datatype],
+          })
+          await session.release()
+        }
+      }
+    } finally {
+      await Promise.all(hosts.map((h) => h.terminate()))
+    }
   })
 
   it('a native fault inside onnxruntime (weights truncated under a loaded model: SIGBUS) costs that instance, not this process; the model then goes unavailable with the reason', async () => {

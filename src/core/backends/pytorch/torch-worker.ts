@@ -1,8 +1,18 @@
 import { type ChildProcess, spawn } from 'node:child_process'
-import { closeSync, existsSync, openSync, readSync, unlinkSync, writeSync } from 'node:fs'
-import { join } from 'node:path'
 import { elementCount, TYPED_ARRAY } from '../../infer/tensor-data.js'
 import type { Datatype, Tensor, TensorData } from '../../infer/types.js'
+import {
+  alignShm,
+  closeShm,
+  createShmFile,
+  readAll,
+  SHM_DIR,
+  type ShmFile,
+  ShmLock,
+  shmAvailable,
+  unlinkShm,
+  writeAll,
+} from '../shm-file.js'
 
 /**
  * One Python process running python/helix_torch_worker.py on one TorchScript file. Frames both ways
@@ -26,14 +36,8 @@ export type TorchChannelSetting = TorchChannel | 'auto'
 
 export function resolveChannel(setting: TorchChannelSetting): TorchChannel {
   if (setting !== 'auto') return setting
-  return existsSync(SHM_DIR) ? 'shm' : 'pipe'
+  return shmAvailable() ? 'shm' : 'pipe'
 }
-
-/** Where the shm channel's files live: tmpfs on Linux. */
-export const SHM_DIR = '/dev/shm'
-/** Tensors start at offsets aligned for every datatype (and for cache lines). */
-const SHM_ALIGN = 64
-let shmFiles = 0
 
 /** What the worker reports once the model is loaded. */
 export interface WorkerHello {
@@ -76,12 +80,6 @@ interface Pending {
   reject: (err: Error) => void
 }
 
-/** The shm channel's file, open in the daemon. */
-interface ShmFile {
-  path: string
-  fd: number
-}
-
 /** Why a worker stopped: its exit code or signal and the last line it wrote to stderr. */
 export class WorkerExit extends Error {
   override name = 'WorkerExit'
@@ -97,15 +95,14 @@ export class TorchWorker {
   private stderrTail = ''
   private exitError: Error | undefined
   private readonly shm: ShmFile | undefined
-  /** shm channel: whether a request owns the file, and the requests waiting for it. */
-  private shmBusy = false
-  private readonly waiting: (() => void)[] = []
+  /** shm channel: one request at a time owns the file. */
+  private readonly shmLock = new ShmLock()
   readonly ready: Promise<WorkerHello>
   /** Resolves when the process has exited. */
   readonly exited: Promise<void>
 
   constructor(python: string, script: string, spec: WorkerSpec, channel: TorchChannel = 'pipe') {
-    this.shm = channel === 'shm' ? createShmFile() : undefined
+    this.shm = channel === 'shm' ? createTorchShm() : undefined
     this.child = spawn(python, [script, JSON.stringify({ ...spec, shm: this.shm?.path ?? null })], {
       stdio: ['pipe', 'pipe', 'pipe'],
     })
@@ -138,8 +135,7 @@ export class TorchWorker {
         const last = lastLine(this.stderrTail)
         const how = signal ? `was killed by ${signal}` : `exited with code ${code}`
         this.fail(new WorkerExit(`the PyTorch worker ${how}${last ? `: ${last}` : ''}`))
-        this.unlinkShm()
-        if (this.shm) closeSync(this.shm.fd)
+        if (this.shm) closeShm(this.shm)
         resolve()
       })
     })
@@ -162,17 +158,11 @@ export class TorchWorker {
   async run(inputs: Tensor[], outputNames?: string[]): Promise<Tensor[]> {
     if (this.exitError) throw this.exitError
     if (!this.shm) return this.exchange(inputs, outputNames)
-    if (this.shmBusy) await new Promise<void>((resolve) => this.waiting.push(resolve))
-    else this.shmBusy = true
-    try {
+    // The file passes to the next request only once this one's outputs are read.
+    return this.shmLock.exclusive(async () => {
       if (this.exitError) throw this.exitError
-      return await this.exchange(inputs, outputNames)
-    } finally {
-      // The file passes to the next request only once this one's outputs are read.
-      const next = this.waiting.shift()
-      if (next) next()
-      else this.shmBusy = false
-    }
+      return this.exchange(inputs, outputNames)
+    })
   }
 
   /** Sends one request frame (its tensors inline, or written to the shm file) and decodes the answer. */
@@ -190,7 +180,7 @@ export class TorchWorker {
       }
       if (shm) {
         header.offset = offset
-        writeAll(shm.fd, bytes, offset)
+        writeShm(shm.fd, bytes, offset)
         offset = alignShm(offset + bytes.length)
       }
       return { header, bytes }
@@ -236,12 +226,7 @@ export class TorchWorker {
   }
 
   private unlinkShm(): void {
-    if (!this.shm) return
-    try {
-      unlinkSync(this.shm.path)
-    } catch {
-      // already unlinked
-    }
+    if (this.shm) unlinkShm(this.shm)
   }
 
   private receive(chunk: Buffer): void {
@@ -274,25 +259,19 @@ export class TorchWorker {
   }
 }
 
-function alignShm(offset: number): number {
-  return Math.ceil(offset / SHM_ALIGN) * SHM_ALIGN
-}
-
-/** A new, empty file in /dev/shm that only this user can read (0600). */
-function createShmFile(): ShmFile {
-  if (!existsSync(SHM_DIR)) {
+/** A new shm channel file; the setting named shm where there is no /dev/shm is the user's to fix. */
+function createTorchShm(): ShmFile {
+  if (!shmAvailable()) {
     throw new WorkerExit(
       `backends.pytorch.channel is shm but ${SHM_DIR} does not exist on this machine; set channel: pipe in helix.yaml`,
     )
   }
-  const path = join(SHM_DIR, `helix-torch-${process.pid}-${++shmFiles}`)
-  return { path, fd: openSync(path, 'wx+', 0o600) }
+  return createShmFile('helix-torch')
 }
 
-function writeAll(fd: number, bytes: Buffer, position: number): void {
-  let done = 0
+function writeShm(fd: number, bytes: Buffer, position: number): void {
   try {
-    while (done < bytes.length) done += writeSync(fd, bytes, done, bytes.length - done, position + done)
+    writeAll(fd, bytes, position)
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOSPC') throw new Error(SHM_FULL)
     throw err
@@ -308,14 +287,8 @@ function readShmTensors(headers: TensorHeader[], fd: number): Tensor[] {
   return headers.map((h) => {
     const Ctor = TYPED_ARRAY[h.datatype]
     const data = new Ctor(elementCount(h.shape))
-    const bytes = new Uint8Array(data.buffer, 0, h.nbytes)
-    let done = 0
-    while (done < h.nbytes) {
-      const read = readSync(fd, bytes, done, h.nbytes - done, (h.offset ?? 0) + done)
-      if (read === 0)
-        throw new Error(`the PyTorch worker's output '${h.name}' lies past the end of its shm file`)
-      done += read
-    }
+    if (!readAll(fd, new Uint8Array(data.buffer, 0, h.nbytes), h.offset ?? 0))
+      throw new Error(`the PyTorch worker's output '${h.name}' lies past the end of its shm file`)
     return { name: h.name, datatype: h.datatype, shape: h.shape, data }
   })
 }
