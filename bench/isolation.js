@@ -72,9 +72,11 @@ try {
 }
 
 const ratios = rows.process.map((p, i) => p.rate / rows.thread[i].rate)
+const cpuRatios = rows.process.map((p, i) => p.cpuMsPerItem / rows.thread[i].cpuMsPerItem)
 const med = (mode, key) => median(rows[mode].map((r) => r[key]))
 const load = loadavg()[0].toFixed(2)
 console.log(`process / thread = ${median(ratios).toFixed(2)} (rounds: ${ratios.map((r) => r.toFixed(2)).join(', ')})`)
+console.log(`CPU per item, process / thread = ${median(cpuRatios).toFixed(2)} (rounds: ${cpuRatios.map((r) => r.toFixed(2)).join(', ')})`)
 
 writeReadmeSection(
   'isolation',
@@ -93,6 +95,7 @@ processes and the load generator. Measured ${machine()}, ${availableParallelism(
 | process | ${med('process', 'rate').toFixed(0)} | ${med('process', 'cpuMsPerItem').toFixed(3)} | ${med('process', 'meanBatch')?.toFixed?.(1) ?? '?'} |
 
 Per-round process / thread: ${ratios.map((r) => r.toFixed(2)).join(', ')}. **process / thread = ${median(ratios).toFixed(2)}** (median):
-what containing a native crash in one instance costs in throughput on this model.
+what containing a native crash in one instance costs in throughput on this model. CPU per item, process / thread:
+${cpuRatios.map((r) => r.toFixed(2)).join(', ')} (median **${median(cpuRatios).toFixed(2)}**; steadier than throughput on a shared machine).
 `,
 )
