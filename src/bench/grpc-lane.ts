@@ -1,6 +1,8 @@
 import http2, { type ClientHttp2Session, type ClientHttp2Stream, type OutgoingHttpHeaders } from 'node:http2'
 import net from 'node:net'
 import tls from 'node:tls'
+import { encodeHeaderBlock } from './hpack.js'
+import { Http2Lane, type LaneStream, type StreamHandler } from './http2-lane.js'
 import type { TlsOptions } from './types.js'
 
 /**
@@ -34,9 +36,17 @@ export class MessageReader {
   }
 }
 
+/** Host and port of a `host:port` target (IPv6 brackets stripped). */
+function hostPort(target: string): { host: string; port: number } {
+  return {
+    host: target.replace(/:\d+$/, '').replace(/^\[|\]$/g, ''),
+    port: Number(/:(\d+)$/.exec(target)?.[1]),
+  }
+}
+
 /**
- * One HTTP/2 connection to a gRPC server, opened on first use and again after it closes. Calls are
- * plain HTTP/2 streams with gRPC's headers and framing (what grpc-js does, minus its per-call stack
+ * One HTTP/2 connection to a gRPC server over `node:http2`, for ModelStreamInfer's long-lived streams,
+ * opened on first use and again after it closes. Calls are plain HTTP/2 streams with gRPC's headers and framing (what grpc-js does, minus its per-call stack
  * of interceptors, resolver and retry buffers, which cost the load generator several times what the
  * server spends on a call). TLS always verifies the server's certificate.
  */
@@ -49,8 +59,7 @@ export class Http2Channel {
 
   constructor(target: string, tlsOptions: TlsOptions | undefined) {
     this.authority = `${tlsOptions ? 'https' : 'http'}://${target}`
-    const host = target.replace(/:\d+$/, '').replace(/^\[|\]$/g, '')
-    const port = Number(/:(\d+)$/.exec(target)?.[1])
+    const { host, port } = hostPort(target)
     this.options = {
       // Unbounded: the default (10 MB of outstanding frames) refuses streams under heavy load.
       maxSessionMemory: 1024,
@@ -116,5 +125,108 @@ export function callHeaders(path: string, metadata: Record<string, string>): Out
     'content-type': 'application/grpc',
     te: 'trailers',
     'user-agent': 'helix-bench',
+  }
+}
+
+/** What a unary call is: the method's path and metadata, sent the same on every stream. */
+export interface UnaryRequest {
+  path: string
+  metadata: Record<string, string>
+  /** The framed request message (frameMessage). */
+  framed: Buffer
+}
+
+/**
+ * The HPACK header block of a gRPC call to `path` on `target`, built once: the pseudo-headers first,
+ * then gRPC's headers and `metadata` (lower-case names). A value with CR, LF or NUL, or a name that is
+ * not a lower-case token, is refused, as `node:http2` refuses them.
+ */
+export function grpcHeaderBlock(
+  target: string,
+  tlsOn: boolean,
+  path: string,
+  metadata: Record<string, string>,
+): Buffer {
+  const fields: [string, string][] = [
+    [':method', 'POST'],
+    [':scheme', tlsOn ? 'https' : 'http'],
+    [':path', path],
+    [':authority', target],
+    ['content-type', 'application/grpc'],
+    ['te', 'trailers'],
+    ['user-agent', 'helix-bench'],
+  ]
+  for (const [name, value] of Object.entries(metadata)) {
+    if (!/^[!#$%&'*+.^_`|~0-9a-z-]+$/.test(name) || !/^[\t\x20-\x7e\x80-\xff]*$/.test(value))
+      throw new TypeError(`invalid gRPC metadata "${name}"`)
+    fields.push([name, value])
+  }
+  return encodeHeaderBlock(fields)
+}
+
+/**
+ * The connection(s) of one gRPC channel for unary calls, over Http2Lane (a raw socket, not
+ * `node:http2`, whose stream objects cost the load generator about twice the CPU per call of the
+ * HTTP/1.1 lane). A call goes to the current lane; a lane that takes no more streams (GOAWAY, its
+ * stream ids used up, a failed connection) is replaced by a new connection, and finishes what it
+ * carries. TLS always verifies the server's certificate.
+ */
+export class GrpcUnaryChannel {
+  private lane?: Http2Lane
+  private readonly lanes = new Set<Http2Lane>()
+  private readonly headerBlock: Buffer
+  /** Connections opened so far. */
+  connections = 0
+  private closed = false
+
+  constructor(
+    private readonly target: string,
+    private readonly tlsOptions: TlsOptions | undefined,
+    private readonly request: UnaryRequest,
+    private readonly maxStreamId?: number,
+  ) {
+    this.headerBlock = grpcHeaderBlock(target, tlsOptions !== undefined, request.path, request.metadata)
+  }
+
+  /** Why the last connection failed (ECONNREFUSED, a certificate error, GOAWAY), if it did. */
+  get lastError(): Error | undefined {
+    return this.lane?.lastError
+  }
+
+  /** Starts one call; `handler` hears its headers, messages and end. */
+  call(handler: StreamHandler): LaneStream {
+    return this.current().open(handler)
+  }
+
+  /** Ends every connection once the calls on it are over. */
+  close(): void {
+    this.closed = true
+    for (const lane of this.lanes) lane.close()
+    this.lanes.clear()
+    this.lane = undefined
+  }
+
+  /** The lane that takes new calls: the last one opened, or a new connection once it takes no more. */
+  private current(): Http2Lane {
+    if (this.lane?.accepting) return this.lane
+    const lane = new Http2Lane({
+      ...hostPort(this.target),
+      tls: this.tlsOptions,
+      headerBlock: this.headerBlock,
+      body: this.request.framed,
+      maxStreamId: this.maxStreamId,
+      // A call the server did not process (GOAWAY) is sent again on the channel's current connection.
+      retry: (stream) => {
+        if (this.closed) return false
+        this.current().adopt(stream)
+        return true
+      },
+    })
+    this.connections++
+    // A lane that neither takes streams nor carries any is over.
+    for (const old of this.lanes) if (!old.accepting && old.active === 0) this.lanes.delete(old)
+    this.lanes.add(lane)
+    this.lane = lane
+    return lane
   }
 }

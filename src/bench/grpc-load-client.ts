@@ -7,7 +7,8 @@ import {
 import { performance } from 'node:perf_hooks'
 import { status } from '@grpc/grpc-js'
 import { answerProblem, type InferAnswer, idField, type StreamAnswer } from './grpc-answer.js'
-import { callHeaders, frameMessage, Http2Channel, MessageReader } from './grpc-lane.js'
+import { callHeaders, frameMessage, GrpcUnaryChannel, Http2Channel, MessageReader } from './grpc-lane.js'
+import type { LaneStream, StreamHandler } from './http2-lane.js'
 import { errorKind } from './load-client.js'
 import type { LoadSender, Outcome } from './load-sender.js'
 import { inferenceMethods } from './targets/grpc-protos.js'
@@ -19,27 +20,97 @@ export function grpcErrorKind(err: { code: number }): string {
   return `grpc ${status[err.code] ?? err.code}`
 }
 
-/** How a call ended at the HTTP/2 level: the error kind, or undefined for grpc-status 0. */
+/**
+ * How a call ended: the error kind, or undefined for grpc-status 0. `httpStatus` is 0 without
+ * response headers; `error` is the transport's error kind, if the stream did not end normally.
+ */
 function callFailure(
+  httpStatus: number,
+  grpcStatus: string | undefined,
+  error: string | undefined,
+): string | undefined {
+  if (httpStatus !== 0 && httpStatus !== 200) return `http ${httpStatus}`
+  if (grpcStatus !== undefined)
+    return grpcStatus === '0' ? undefined : grpcErrorKind({ code: Number(grpcStatus) })
+  return error ?? 'no grpc-status'
+}
+
+/** callFailure for a `node:http2` stream. */
+function streamFailure(
   response: IncomingHttpHeaders | undefined,
   trailers: IncomingHttpHeaders | undefined,
   error: unknown,
   stream: ClientHttp2Stream,
 ): string | undefined {
-  const httpStatus = Number(response?.[':status'] ?? 0)
-  if (response && httpStatus !== 200) return `http ${httpStatus}`
   // A call refused before any message has no body: its status comes in the response headers.
   const grpcStatus = trailers?.['grpc-status'] ?? response?.['grpc-status']
-  if (grpcStatus !== undefined)
-    return grpcStatus === '0' ? undefined : grpcErrorKind({ code: Number(grpcStatus) })
-  if (error !== undefined) return errorKind(error)
-  return stream.rstCode ? 'stream reset' : 'no grpc-status'
+  const kind = error !== undefined ? errorKind(error) : stream.rstCode ? 'stream reset' : undefined
+  return callFailure(Number(response?.[':status'] ?? 0), grpcStatus as string | undefined, kind)
 }
 
-interface InFlight {
-  sentAt: number
-  stream?: ClientHttp2Stream
-  timedOut: boolean
+/**
+ * One unary call on a GrpcUnaryChannel: it reads `:status`, `grpc-status` and `grpc-message` from the
+ * response headers and trailers (a call refused at once has only headers), keeps the first message,
+ * and settles once with a checked outcome.
+ */
+class UnaryCall implements StreamHandler {
+  readonly sentAt = performance.now()
+  stream?: LaneStream
+  timedOut = false
+  private status = 0
+  private grpcStatus: string | undefined
+  private answer: Buffer | undefined
+  private reader: MessageReader | undefined
+
+  constructor(
+    private readonly from: number,
+    private readonly check: GrpcAnswerCheck,
+    private readonly resolve: (outcome: Outcome) => void,
+    private readonly settled: (call: UnaryCall) => void,
+  ) {}
+
+  onHeaders(fields: string[]): void {
+    for (let i = 0; i < fields.length; i += 2) {
+      const name = fields[i]
+      if (name === ':status') {
+        const status = Number(fields[i + 1])
+        // An informational response (1xx) is followed by the real one.
+        if (status >= 200) this.status = status
+      } else if (name === 'grpc-status') this.grpcStatus = fields[i + 1]
+    }
+  }
+
+  onData(data: Buffer): void {
+    if (this.answer) return
+    // The common case: a DATA frame that holds exactly one whole message.
+    if (!this.reader && data.length >= 5 && data.readUInt32BE(1) === data.length - 5) {
+      this.answer = data.subarray(5)
+      return
+    }
+    this.reader ??= new MessageReader()
+    this.reader.push(data, (message) => {
+      this.answer ??= message
+    })
+  }
+
+  onClose(error: string | undefined): void {
+    const latencyMs = performance.now() - this.from
+    const failure = this.timedOut ? 'timeout' : callFailure(this.status, this.grpcStatus, error)
+    this.settled(this)
+    this.resolve(failure ? { latencyMs, error: failure } : this.checked(latencyMs))
+  }
+
+  private checked(latencyMs: number): Outcome {
+    if (!this.answer) return { latencyMs, error: 'no answer' }
+    let decoded: InferAnswer
+    try {
+      decoded = inferenceMethods().ModelInfer.responseDeserialize(this.answer)
+    } catch {
+      return { latencyMs, error: 'undecodable answer' }
+    }
+    const problem = answerProblem(decoded, this.check)
+    return problem ? { latencyMs, error: problem } : { latencyMs, checked: true }
+  }
 }
 
 /**
@@ -50,12 +121,11 @@ interface InFlight {
  * error kinds.
  */
 export class GrpcLoadClient implements LoadSender {
-  private readonly channels: Http2Channel[]
-  private readonly framed: Buffer
+  private readonly channels: GrpcUnaryChannel[] = []
   private readonly request: Buffer
-  private readonly headers: OutgoingHttpHeaders
-  private readonly unary = new Set<InFlight>()
+  private readonly unary = new Set<UnaryCall>()
   private readonly streams: StreamLane[] = []
+  private readonly streamChannels: Http2Channel[] = []
   private readonly sweep: NodeJS.Timeout
 
   constructor(
@@ -63,25 +133,25 @@ export class GrpcLoadClient implements LoadSender {
     lanes: number,
     private readonly timeoutMs: number,
   ) {
-    this.channels = Array.from(
-      { length: Math.max(1, plan.channels) },
-      () => new Http2Channel(plan.target, plan.tls),
-    )
+    const count = Math.max(1, plan.channels)
     // Posted to a worker thread, the bytes arrive as a plain Uint8Array: view them as a Buffer.
     this.request = Buffer.from(plan.request.buffer, plan.request.byteOffset, plan.request.byteLength)
-    this.framed = frameMessage(this.request)
     const methods = inferenceMethods()
-    this.headers = callHeaders(
-      plan.method === 'stream' ? methods.ModelStreamInfer.path : methods.ModelInfer.path,
-      plan.metadata,
-    )
     if (plan.method === 'stream') {
+      const headers = callHeaders(methods.ModelStreamInfer.path, plan.metadata)
+      for (let i = 0; i < count; i++) this.streamChannels.push(new Http2Channel(plan.target, plan.tls))
       for (let i = 0; i < Math.max(1, lanes); i++) {
-        const channel = this.channels[i % this.channels.length]
-        this.streams.push(
-          new StreamLane(channel, this.headers, this.request, plan.check, `${i.toString(36)}.`),
-        )
+        const channel = this.streamChannels[i % count]
+        this.streams.push(new StreamLane(channel, headers, this.request, plan.check, `${i.toString(36)}.`))
       }
+    } else {
+      // The request is framed once; every call sends the same bytes.
+      const request = {
+        path: methods.ModelInfer.path,
+        metadata: plan.metadata,
+        framed: frameMessage(this.request),
+      }
+      for (let i = 0; i < count; i++) this.channels.push(new GrpcUnaryChannel(plan.target, plan.tls, request))
     }
     this.sweep = setInterval(() => this.expire(), Math.max(10, Math.min(1000, timeoutMs / 4)))
     this.sweep.unref()
@@ -89,62 +159,21 @@ export class GrpcLoadClient implements LoadSender {
 
   send(from: number, lane = 0): Promise<Outcome> {
     if (this.streams.length > 0) return this.streams[lane % this.streams.length].send(from)
-    const call: InFlight = { sentAt: performance.now(), timedOut: false }
-    this.unary.add(call)
     return new Promise((resolve) => {
-      let response: IncomingHttpHeaders | undefined
-      let trailers: IncomingHttpHeaders | undefined
-      let error: unknown
-      let answer: Buffer | undefined
-      const reader = new MessageReader()
-      const channel = this.channels[lane % this.channels.length]
-      const stream = channel.request(this.headers)
-      call.stream = stream
-      stream.on('response', (headers) => {
-        response = headers
-      })
-      stream.on('data', (chunk: Buffer) =>
-        reader.push(chunk, (message) => {
-          answer ??= message
-        }),
-      )
-      stream.on('trailers', (headers) => {
-        trailers = headers
-      })
-      stream.on('error', (err) => {
-        error = err
-      })
-      const finish = () => {
-        const latencyMs = performance.now() - from
-        const failure = call.timedOut ? 'timeout' : callFailure(response, trailers, error, stream)
-        if (failure) return resolve({ latencyMs, error: failure })
-        if (!answer) return resolve({ latencyMs, error: 'no answer' })
-        let decoded: InferAnswer
-        try {
-          decoded = inferenceMethods().ModelInfer.responseDeserialize(answer)
-        } catch {
-          return resolve({ latencyMs, error: 'undecodable answer' })
-        }
-        const problem = answerProblem(decoded, this.plan.check)
-        resolve(problem ? { latencyMs, error: problem } : { latencyMs, checked: true })
-      }
-      stream.once('close', () => {
-        this.unary.delete(call)
-        if (response || call.timedOut) return finish()
-        // Streams of a failed connection close before the session reports why: wait for it.
-        setImmediate(() => {
-          error = channel.lastError ?? error
-          finish()
-        })
-      })
-      stream.end(this.framed)
+      const call = new UnaryCall(from, this.plan.check, resolve, this.settled)
+      this.unary.add(call)
+      call.stream = this.channels[lane % this.channels.length].call(call)
     })
+  }
+
+  private readonly settled = (call: UnaryCall): void => {
+    this.unary.delete(call)
   }
 
   async close(): Promise<void> {
     clearInterval(this.sweep)
     await Promise.all(this.streams.map((s) => s.end()))
-    for (const channel of this.channels) channel.close()
+    for (const channel of [...this.channels, ...this.streamChannels]) channel.close()
   }
 
   private expire(): void {
@@ -152,7 +181,7 @@ export class GrpcLoadClient implements LoadSender {
     for (const call of this.unary) {
       if (call.timedOut || now - call.sentAt <= this.timeoutMs) continue
       call.timedOut = true
-      call.stream?.close(constants.NGHTTP2_CANCEL)
+      call.stream?.cancel()
     }
     for (const stream of this.streams) stream.expire(now, this.timeoutMs)
   }
@@ -244,7 +273,7 @@ class StreamLane {
       this.pending = []
       this.head = 0
       const fail = () => {
-        const kind = callFailure(
+        const kind = streamFailure(
           response,
           trailers,
           response ? error : (this.channel.lastError ?? error),

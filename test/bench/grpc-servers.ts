@@ -38,6 +38,8 @@ export interface FakeGrpcOptions {
   answerWith?: Record<string, unknown>
   /** Answer every stream message with this error_message. */
   streamRefusal?: string
+  /** Channel options of the grpc-js Server (grpc.max_connection_age_ms, grpc.max_concurrent_streams). */
+  serverOptions?: Record<string, unknown>
 }
 
 interface Request {
@@ -112,7 +114,7 @@ export async function startFakeGrpc(options: FakeGrpcOptions = {}): Promise<Fake
       call.on('end', () => call.end())
     }
   }
-  const server = new Server()
+  const server = new Server(options.serverOptions)
   server.addService(definition, implementation as never)
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (err, bound) =>
