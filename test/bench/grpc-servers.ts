@@ -8,7 +8,32 @@ import {
   type sendUnaryData,
   status,
 } from '@grpc/grpc-js'
+import type { TargetOptions } from '../../src/bench/targets/target-options.js'
+import type { StepPlan } from '../../src/bench/types.js'
 import { loadProtos } from '../../src/grpc/protos.js'
+
+/** gRPC target options for the model "m" of these servers. */
+export const options = (over: Partial<TargetOptions>): TargetOptions => ({
+  kind: 'grpc',
+  url: '',
+  model: 'm',
+  binary: false,
+  shapes: {},
+  headers: {},
+  maxTokens: 16,
+  ...over,
+})
+
+/** A short closed-loop step: 20 calls, 2 in flight. */
+export const grpcStep = (over: Partial<StepPlan> = {}): StepPlan => ({
+  load: { mode: 'closed', concurrency: 2 },
+  stop: { requests: 20 },
+  warmupMs: 0,
+  connections: 2,
+  timeoutMs: 5000,
+  workers: 0,
+  ...over,
+})
 
 /**
  * A KServe v2 gRPC server on loopback for driving `helix bench`'s gRPC targets through what the

@@ -7,12 +7,10 @@ import { frameMessage, GrpcUnaryChannel } from '../../src/bench/grpc-lane.js'
 import { runStep } from '../../src/bench/run-step.js'
 import { grpcPlan } from '../../src/bench/targets/grpc.js'
 import { inferenceMethods } from '../../src/bench/targets/grpc-protos.js'
-import type { TargetOptions } from '../../src/bench/targets/target-options.js'
-import type { StepPlan } from '../../src/bench/types.js'
 import { type TestGrpc, testGrpc } from '../grpc/fixtures.js'
 import { tempDir } from '../helpers/cli.js'
 import { writeSelfSignedCerts } from '../provision/render/self-signed.js'
-import { type FakeGrpcServer, startFakeGrpc } from './grpc-servers.js'
+import { type FakeGrpcServer, options, startFakeGrpc, grpcStep as step } from './grpc-servers.js'
 
 const MODEL_INFER = '/inference.GRPCInferenceService/ModelInfer'
 
@@ -211,27 +209,6 @@ describe('Http2Lane: unary gRPC calls over a raw socket to grpc-js servers', () 
       await new Promise((resolve) => http1.close(resolve))
     }
   })
-})
-
-const options = (over: Partial<TargetOptions>): TargetOptions => ({
-  kind: 'grpc',
-  url: '',
-  model: 'm',
-  binary: false,
-  shapes: {},
-  headers: {},
-  maxTokens: 16,
-  ...over,
-})
-
-const step = (over: Partial<StepPlan> = {}): StepPlan => ({
-  load: { mode: 'closed', concurrency: 4 },
-  stop: { requests: 20 },
-  warmupMs: 0,
-  connections: 4,
-  timeoutMs: 10_000,
-  workers: 0,
-  ...over,
 })
 
 describe("Http2Lane over TLS to the daemon's gRPC face", () => {

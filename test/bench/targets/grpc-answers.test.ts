@@ -7,35 +7,12 @@ import { grpcPlan } from '../../../src/bench/targets/grpc.js'
 import { daemonGrpcUrl, parseGrpcUrl } from '../../../src/bench/targets/grpc-address.js'
 import { lastTransportError, preflightError } from '../../../src/bench/targets/grpc-preflight.js'
 import { inferenceMethods } from '../../../src/bench/targets/grpc-protos.js'
-import type { TargetOptions } from '../../../src/bench/targets/target-options.js'
-import type { StepPlan } from '../../../src/bench/types.js'
 import { parseConfig } from '../../../src/shared/config.js'
 import { UserError } from '../../../src/shared/errors.js'
 import { HelixHome } from '../../../src/shared/home.js'
 import { writeDaemonRecord } from '../../../src/state/daemon-record.js'
 import { tempDir } from '../../helpers/cli.js'
-import { type FakeGrpcServer, startFakeGrpc } from '../grpc-servers.js'
-
-const options = (over: Partial<TargetOptions>): TargetOptions => ({
-  kind: 'grpc',
-  url: '',
-  model: 'm',
-  binary: false,
-  shapes: {},
-  headers: {},
-  maxTokens: 16,
-  ...over,
-})
-
-const step = (over: Partial<StepPlan> = {}): StepPlan => ({
-  load: { mode: 'closed', concurrency: 2 },
-  stop: { requests: 20 },
-  warmupMs: 0,
-  connections: 2,
-  timeoutMs: 5000,
-  workers: 0,
-  ...over,
-})
+import { type FakeGrpcServer, options, startFakeGrpc, grpcStep as step } from '../grpc-servers.js'
 
 describe('gRPC targets against a server that misbehaves', () => {
   const servers: FakeGrpcServer[] = []

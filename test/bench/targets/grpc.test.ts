@@ -8,6 +8,7 @@ import type { TargetOptions } from '../../../src/bench/targets/target-options.js
 import type { StepPlan } from '../../../src/bench/types.js'
 import { type TestGrpc, testGrpc } from '../../grpc/fixtures.js'
 import { tempDir } from '../../helpers/cli.js'
+import { grpcStep } from '../grpc-servers.js'
 import { startServer, type TestServer } from '../servers.js'
 
 const options = (over: Partial<TargetOptions>): TargetOptions => ({
@@ -20,15 +21,14 @@ const options = (over: Partial<TargetOptions>): TargetOptions => ({
   ...over,
 })
 
-const step = (over: Partial<StepPlan>): StepPlan => ({
-  load: { mode: 'closed', concurrency: 4 },
-  stop: { requests: 40 },
-  warmupMs: 0,
-  connections: 4,
-  timeoutMs: 10_000,
-  workers: 0,
-  ...over,
-})
+const step = (over: Partial<StepPlan>): StepPlan =>
+  grpcStep({
+    load: { mode: 'closed', concurrency: 4 },
+    stop: { requests: 40 },
+    connections: 4,
+    timeoutMs: 10_000,
+    ...over,
+  })
 
 const codeOf = (p: Promise<unknown>) =>
   p.then(
