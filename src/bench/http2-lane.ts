@@ -169,10 +169,10 @@ function u32Frame(type: number, id: number, ...values: number[]): Buffer {
  * write. It speaks what a client must: the preface and SETTINGS (16 MiB windows for what it receives,
  * push off), SETTINGS and PING acknowledgements, WINDOW_UPDATE for received DATA, the server's
  * SETTINGS_MAX_FRAME_SIZE, SETTINGS_MAX_CONCURRENT_STREAMS and send windows (a body beyond them waits
- * for WINDOW_UPDATE), RST_STREAM, and GOAWAY (streams the server did not process fail, the others
- * finish; the lane takes no new ones). Response header blocks go through a full HPACK decoder. Any
- * protocol violation by the server ends the connection with GOAWAY and fails its streams with the
- * error's name.
+ * for WINDOW_UPDATE), RST_STREAM, and GOAWAY (the lane takes no new streams; those open finish, and
+ * those the server did not process go to another connection through Http2Target.retry, as do streams
+ * refused with REFUSED_STREAM). Response header blocks go through a full HPACK decoder. A protocol
+ * violation by the server ends the connection with GOAWAY and fails its streams with the error's name.
  */
 export class Http2Lane {
   private readonly socket: net.Socket
@@ -199,7 +199,7 @@ export class Http2Lane {
   private blockParts: Buffer[] = []
   private blockEnds = false
   private frames: RequestFrames | undefined
-  /** Why streams fail from now on, once the connection failed, closed or the server sent GOAWAY. */
+  /** Why streams fail from now on, once the connection failed or closed. */
   private failure: string | undefined
   /** GOAWAY and its error code, once the server sent one: what the streams it cuts off fail with. */
   private goaway: string | undefined
