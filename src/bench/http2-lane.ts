@@ -136,10 +136,17 @@ const MAX_RETRIES = 3
 interface RequestFrames {
   frameSize: number
   template: Buffer
-  /** Where each frame's stream id sits in the template. */
-  idOffsets: number[]
-  /** Copies of the template no write holds any longer, each with the callback that returns it. */
-  free: { frames: Buffer; release: () => void }[]
+  /** Where each frame starts in the template. */
+  starts: number[]
+  /** Copies of the template no write holds any longer. */
+  free: RequestCopy[]
+}
+
+/** A copy of a request's frames, with the write callback that returns it to its set's free list. */
+interface RequestCopy {
+  frames: Buffer
+  release: () => void
+  set: RequestFrames
 }
 
 function frameHeader(out: Buffer, at: number, length: number, type: number, flags: number, id: number): void {
@@ -165,8 +172,8 @@ function u32Frame(type: number, id: number, ...values: number[]): Buffer {
 /**
  * One HTTP/2 connection over a raw `net` or `tls` socket (no `node:http2`) that replays one fixed
  * request on many concurrent streams, as h2load and ghz do: the HEADERS and DATA frames of a stream are
- * one template in which only the stream ids change, so a stream whose windows allow it goes out in one
- * write. It speaks what a client must: the preface and SETTINGS (16 MiB windows for what it receives,
+ * one template in which only the stream ids change, and the requests started in one event-loop turn
+ * whose windows allow it go out in one write, their frames interleaved. It speaks what a client must: the preface and SETTINGS (16 MiB windows for what it receives,
  * push off), SETTINGS and PING acknowledgements, WINDOW_UPDATE for received DATA, the server's
  * SETTINGS_MAX_FRAME_SIZE, SETTINGS_MAX_CONCURRENT_STREAMS and send windows (a body beyond them waits
  * for WINDOW_UPDATE), RST_STREAM, and GOAWAY (the lane takes no new streams; those open finish, and
@@ -199,6 +206,8 @@ export class Http2Lane {
   private blockParts: Buffer[] = []
   private blockEnds = false
   private frames: RequestFrames | undefined
+  /** Requests started in this event-loop turn, written together at its end (flush). */
+  private batch: RequestCopy[] = []
   /** Why streams fail from now on, once the connection failed or closed. */
   private failure: string | undefined
   /** GOAWAY and its error code, once the server sent one: what the streams it cuts off fail with. */
@@ -286,7 +295,7 @@ export class Http2Lane {
   cancel(stream: LaneStream): void {
     if (stream.closed) return
     if (stream.id === 0) this.waiting = this.waiting.filter((s) => s !== stream)
-    else if (!this.failure) this.socket.write(u32Frame(RST_STREAM, stream.id, CANCEL))
+    else if (!this.failure) this.write(u32Frame(RST_STREAM, stream.id, CANCEL))
     this.finish(stream, 'cancelled')
   }
 
@@ -306,8 +315,9 @@ export class Http2Lane {
       stream.sendWindow -= body.length
       this.sendWindow -= body.length
       stream.sent = body.length
-      const { frames, release } = this.requestFrames(id)
-      this.socket.write(frames, release)
+      // Sent at the end of this event-loop turn with the other requests started in it.
+      this.batch.push(this.requestFrames(id))
+      if (this.batch.length === 1) process.nextTick(this.flush)
       return
     }
     // Beyond a window: the headers now, the body as WINDOW_UPDATEs allow.
@@ -317,12 +327,52 @@ export class Http2Lane {
       id,
       this.target.headerBlock,
     )
-    this.socket.write(headers)
+    this.write(headers)
     this.pump(stream)
   }
 
+  /** Writes `data` after the requests waiting in the batch (their streams were opened first). */
+  private write(data: Buffer): void {
+    if (this.batch.length > 0) this.flush()
+    this.socket.write(data)
+  }
+
+  /**
+   * Writes the requests started in this event-loop turn with their frames interleaved (every HEADERS
+   * frame, then every first DATA frame, …), as `node:http2` sends the frames of concurrent streams. Sent
+   * back to back instead, requests reach the server one by one and it answers each in its own write:
+   * a grpc-js server spent 0.26–0.29 CPU ms per 110 KB call that way, against 0.21 interleaved.
+   */
+  private readonly flush = (): void => {
+    const batch = this.batch
+    if (batch.length === 0) return
+    this.batch = []
+    if (this.failure) {
+      for (const copy of batch) copy.release()
+      return
+    }
+    if (batch.length === 1) {
+      this.socket.write(batch[0].frames, batch[0].release)
+      return
+    }
+    this.socket.cork()
+    const rounds = Math.max(...batch.map((copy) => copy.set.starts.length))
+    for (let r = 0; r < rounds; r++) {
+      for (const { frames, release, set } of batch) {
+        const starts = set.starts
+        if (r >= starts.length) continue
+        const last = r === starts.length - 1
+        this.socket.write(
+          frames.subarray(starts[r], last ? frames.length : starts[r + 1]),
+          last ? release : undefined,
+        )
+      }
+    }
+    this.socket.uncork()
+  }
+
   /** A copy of the request's frames with `id` in each frame header, free to be written. */
-  private requestFrames(id: number): { frames: Buffer; release: () => void } {
+  private requestFrames(id: number): RequestCopy {
     let built = this.frames
     if (!built || built.frameSize !== this.maxFrameSize) {
       built = buildFrames(this.target.headerBlock, this.target.body, this.maxFrameSize)
@@ -331,11 +381,14 @@ export class Http2Lane {
     const set = built
     let copy = set.free.pop()
     if (!copy) {
-      const frames = Buffer.from(set.template)
-      const entry = { frames, release: () => set.free.push(entry) }
+      const entry: RequestCopy = {
+        frames: Buffer.from(set.template),
+        release: () => set.free.push(entry),
+        set,
+      }
       copy = entry
     }
-    for (const at of set.idOffsets) copy.frames.writeUInt32BE(id, at)
+    for (const at of set.starts) copy.frames.writeUInt32BE(id, at + 5)
     return copy
   }
 
@@ -349,8 +402,8 @@ export class Http2Lane {
       const last = stream.sent + size === body.length
       const header = Buffer.allocUnsafe(9)
       frameHeader(header, 0, size, DATA, last ? END_STREAM : 0, stream.id)
-      this.socket.write(header)
-      this.socket.write(body.subarray(stream.sent, stream.sent + size))
+      this.write(header)
+      this.write(body.subarray(stream.sent, stream.sent + size))
       stream.sent += size
       stream.sendWindow -= size
       this.sendWindow -= size
@@ -482,7 +535,7 @@ export class Http2Lane {
       case PING:
         if (id !== 0) throw new ProtocolError(PROTOCOL_ERROR, 'PING on a stream')
         if (payload.length !== 8) throw new ProtocolError(FRAME_SIZE_ERROR, 'PING not of 8 bytes')
-        if (!(flags & ACK)) this.socket.write(frame(PING, ACK, 0, payload))
+        if (!(flags & ACK)) this.write(frame(PING, ACK, 0, payload))
         return
       case GOAWAY:
         this.onGoaway(id, payload)
@@ -503,7 +556,7 @@ export class Http2Lane {
     if (this.received > RECEIVE_WINDOW)
       throw new ProtocolError(FLOW_CONTROL_ERROR, 'DATA beyond the connection window')
     if (this.received >= RECEIVE_WINDOW / 2) {
-      this.socket.write(u32Frame(WINDOW_UPDATE, 0, this.received))
+      this.write(u32Frame(WINDOW_UPDATE, 0, this.received))
       this.received = 0
     }
     let data = payload
@@ -518,7 +571,7 @@ export class Http2Lane {
     if (!stream) return
     stream.received += payload.length
     if (stream.received > RECEIVE_WINDOW) {
-      this.socket.write(u32Frame(RST_STREAM, id, FLOW_CONTROL_ERROR))
+      this.write(u32Frame(RST_STREAM, id, FLOW_CONTROL_ERROR))
       this.finish(stream, 'stream reset (FLOW_CONTROL_ERROR)')
       return
     }
@@ -528,7 +581,7 @@ export class Http2Lane {
       return
     }
     if (stream.received >= RECEIVE_WINDOW / 2) {
-      this.socket.write(u32Frame(WINDOW_UPDATE, id, stream.received))
+      this.write(u32Frame(WINDOW_UPDATE, id, stream.received))
       stream.received = 0
     }
   }
@@ -605,7 +658,7 @@ export class Http2Lane {
         // SETTINGS_HEADER_TABLE_SIZE needs nothing: the request's block empties the table it would size.
       }
     }
-    this.socket.write(frame(SETTINGS, ACK, 0))
+    this.write(frame(SETTINGS, ACK, 0))
     this.resume()
     this.startWaiting()
   }
@@ -666,7 +719,7 @@ export class Http2Lane {
     if (!stream) return
     if (increment === 0 || stream.sendWindow + increment > MAX_WINDOW) {
       const code = increment === 0 ? PROTOCOL_ERROR : FLOW_CONTROL_ERROR
-      this.socket.write(u32Frame(RST_STREAM, id, code))
+      this.write(u32Frame(RST_STREAM, id, code))
       this.finish(stream, `stream reset (${http2ErrorName(code)})`)
       return
     }
@@ -689,15 +742,15 @@ function buildFrames(headerBlock: Buffer, body: Buffer, frameSize: number): Requ
   const template = Buffer.allocUnsafe(9 + headerBlock.length + 9 * chunks + body.length)
   frameHeader(template, 0, headerBlock.length, HEADERS, END_HEADERS | (chunks === 0 ? END_STREAM : 0), 0)
   headerBlock.copy(template, 9)
-  const idOffsets = [5]
+  const starts = [0]
   let at = 9 + headerBlock.length
   for (let i = 0; i < chunks; i++) {
     const start = i * frameSize
     const size = Math.min(frameSize, body.length - start)
     frameHeader(template, at, size, DATA, i === chunks - 1 ? END_STREAM : 0, 0)
-    idOffsets.push(at + 5)
+    starts.push(at)
     body.copy(template, at + 9, start, start + size)
     at += 9 + size
   }
-  return { frameSize, template, idOffsets, free: [] }
+  return { frameSize, template, starts, free: [] }
 }
