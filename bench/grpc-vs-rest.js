@@ -19,7 +19,7 @@ const MODEL = (await import(join(ROOT, 'dist', 'ops', 'demo-model.js'))).demoMod
 const SHAPE = 'x=1,3,48,192'
 const CONCURRENCY = 32
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 4)
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 6)
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 10)
 const WARMUP_S = 1
 // gRPC channels (HTTP/2 connections) the calls share; 1 is what a gRPC client does by default.
 const CHANNELS = Number(process.env.BENCH_CHANNELS ?? 1)
