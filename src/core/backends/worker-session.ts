@@ -48,9 +48,13 @@ const ARRAYS = {
   uint32: Uint32Array, int32: Int32Array, uint64: BigUint64Array, int64: BigInt64Array,
   float16: Uint16Array, float32: Float32Array, float64: Float64Array,
 }
+// Input memory by byte length, reused run after run (a fresh buffer per batch costs a zero fill and
+// the garbage collector's time).
+const spare = new Map()
 const fromShm = (f) => {
   const Ctor = ARRAYS[f.type]
-  const data = new Ctor(f.nbytes / Ctor.BYTES_PER_ELEMENT)
+  const kept = spare.get(f.nbytes)
+  const data = new Ctor(kept && kept.length ? kept.pop() : new ArrayBuffer(f.nbytes))
   const bytes = new Uint8Array(data.buffer)
   for (let done = 0; done < bytes.length; ) {
     const read = fs.readSync(shmFd, bytes, done, bytes.length - done, f.at + done)
@@ -90,8 +94,22 @@ port.on('message', async (msg) => {
     } else if (msg.type === 'run') {
       const session = sessionOf(msg.session)
       const feeds = {}
-      for (const f of msg.feeds) feeds[f.name] = new ort.Tensor(f.type, f.at === undefined ? f.data : fromShm(f), f.dims)
-      const results = msg.outputNames ? await session.run(feeds, msg.outputNames) : await session.run(feeds)
+      const read = []
+      for (const f of msg.feeds) {
+        const data = f.at === undefined ? f.data : fromShm(f)
+        if (f.at !== undefined) read.push(data.buffer)
+        feeds[f.name] = new ort.Tensor(f.type, data, f.dims)
+      }
+      let results
+      try {
+        results = msg.outputNames ? await session.run(feeds, msg.outputNames) : await session.run(feeds)
+      } finally {
+        for (const buffer of read) {
+          const kept = spare.get(buffer.byteLength) || []
+          if (kept.length < 4) kept.push(buffer)
+          spare.set(buffer.byteLength, kept)
+        }
+      }
       const names = msg.outputNames || session.outputNames
       const outputs = names.map((name) => ({ name, type: results[name].type, dims: results[name].dims, data: results[name].data }))
       if (msg.outAt !== undefined) toShm(outputs, msg.outAt)
@@ -339,6 +357,19 @@ function feedsThroughShm(inputs: Tensor[], fd: number): { feeds: unknown[]; end:
   return { feeds, end: at }
 }
 
+/**
+ * A worker process has the inputs once they are written to its shm file or sent (the IPC channel
+ * serializes a message as it is sent): a batch's own buffer then goes back to the spare buffers for
+ * the next batch, as a worker thread hands it back after the run (a transferred buffer cannot be
+ * read here any more either).
+ */
+function recycleSent(inputs: Tensor[]): void {
+  for (const tensor of inputs) {
+    if (!Array.isArray(tensor.data) && isMovable(tensor.data))
+      recycleMovable(tensor.data.buffer as ArrayBuffer)
+  }
+}
+
 /** An output the worker process wrote into the shm file, read into memory of its own. */
 function outputFromShm(output: { name: string; type: string; nbytes?: number; at?: number }, fd: number) {
   const Ctor = ortTypedArray(output.type)
@@ -473,7 +504,9 @@ export class SessionHost {
         const shm = this.shm
         if (shm) return this.shmLock.exclusive(() => this.runThroughShm(session, shm.fd, inputs, outputNames))
         const { feeds, transfer } = feedsFor(inputs, copied)
-        const reply = await this.call({ type: 'run', session, feeds, outputNames }, transfer)
+        const replied = this.call({ type: 'run', session, feeds, outputNames }, transfer)
+        if (copied) recycleSent(inputs)
+        const reply = await replied
         for (const buffer of reply.returned ?? []) recycleMovable(buffer)
         return (reply.outputs ?? []).map((o) => fromOrtParts(o.name, o.type, o.dims, o.data))
       },
@@ -494,7 +527,9 @@ export class SessionHost {
     outputNames: string[] | undefined,
   ): Promise<Tensor[]> {
     const { feeds, end } = feedsThroughShm(inputs, fd)
-    const reply = await this.call({ type: 'run', session, feeds, outputNames, outAt: end })
+    const replied = this.call({ type: 'run', session, feeds, outputNames, outAt: end })
+    recycleSent(inputs)
+    const reply = await replied
     return (reply.outputs ?? []).map((o) =>
       fromOrtParts(o.name, o.type, o.dims, o.at === undefined ? o.data : outputFromShm(o, fd)),
     )

@@ -11,6 +11,7 @@ import { TextBackend } from '../../../src/core/generate/text-backend.js'
 import type { TextEngine } from '../../../src/core/generate/types.js'
 import { GpuReservations } from '../../../src/core/gpu/placement.js'
 import { parseModelConfig } from '../../../src/core/infer/model-config.js'
+import { allocateMovable } from '../../../src/core/infer/tensor-data.js'
 import type { Tensor, TensorData } from '../../../src/core/infer/types.js'
 import { silentLogger } from '../../../src/core/logger.js'
 import { ROOT, tempDir } from '../../helpers/cli.js'
@@ -151,6 +152,35 @@ describe('isolation: process', () => {
     } finally {
       await Promise.all(hosts.map((h) => h.terminate()))
     }
+  })
+
+  it('batches whose buffers go back to the spare buffers as soon as they are sent keep their own answers, under concurrency', async () => {
+    const pool = new WorkerPool({ size: 2 })
+    const backend = new OnnxBackend({
+      modelPath: scale,
+      device: 'cpu',
+      pool,
+      instances: 2,
+      isolation: 'process',
+    })
+    await backend.load()
+    // 20 senders, 10 batches each: a batch is made while others wait for the tensor file, so a buffer
+    // given back too early would be refilled under a batch that has not been written yet.
+    const senders = Array.from({ length: 20 }, async (_, sender) => {
+      const wrong: number[] = []
+      for (let k = 0; k < 10; k++) {
+        const value = sender * 100 + k
+        // What the batcher does: a batch in a movable buffer (a spare one when there is one).
+        const data = allocateMovable('FP32', 16 * 4) as Float32Array
+        data.fill(value)
+        const [y] = await backend.run([{ name: 'x', datatype: 'FP32', shape: [16, 4], data }])
+        if (!(y.data as Float32Array).every((v) => v === 3 * value)) wrong.push(value)
+      }
+      return wrong
+    })
+    expect((await Promise.all(senders)).flat()).toEqual([])
+    await backend.dispose()
+    await pool.close()
   })
 
   it('a native fault inside onnxruntime (weights truncated under a loaded model: SIGBUS) costs that instance, not this process; the model then goes unavailable with the reason', async () => {
