@@ -8,7 +8,7 @@ import { execFileSync } from 'node:child_process'
 import { availableParallelism, loadavg } from 'node:os'
 import { join } from 'node:path'
 import { startServedModel } from './lib/served-model.js'
-import { ROOT, median } from './support/processes.js'
+import { median, ROOT } from './support/processes.js'
 import { machine, writeReadmeSection } from './support/readme-section.js'
 
 const MODEL = (await import(join(ROOT, 'dist', 'ops', 'demo-model.js'))).demoModelPath()
@@ -61,7 +61,11 @@ try {
       const cpuBefore = served.cpuSeconds() + childrenCpuSeconds(served.pid)
       const r = await served.measure(SECONDS * 1000, 1000)
       const cpu = served.cpuSeconds() + childrenCpuSeconds(served.pid) - cpuBefore
-      rows[mode].push({ rate: r.itemsPerSecond, cpuMsPerItem: (cpu * 1000) / r.items, meanBatch: r.meanBatch })
+      rows[mode].push({
+        rate: r.itemsPerSecond,
+        cpuMsPerItem: (cpu * 1000) / r.items,
+        meanBatch: r.meanBatch,
+      })
       console.log(
         `round ${round + 1} ${mode}: ${r.itemsPerSecond.toFixed(0)} items/s, ${((cpu * 1000) / r.items).toFixed(3)} CPU ms/item, mean batch ${r.meanBatch?.toFixed?.(1) ?? '?'}`,
       )
@@ -75,8 +79,12 @@ const ratios = rows.process.map((p, i) => p.rate / rows.thread[i].rate)
 const cpuRatios = rows.process.map((p, i) => p.cpuMsPerItem / rows.thread[i].cpuMsPerItem)
 const med = (mode, key) => median(rows[mode].map((r) => r[key]))
 const load = loadavg()[0].toFixed(2)
-console.log(`process / thread = ${median(ratios).toFixed(2)} (rounds: ${ratios.map((r) => r.toFixed(2)).join(', ')})`)
-console.log(`CPU per item, process / thread = ${median(cpuRatios).toFixed(2)} (rounds: ${cpuRatios.map((r) => r.toFixed(2)).join(', ')})`)
+console.log(
+  `process / thread = ${median(ratios).toFixed(2)} (rounds: ${ratios.map((r) => r.toFixed(2)).join(', ')})`,
+)
+console.log(
+  `CPU per item, process / thread = ${median(cpuRatios).toFixed(2)} (rounds: ${cpuRatios.map((r) => r.toFixed(2)).join(', ')})`,
+)
 
 writeReadmeSection(
   'isolation',

@@ -87,7 +87,7 @@ async function readyCount(url) {
     body: '{}',
     headers: { 'content-type': 'application/json' },
   }).catch(() => undefined)
-  if (!response || response.status !== 200) return { ready: Number.NaN, unavailable: Number.NaN }
+  if (response?.status !== 200) return { ready: Number.NaN, unavailable: Number.NaN }
   const rows = await response.json()
   return {
     ready: rows.filter((r) => r.state === 'READY').length,

@@ -8,7 +8,7 @@ import { DEBIAN_PYTHON } from './tools.js'
  * Real TorchScript models for the PyTorch backend's tests, scripted and saved by Debian's torch in
  * the test itself (torch.jit.script + save), with reference outputs computed by torch directly.
  */
-const SCRIPT = String.raw`
+const SCRIPT = `
 import sys, torch
 from typing import Dict, Tuple
 out = sys.argv[1]
@@ -91,7 +91,7 @@ export async function torchReference(
   file: string,
   inputs: { data: number[]; shape: number[] }[],
 ): Promise<number[][]> {
-  const code = String.raw`
+  const code = `
 import json, sys, torch
 spec = json.loads(sys.stdin.read())
 m = torch.jit.load(spec["file"])
