@@ -145,6 +145,21 @@ interface WorkerReply {
 const ortPath = createRequire(import.meta.url).resolve('onnxruntime-node')
 const utf8 = new TextDecoder()
 
+type NumericData = Exclude<TensorData, Uint8Array[]>
+
+/** A tensor's onnxruntime type, and its data: numeric, or for BYTES the finished feed (strings travel in the message). */
+function feedParts(tensor: Tensor): { type: string; numeric?: NumericData; strings?: unknown } {
+  const type = ORT_TYPE[tensor.datatype]
+  if (!type) throw new Error(`datatype ${tensor.datatype} cannot be fed to onnxruntime`)
+  if (Array.isArray(tensor.data)) {
+    return {
+      type,
+      strings: { name: tensor.name, type, dims: tensor.shape, data: tensor.data.map((b) => utf8.decode(b)) },
+    }
+  }
+  return { type, numeric: tensor.data as NumericData }
+}
+
 /**
  * Inputs as the worker needs them. A batch the batcher assembled owns its buffer, which moves to the
  * worker thread with no copy; anything else (a view of a request body, which a shadow version or the
@@ -156,12 +171,8 @@ const utf8 = new TextDecoder()
 function feedsFor(inputs: Tensor[], copied: boolean): { feeds: unknown[]; transfer: ArrayBuffer[] } {
   const transfer: ArrayBuffer[] = []
   const feeds = inputs.map((tensor) => {
-    const type = ORT_TYPE[tensor.datatype]
-    if (!type) throw new Error(`datatype ${tensor.datatype} cannot be fed to onnxruntime`)
-    if (Array.isArray(tensor.data)) {
-      return { name: tensor.name, type, dims: tensor.shape, data: tensor.data.map((b) => utf8.decode(b)) }
-    }
-    const numeric = tensor.data as Exclude<TensorData, Uint8Array[]>
+    const { type, strings, numeric } = feedParts(tensor)
+    if (!numeric) return strings
     if (copied) return { name: tensor.name, type, dims: tensor.shape, data: numeric }
     const data = isMovable(numeric)
       ? numeric
@@ -335,12 +346,8 @@ function feedsThroughShm(inputs: Tensor[], fd: number): { feeds: unknown[]; end:
   let at = 0
   let full = false
   const feeds = inputs.map((tensor) => {
-    const type = ORT_TYPE[tensor.datatype]
-    if (!type) throw new Error(`datatype ${tensor.datatype} cannot be fed to onnxruntime`)
-    if (Array.isArray(tensor.data)) {
-      return { name: tensor.name, type, dims: tensor.shape, data: tensor.data.map((b) => utf8.decode(b)) }
-    }
-    const data = tensor.data as Exclude<TensorData, Uint8Array[]>
+    const { type, strings, numeric: data } = feedParts(tensor)
+    if (!data) return strings
     if (!full) {
       try {
         writeAll(fd, new Uint8Array(data.buffer, data.byteOffset, data.byteLength), at)
