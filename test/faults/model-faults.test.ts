@@ -263,7 +263,7 @@ describe('model faults under steady load', () => {
     expect(c.ok().length).toBeGreaterThan(5)
     expect(c.ok().every((x) => JSON.stringify(outputOf(x)) === JSON.stringify(ROW))).toBe(true)
     expect(c.failed().length).toBeGreaterThan(0)
-    for (const failure of c.failed()) expect(failure.status).toBe(503)
+    for (const failure of c.failed()) expect(failure.status, failure.body).toBe(503)
     expect(c.failed().map((x) => JSON.parse(x.body).error)).toContainEqual(
       expect.stringMatching(
         /^Model 'C' version '1' lost this request: its onnxruntime worker process was killed by SIGBUS/,

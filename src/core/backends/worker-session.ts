@@ -533,10 +533,14 @@ export class SessionHost {
     inputs: Tensor[],
     outputNames: string[] | undefined,
   ): Promise<Tensor[]> {
+    // A worker that ended while this run waited for the file took the file with it (its descriptor is
+    // closed, and its number may belong to another file by now): fail as the run would have.
+    if (this.exited) throw this.exited
     const { feeds, end } = feedsThroughShm(inputs, fd)
     const replied = this.call({ type: 'run', session, feeds, outputNames, outAt: end })
     recycleSent(inputs)
     const reply = await replied
+    if (this.exited) throw this.exited
     return (reply.outputs ?? []).map((o) =>
       fromOrtParts(o.name, o.type, o.dims, o.at === undefined ? o.data : outputFromShm(o, fd)),
     )

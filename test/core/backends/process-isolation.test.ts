@@ -183,6 +183,22 @@ describe('isolation: process', () => {
     await pool.close()
   })
 
+  it('a run waiting for the tensor file when its worker dies fails as a lost instance, never on the closed file', async () => {
+    const host = new SessionHost(undefined, 'process')
+    const session = await host.open(slow, options)
+    // The first run computes for a while; the others wait for the file behind it.
+    const running = session.run([f32('x', [1, 4], [2_000_000, 1, 1, 1])], ['y'])
+    const waiting = [1, 2, 3].map(() => session.run([ones], ['y']))
+    await new Promise((resolve) => setTimeout(resolve, 100))
+    process.kill(host.pid as number, 'SIGKILL')
+    for (const run of [running, ...waiting]) {
+      const error = await rejection(run)
+      expect(error.name).toBe('WorkerExitedError')
+      expect(error.message).toBe('its onnxruntime worker process was killed by SIGKILL')
+    }
+    await host.ended
+  })
+
   it('a native fault inside onnxruntime (weights truncated under a loaded model: SIGBUS) costs that instance, not this process; the model then goes unavailable with the reason', async () => {
     const { logger, lines } = recordingLogger()
     const pool = new WorkerPool({ size: 1, logger })
