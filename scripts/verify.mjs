@@ -4,7 +4,8 @@
 //
 //   1. attacks, fuzzing (REST 100k cases, gRPC 5k), transport attacks, registration enumeration;
 //   2. faults: nginx + two replicas (SIGKILL, SIGTERM, stress ramp), PostgreSQL and Redis outages,
-//      crashing workers and missing model files;
+//      crashing workers (native crashes inside onnxruntime under isolation: process) and missing
+//      model files;
 //   3. data: GDPR export and erasure, the hash-chained audit log, the disaster-recovery drill, the
 //      install's own security check (helix doctor --security), supply-chain rules;
 //   4. load: bench/nginx-replicas.js — 1000 connections through nginx for 60 s, faults under that
@@ -48,6 +49,7 @@ const steps = [
       'run',
       'test/faults/',
       'test/core/backends/instance-recovery.test.ts',
+      'test/core/backends/process-isolation.test.ts',
     ],
     env: env({}),
   },
