@@ -96,10 +96,7 @@ export class WorkerPool {
     options: ort.InferenceSession.SessionOptions,
   ): Promise<HostedSession> {
     if (this.closed) throw new WorkerStartError('the worker pool is closed')
-    const host = (this.options.startHost ?? ((onExit, isolation) => new SessionHost(onExit, isolation)))(
-      (exited) => this.forget(exited),
-      'process',
-    )
+    const host = this.startHost('process')
     this.processes.add(host)
     let session: HostedSession
     try {
@@ -143,10 +140,7 @@ export class WorkerPool {
 
   private start(): SessionHost | undefined {
     try {
-      const host = (this.options.startHost ?? ((onExit) => new SessionHost(onExit)))(
-        (exited) => this.forget(exited),
-        'thread',
-      )
+      const host = this.startHost('thread')
       this.hosts.push(host)
       return host
     } catch (err) {
@@ -159,6 +153,12 @@ export class WorkerPool {
       )
       return undefined
     }
+  }
+
+  /** A new worker that tells the pool when it ends (the test seam `startHost` when given). */
+  private startHost(isolation: Isolation): SessionHost {
+    const start = this.options.startHost ?? ((onExit, kind) => new SessionHost(onExit, kind))
+    return start((exited) => this.forget(exited), isolation)
   }
 
   private forget(host: SessionHost): void {
